@@ -1,0 +1,280 @@
+//! Correlated randomness from the dealer D.
+//!
+//! D shares a ChaCha seed with each party. P0 expands *all* of its material from its
+//! seed; P1 expands the random half of its material from its seed and receives only
+//! *corrections* from D (for a Beaver triple, `c1 = a*b - c0`), which halves D's traffic
+//! compared with sending every share.
+//!
+//! Material is consumed in requests: a party announces the items of its next request
+//! ([`Dealer::request`]), then takes them in that order ([`Dealer::take`]). Both parties
+//! send their requests to D, which checks they are the same (kind, shape and sequence
+//! number) before generating anything, and each party checks that what it takes is what it
+//! announced: any mismatch is an error on both sides, never silent garbage.
+//!
+//! What each party draws, and in which order, is the [`layout`] of an item; D replays the
+//! same draws ([`server`], feature `alloc`) so its corrections line up with P1's stream.
+
+mod client;
+pub mod gen;
+#[cfg(feature = "alloc")]
+pub mod server;
+
+pub use client::DealerClient;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::party::PartyId;
+use crate::prg::words_for_bits;
+use crate::transport::Stats;
+
+/// Version of the dealer and party wire protocol; both ends must agree.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Most items in one request.
+pub const MAX_ITEMS: usize = 8;
+
+/// One kind of correlated randomness, with its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Item {
+    /// `n` elementwise Beaver triples `(a, b, c = a*b)`.
+    Triple {
+        /// Elements.
+        n: u32,
+    },
+    /// `n` square pairs `(a, c = a^2)`.
+    Square {
+        /// Elements.
+        n: u32,
+    },
+    /// A matrix triple `A (m x k)`, `B (k x n)`, `C = A B`.
+    MatTriple {
+        /// Rows of A.
+        m: u32,
+        /// Inner dimension.
+        k: u32,
+        /// Columns of B.
+        n: u32,
+    },
+    /// The fixed mask `B (k x n)` of weight `id`, drawn once per model load from the
+    /// weight's own PRG stream (no corrections: each party draws its share).
+    WeightMask {
+        /// Weight id, unique per session.
+        id: u32,
+        /// Rows.
+        k: u32,
+        /// Columns.
+        n: u32,
+    },
+    /// A fresh `A (m x k)` and `C = A B` for the fixed mask `B` of weight `id`.
+    WeightTriple {
+        /// Weight id (registered by a [`Item::WeightMask`]).
+        id: u32,
+        /// Rows of A.
+        m: u32,
+        /// Inner dimension (rows of B).
+        k: u32,
+        /// Columns of B.
+        n: u32,
+    },
+    /// Faithful-truncation material for `n` elements: private bits `u` (P0), `v` (P1)
+    /// and additive shares of `u*v` mod `2^f`.
+    Trunc {
+        /// Elements.
+        n: u32,
+        /// Fractional bits removed (the shares of `u*v` are only needed mod 2^f).
+        f: u8,
+    },
+    /// `words * 64` AND triples on bit-packed XOR shares.
+    AndTriple {
+        /// Words of 64 triples.
+        words: u32,
+    },
+    /// `words * 64` products of privately held bits: P0 gets `u`, P1 gets `v`, both get
+    /// XOR shares of `u & v`.
+    PrivAnd {
+        /// Words of 64 bits.
+        words: u32,
+    },
+}
+
+/// Alias used in errors: the kind of an item is the item with its shape.
+pub type ItemKind = Item;
+
+/// How a slot is drawn from a PRG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Uniform ring words.
+    Words,
+    /// Packed uniform bits (`nbits` of them; the tail of the last word is zero).
+    Bits(usize),
+}
+
+/// Where P1's share of a slot comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum P1Source {
+    /// P1's own seed.
+    Prg,
+    /// A correction from D, sent as `width` little-endian bytes per word (1, 2, 4 or 8).
+    Correction {
+        /// Bytes per word on the wire.
+        width: u8,
+    },
+}
+
+/// One buffer of an item: `len` words; P0 always draws it from its seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Words.
+    pub len: usize,
+    /// How the PRG draw is shaped.
+    pub fill: Fill,
+    /// P1's source.
+    pub p1: P1Source,
+}
+
+const fn words(len: usize) -> Slot {
+    Slot {
+        len,
+        fill: Fill::Words,
+        p1: P1Source::Prg,
+    }
+}
+const fn corr(len: usize, width: u8) -> Slot {
+    Slot {
+        len,
+        fill: Fill::Words,
+        p1: P1Source::Correction { width },
+    }
+}
+const fn bits(nbits: usize) -> Slot {
+    Slot {
+        len: words_for_bits(nbits),
+        fill: Fill::Bits(nbits),
+        p1: P1Source::Prg,
+    }
+}
+
+/// The slots of an item, in the order both parties (and D, replaying them) draw them.
+pub fn layout(item: &Item) -> heapless::Vec<Slot, 4> {
+    let mut v = heapless::Vec::new();
+    let mut push = |s| {
+        let _ = v.push(s);
+    };
+    match *item {
+        Item::Triple { n } => {
+            let n = n as usize;
+            push(words(n));
+            push(words(n));
+            push(corr(n, 8));
+        }
+        Item::Square { n } => {
+            push(words(n as usize));
+            push(corr(n as usize, 8));
+        }
+        Item::MatTriple { m, k, n } => {
+            let (m, k, n) = (m as usize, k as usize, n as usize);
+            push(words(m * k));
+            push(words(k * n));
+            push(corr(m * n, 8));
+        }
+        Item::WeightMask { k, n, .. } => push(words(k as usize * n as usize)),
+        Item::WeightTriple { m, k, n, .. } => {
+            let (m, k, n) = (m as usize, k as usize, n as usize);
+            push(words(m * k));
+            push(corr(m * n, 8));
+        }
+        Item::Trunc { n, f } => {
+            push(bits(n as usize));
+            push(corr(n as usize, (f as u32).div_ceil(8).max(1) as u8));
+        }
+        Item::AndTriple { words: w } => {
+            let w = w as usize;
+            push(words(w));
+            push(words(w));
+            push(corr(w, 8));
+        }
+        Item::PrivAnd { words: w } => {
+            push(words(w as usize));
+            push(corr(w as usize, 8));
+        }
+    }
+    v
+}
+
+/// Bytes of corrections D sends P1 for an item.
+pub fn correction_bytes(item: &Item) -> u64 {
+    layout(item)
+        .iter()
+        .map(|s| match s.p1 {
+            P1Source::Prg => 0,
+            P1Source::Correction { width } => s.len as u64 * width as u64,
+        })
+        .sum()
+}
+
+/// A request: the next items a party will consume, with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Position in the session's request stream (0, 1, 2, ...).
+    pub seq: u32,
+    /// The items, in consumption order.
+    pub items: heapless::Vec<Item, MAX_ITEMS>,
+}
+
+/// A party's source of correlated randomness.
+pub trait Dealer {
+    /// Which party this source serves.
+    fn party(&self) -> PartyId;
+
+    /// Announces the items of the next request (sent to D for checking and generation).
+    fn request(&mut self, items: &[Item]) -> Result<()>;
+
+    /// Takes the next announced item into `bufs` (one buffer per [`layout`] slot, each of
+    /// the slot's length). Errors if `item` is not the next announced one.
+    fn take(&mut self, item: Item, bufs: &mut [&mut [u64]]) -> Result<()>;
+
+    /// Checks the last request was fully consumed and ends the stream.
+    fn finish(&mut self) -> Result<()>;
+
+    /// Traffic with D so far.
+    fn stats(&self) -> Stats;
+}
+
+impl<D: Dealer + ?Sized> Dealer for &mut D {
+    fn party(&self) -> PartyId {
+        (**self).party()
+    }
+    fn request(&mut self, items: &[Item]) -> Result<()> {
+        (**self).request(items)
+    }
+    fn take(&mut self, item: Item, bufs: &mut [&mut [u64]]) -> Result<()> {
+        (**self).take(item, bufs)
+    }
+    fn finish(&mut self) -> Result<()> {
+        (**self).finish()
+    }
+    fn stats(&self) -> Stats {
+        (**self).stats()
+    }
+}
+
+/// Handshake from a party to D.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyHello {
+    /// [`PROTOCOL_VERSION`] of the party.
+    pub version: u16,
+    /// Which party connects.
+    pub party: PartyId,
+}
+
+/// D's answer: the party's seed and the session id both parties must share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealerHello {
+    /// [`PROTOCOL_VERSION`] of the dealer.
+    pub version: u16,
+    /// Random session id, the same for P0 and P1.
+    pub session: u64,
+    /// The party's seed shared with D.
+    pub seed: crate::prg::Seed,
+}

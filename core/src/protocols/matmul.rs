@@ -1,0 +1,72 @@
+//! Product of two shared matrices (Beaver matrix triple), e.g. attention `Q K^T`.
+//!
+//! With `A (m x k)`, `B (k x n)`, `C = A B` from the dealer, the parties open
+//! `E = X - A` and `F = Y - B` in one message; then
+//! `Z_0 = C_0 + E (B_0 + F) + A_0 F` and `Z_1 = C_1 + E B_1 + A_1 F`
+//! (two local matmuls per party), truncated for fixed point.
+//!
+//! Cost per party: 1 round and `8(mk + kn)` payload bytes, plus the truncation (1 round,
+//! `ceil(mn/8)` bytes). D sends P1 `8mn` bytes (+ `mn ceil(f/8)`).
+
+use crate::arena::Arena;
+use crate::dealer::{Dealer, Item};
+use crate::error::{check_len, Result};
+use crate::kernel::MatMul;
+use crate::session::Session;
+use crate::share::AShare;
+use crate::transport::Transport;
+
+use super::trunc;
+
+/// Scratch words for an `m x k` by `k x n` product.
+pub fn scratch_words(m: usize, k: usize, n: usize) -> usize {
+    (3 * (m * k + k * n) + m * n).max(trunc::scratch_words(m * n))
+}
+
+/// Fixed-point matrix product `out = x y` (row-major; truncated).
+pub fn matmul<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[AShare],
+    y: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    check_len("matmul left operand", m * k, x.len())?;
+    check_len("matmul right operand", k * n, y.len())?;
+    check_len("matmul output", m * n, out.len())?;
+    let item = Item::MatTriple {
+        m: m as u32,
+        k: k as u32,
+        n: n as u32,
+    };
+    if s.trunc_mode == trunc::TruncMode::Faithful {
+        s.dealer.request(&[item, trunc::item(m * n, s.enc.frac_bits())])?;
+    } else {
+        s.dealer.request(&[item])?;
+    }
+    {
+        let mut ar = Arena::new(scratch);
+        let a = ar.take(m * k)?;
+        let b = ar.take(k * n)?;
+        let c = AShare::raw_slice_mut(out);
+        s.dealer.take(item, &mut [&mut *a, &mut *b, &mut *c])?;
+        let mine = ar.take(m * k + k * n)?;
+        let theirs = ar.take(m * k + k * n)?;
+        let (xs, ys) = (AShare::raw_slice(x), AShare::raw_slice(y));
+        crate::ring::sub_into(&mut mine[..m * k], xs, a);
+        crate::ring::sub_into(&mut mine[m * k..], ys, b);
+        s.peer.exchange_u64(mine, theirs)?;
+        crate::ring::add_assign(theirs, mine);
+        let (e, f) = theirs.split_at(m * k);
+        if s.party.is_p0() {
+            crate::ring::add_assign(b, f);
+        }
+        // Z = C + E B' + A F
+        s.kernel.gemm(m, k, n, e, b, c, true);
+        s.kernel.gemm(m, k, n, a, f, c, true);
+    }
+    trunc::run(s, out, scratch)
+}

@@ -1,0 +1,16 @@
+//! The protocols, one per file. Each doc comment gives the math, the rounds and the
+//! payload bytes per party, which tests assert against the transport counters.
+//!
+//! Conventions: inputs and outputs are slices of shares; scratch is a caller-provided
+//! `&mut [u64]` of at least the documented `scratch_words`; fixed-point products are
+//! truncated with the session's truncation mode unless a function says otherwise.
+//! Opened values are always masked by dealer randomness uniform over the ring.
+
+pub mod input;
+pub mod linear;
+pub mod matmul;
+pub mod mul;
+pub mod reveal;
+pub mod square;
+pub mod trunc;
+pub mod weight;

@@ -1,0 +1,97 @@
+//! Elementwise product of two shared vectors (Beaver).
+//!
+//! With a triple `(a, b, c = a b)` from the dealer, the parties open `E = x - a` and
+//! `F = y - b` in one message (both uniformly masked), then
+//! `z_i = c_i + E b_i + a_i F (+ E F at P0)`. For fixed-point inputs the product has 2f
+//! fractional bits and is truncated ([`super::trunc`]).
+//!
+//! Cost per party for `n` elements: 1 round and `16n` payload bytes for the product, plus
+//! the truncation (1 round, `ceil(n/8)` bytes) when truncating. D sends P1 `8n` bytes of
+//! triple corrections (+ `n ceil(f/8)` for truncation).
+
+use crate::arena::Arena;
+use crate::dealer::{Dealer, Item};
+use crate::error::{check_len, Result};
+use crate::kernel::MatMul;
+use crate::session::Session;
+use crate::share::AShare;
+use crate::transport::Transport;
+
+use super::trunc;
+
+/// Scratch words for `n` elements.
+pub fn scratch_words(n: usize) -> usize {
+    (7 * n).max(trunc::scratch_words(n))
+}
+
+/// Fixed-point product `out = x * y` (truncated).
+pub fn mul<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    y: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    if s.trunc_mode == trunc::TruncMode::Faithful {
+        s.dealer
+            .request(&[Item::Triple { n: n as u32 }, trunc::item(n, s.enc.frac_bits())])?;
+    } else {
+        s.dealer.request(&[Item::Triple { n: n as u32 }])?;
+    }
+    product(s, x, y, out, scratch)?;
+    trunc::run(s, out, scratch)
+}
+
+/// Ring product `out = x * y` with no truncation (integers, bits, or when the caller
+/// truncates later).
+pub fn mul_ring<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    y: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    s.dealer.request(&[Item::Triple { n: x.len() as u32 }])?;
+    product(s, x, y, out, scratch)
+}
+
+/// The Beaver product on already-requested material.
+pub(crate) fn product<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    y: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    check_len("mul operand", n, y.len())?;
+    check_len("mul output", n, out.len())?;
+    let mut ar = Arena::new(scratch);
+    let a = ar.take(n)?;
+    let b = ar.take(n)?;
+    let c = ar.take(n)?;
+    s.dealer.take(Item::Triple { n: n as u32 }, &mut [&mut *a, &mut *b, &mut *c])?;
+    let mine = ar.take(2 * n)?;
+    let theirs = ar.take(2 * n)?;
+    let (xs, ys) = (AShare::raw_slice(x), AShare::raw_slice(y));
+    for i in 0..n {
+        mine[i] = xs[i].wrapping_sub(a[i]);
+        mine[n + i] = ys[i].wrapping_sub(b[i]);
+    }
+    s.peer.exchange_u64(mine, theirs)?;
+    let p0 = s.party.is_p0();
+    let o = AShare::raw_slice_mut(out);
+    for i in 0..n {
+        let e = mine[i].wrapping_add(theirs[i]);
+        let f = mine[n + i].wrapping_add(theirs[n + i]);
+        let mut z = c[i]
+            .wrapping_add(e.wrapping_mul(b[i]))
+            .wrapping_add(a[i].wrapping_mul(f));
+        if p0 {
+            z = z.wrapping_add(e.wrapping_mul(f));
+        }
+        o[i] = z;
+    }
+    Ok(())
+}

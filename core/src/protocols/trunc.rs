@@ -1,0 +1,177 @@
+//! Truncation after a fixed-point product: from shares of `v` (2f fractional bits) to
+//! shares of `v / 2^f`.
+//!
+//! # Faithful truncation (default)
+//!
+//! Let `z = v + 2^62 + 2^f` (P0 adds the public bias), so `z` is in `[0, 2^63)` whenever
+//! `|v| < 2^62 - 2^f` (reals below 2^30 at 2f = 32 fractional bits). For two shares
+//! `z0 + z1 = z + w 2^64` with `z < 2^63`, the wrap bit is `w = a OR b` where
+//! `a = msb(z0)` (known to P0) and `b = msb(z1)` (known to P1). The parties compute
+//! additive shares of `w = a + b - ab` with a dealer-assisted product of two privately
+//! held bits: D gives P0 a random bit `u`, P1 a random bit `v'`, and both shares of
+//! `u v'` mod 2^f; P0 opens `alpha = a ^ u`, P1 opens `beta = b ^ v'` (one bit each,
+//! uniformly masked), and
+//! `ab = alpha beta + alpha (1 - 2 beta) v' + beta (1 - 2 alpha) u + (1 - 2 alpha)(1 - 2 beta) u v'`
+//! is linear in what each party holds. Then
+//! `(z0 >> f) + (z1 >> f) - w 2^(64-f) = floor(z / 2^f) - c` with a carry `c` in {0, 1},
+//! and subtracting `2^(62-f)` gives `floor(v / 2^f) + 1 - c`: always within 1 LSB of the
+//! exact quotient `v / 2^f`, with no large errors. Only `w mod 2^f` matters (it is
+//! multiplied by `2^(64-f)`), so D sends P1's share of `u v'` in `ceil(f/8)` bytes.
+//!
+//! Cost per element: 1 round (for the whole batch), `ceil(n/8)` payload bytes sent per
+//! party; D sends P1 `n * ceil(f/8)` bytes.
+//!
+//! # SecureML local truncation (opt-in)
+//!
+//! P0 keeps `x0 >> f` (arithmetic), P1 keeps `-((-x1) >> f)`. No communication, but for
+//! `|v| < 2^l` each element fails with a large error (about 2^(64-f)) with probability
+//! about `2^(l+1-64)`; at `l = 40` that is one failure per ~8 million elements, which a
+//! BERT forward with 10^8 truncations hits. Use only where that risk is accepted.
+
+use crate::dealer::{Dealer, Item};
+use crate::error::{check_len, Result};
+use crate::kernel::MatMul;
+use crate::party::PartyId;
+use crate::prg::words_for_bits;
+use crate::ring::sar;
+use crate::session::Session;
+use crate::share::AShare;
+use crate::transport::Transport;
+use crate::arena::Arena;
+
+/// How products are truncated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TruncMode {
+    /// One round, at most 1 LSB of error, no large errors for |v| < 2^62 (default).
+    Faithful,
+    /// SecureML local truncation: free, but fails with probability ~|v|/2^63 per element.
+    LocalSecureMl,
+}
+
+/// The dealer item for truncating `n` elements by `f` bits.
+pub fn item(n: usize, f: u32) -> Item {
+    Item::Trunc { n: n as u32, f: f as u8 }
+}
+
+/// Scratch words needed to truncate `n` elements (material included).
+pub fn scratch_words(n: usize) -> usize {
+    n + 3 * words_for_bits(n)
+}
+
+/// Scratch words needed when the material is provided ([`apply`]).
+pub fn apply_scratch_words(n: usize) -> usize {
+    2 * words_for_bits(n)
+}
+
+/// Truncates `x` in place by the session's `f` bits, requesting its own material.
+pub fn trunc<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    if s.trunc_mode == TruncMode::LocalSecureMl {
+        local(s.party, AShare::raw_slice_mut(x), s.enc.frac_bits());
+        return Ok(());
+    }
+    s.dealer.request(&[item(x.len(), s.enc.frac_bits())])?;
+    run(s, x, scratch)
+}
+
+/// Truncates `x` in place, taking already-requested material (mode-aware).
+pub fn run<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    let f = s.enc.frac_bits();
+    if s.trunc_mode == TruncMode::LocalSecureMl {
+        local(s.party, AShare::raw_slice_mut(x), f);
+        return Ok(());
+    }
+    let mut ar = Arena::new(scratch);
+    let r = ar.take(words_for_bits(n))?;
+    let sh = ar.take(n)?;
+    s.dealer.take(item(n, f), &mut [&mut *r, &mut *sh])?;
+    apply(s, x, r, sh, ar.rest())
+}
+
+/// Takes the material of [`item`] into owned buffers (for preparing it offline).
+pub fn take_material<D: Dealer>(dealer: &mut D, n: usize, f: u32, r: &mut [u64], sh: &mut [u64]) -> Result<()> {
+    dealer.take(item(n, f), &mut [r, sh])
+}
+
+/// Faithful truncation of `x` with material `r` (this party's random bits, packed) and
+/// `sh` (this party's shares of `u v'`), in place. 1 round, `ceil(n/8)` bytes sent.
+pub fn apply<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    r: &[u64],
+    sh: &[u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    let nw = words_for_bits(n);
+    check_len("truncation material", nw, r.len())?;
+    check_len("truncation material", n, sh.len())?;
+    let f = s.enc.frac_bits();
+    let x = AShare::raw_slice_mut(x);
+    let mut ar = Arena::new(scratch);
+    let mine = ar.take_zeroed(nw)?;
+    let theirs = ar.take(nw)?;
+    let bias = s.party.share_of_public((1u64 << 62).wrapping_add(1u64 << f));
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = v.wrapping_add(bias);
+        mine[i / 64] |= (*v >> 63) << (i % 64);
+    }
+    for (m, rr) in mine.iter_mut().zip(r) {
+        *m ^= *rr;
+    }
+    s.peer.exchange_bits(mine, theirs, n)?;
+    let (alpha_w, beta_w) = match s.party {
+        PartyId::P0 => (&*mine, &*theirs),
+        PartyId::P1 => (&*theirs, &*mine),
+    };
+    let p0 = s.party == PartyId::P0;
+    let hi_shift = 64 - f;
+    let unbias = s.party.share_of_public(1u64 << (62 - f));
+    for i in 0..n {
+        let (w, b) = (i / 64, i % 64);
+        let alpha = (alpha_w[w] >> b) & 1;
+        let beta = (beta_w[w] >> b) & 1;
+        let rbit = (r[w] >> b) & 1;
+        // (1 - 2 alpha)(1 - 2 beta) is +1 when alpha == beta, else -1.
+        let sign_ab = if alpha == beta { sh[i] } else { sh[i].wrapping_neg() };
+        let own = x[i] >> 63; // msb of this party's share of z: a at P0, b at P1
+        let ab = if p0 {
+            // alpha*beta + beta(1 - 2 alpha) u + ...
+            let t = if alpha == 1 { 0u64.wrapping_sub(beta * rbit) } else { beta * rbit };
+            (alpha & beta).wrapping_add(t).wrapping_add(sign_ab)
+        } else {
+            // alpha(1 - 2 beta) v' + ...
+            let t = if beta == 1 { 0u64.wrapping_sub(alpha * rbit) } else { alpha * rbit };
+            t.wrapping_add(sign_ab)
+        };
+        let wshare = own.wrapping_sub(ab);
+        x[i] = (x[i] >> f)
+            .wrapping_sub(wshare << hi_shift)
+            .wrapping_sub(unbias);
+    }
+    Ok(())
+}
+
+/// SecureML local truncation by `f` bits (see the module docs for its failure rate).
+pub fn local(party: PartyId, x: &mut [u64], f: u32) {
+    match party {
+        PartyId::P0 => {
+            for v in x {
+                *v = sar(*v, f);
+            }
+        }
+        PartyId::P1 => {
+            for v in x {
+                *v = sar(v.wrapping_neg(), f).wrapping_neg();
+            }
+        }
+    }
+}
