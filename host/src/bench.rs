@@ -42,6 +42,14 @@ pub struct MatmulBench {
     pub max_abs_error: f64,
     /// One single-threaded plaintext u64 GEMM of the same shape with the same kernel.
     pub plain_gemm_seconds: f64,
+    /// Seconds to exchange `E` alone (slowest party).
+    pub e_transfer_seconds: f64,
+    /// One party's GEMM while the other party runs its own (slowest party): what the
+    /// online product costs in compute when both parties share the machine.
+    pub concurrent_gemm_seconds: f64,
+    /// `(online_seconds - e_transfer_seconds) / plain_gemm_seconds`: the protocol's
+    /// compute overhead over one plaintext GEMM, with the transfer of E set apart.
+    pub overhead_ratio_excluding_transfer: f64,
     /// `online_seconds / plain_gemm_seconds`.
     pub overhead_ratio: f64,
     /// Offline preparation seconds per inference (slowest party).
@@ -129,6 +137,9 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize) -> Result<MatmulB
         max_abs_error: max_err,
         plain_gemm_seconds: best,
         overhead_ratio: online / best,
+        e_transfer_seconds: r0.e_transfer_seconds.max(r1.e_transfer_seconds),
+        concurrent_gemm_seconds: r0.concurrent_gemm_seconds.max(r1.concurrent_gemm_seconds),
+        overhead_ratio_excluding_transfer: (online - r0.e_transfer_seconds.max(r1.e_transfer_seconds)) / best,
         prepare_seconds: r0.prepare_seconds.max(r1.prepare_seconds),
         setup_seconds: r0.setup_seconds.max(r1.setup_seconds),
         reps,

@@ -24,6 +24,10 @@ pub struct MatmulReport {
     pub online: Stats,
     /// Dealer traffic of one inference's preparation (received by this party).
     pub dealer: Stats,
+    /// Seconds to exchange `E` alone (m x k words each way), measured after the products.
+    pub e_transfer_seconds: f64,
+    /// Seconds of this party's online GEMM alone while the other party runs its own.
+    pub concurrent_gemm_seconds: f64,
     /// The revealed product (P1 only), ring elements.
     pub output: Option<Vec<u64>>,
 }
@@ -79,6 +83,29 @@ pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     times.sort_by(|a, b| a.total_cmp(b));
     rep.online_seconds = times[times.len() / 2];
     rep.prepare_seconds = prep_total / reps as f64;
+
+    // Breakdown: the transfer of E alone, and the GEMM alone (both parties at once).
+    let mut sync = [0u64; 1];
+    let e_mine = vec![1u64; m * k];
+    let mut e_theirs = vec![0u64; m * k];
+    let mut tt = Vec::new();
+    let mut tg = Vec::new();
+    let mut c = vec![0u64; m * n];
+    for _ in 0..reps {
+        s.peer_mut().exchange_u64(&[0], &mut sync)?;
+        let t = Instant::now();
+        s.peer_mut().exchange_u64(&e_mine, &mut e_theirs)?;
+        tt.push(t.elapsed().as_secs_f64());
+        s.peer_mut().exchange_u64(&[0], &mut sync)?;
+        let t = Instant::now();
+        s.kernel().gemm(m, k, n, &e_theirs, &wprime, &mut c, true);
+        tg.push(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&c);
+    tt.sort_by(|a, b| a.total_cmp(b));
+    tg.sort_by(|a, b| a.total_cmp(b));
+    rep.e_transfer_seconds = tt[tt.len() / 2];
+    rep.concurrent_gemm_seconds = tg[tg.len() / 2];
 
     if s.party() == PartyId::P1 {
         let mut o = vec![0u64; m * n];

@@ -64,8 +64,7 @@ mod avx2 {
     const NR: usize = 8;
     /// Rows per micro-tile.
     const MR: usize = 4;
-    const KC: usize = 128;
-    const NC: usize = 256;
+    const KC: usize = 256;
 
     pub fn gemm(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64], accumulate: bool) {
         if !accumulate {
@@ -74,43 +73,37 @@ mod avx2 {
         if m == 0 || n == 0 || k == 0 {
             return;
         }
-        // Packed B block: for each panel of NR columns, KC rows of [b (NR) | b >> 32 (NR)].
-        let mut packed = vec![0u64; KC * NC.div_ceil(NR) * NR * 2];
-        for jc in (0..n).step_by(NC) {
-            let nc = NC.min(n - jc);
-            let panels = nc.div_ceil(NR);
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
-                for jp in 0..panels {
-                    let base = jp * KC * NR * 2;
-                    for p in 0..kc {
-                        let row = &b[(pc + p) * n..(pc + p + 1) * n];
-                        let dst = &mut packed[base + p * NR * 2..base + (p + 1) * NR * 2];
-                        for t in 0..NR {
-                            let j = jc + jp * NR + t;
-                            let v = if j < jc + nc { row[j] } else { 0 };
-                            dst[t] = v;
-                            dst[NR + t] = v >> 32;
+        // No packing: a panel of NR columns of B is read in place (each row's NR words
+        // are one cache line) and stays in L1 across the rows of A; a KC-deep block of A
+        // stays in L2 across the panels. B streams from memory once.
+        let full = n / NR * NR;
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            for j0 in (0..full).step_by(NR) {
+                for i0 in (0..m).step_by(MR) {
+                    let mr = MR.min(m - i0);
+                    let mut tile = [0u64; MR * NR];
+                    // SAFETY: only reached when `HostKernel::detect` found AVX2. The
+                    // micro-kernel reads rows pc..pc+kc of B at columns j0..j0+NR
+                    // (j0 + NR <= n) and rows i0..i0+mr of A at columns pc..pc+kc,
+                    // all inside the slices (checked by the caller's length assert).
+                    unsafe { micro(kc, &a[i0 * k + pc..], k, mr, &b[pc * n + j0..], n, &mut tile) };
+                    for r in 0..mr {
+                        let crow = &mut c[(i0 + r) * n + j0..(i0 + r) * n + j0 + NR];
+                        for (t, cv) in crow.iter_mut().enumerate() {
+                            *cv = cv.wrapping_add(tile[r * NR + t]);
                         }
                     }
                 }
-                for i0 in (0..m).step_by(MR) {
-                    let mr = MR.min(m - i0);
-                    for jp in 0..panels {
-                        let j0 = jc + jp * NR;
-                        let ncols = NR.min(jc + nc - j0);
-                        let bp = &packed[jp * KC * NR * 2..jp * KC * NR * 2 + kc * NR * 2];
-                        let mut tile = [0u64; MR * NR];
-                        // SAFETY: this module is only reached when `HostKernel::detect`
-                        // found AVX2; all slices are bounds-checked by construction
-                        // (`bp` holds kc rows of 2*NR words, rows i0..i0+mr of `a` exist).
-                        unsafe { micro(kc, &a[i0 * k + pc..], k, mr, bp, &mut tile) };
-                        for r in 0..mr {
-                            let crow = &mut c[(i0 + r) * n + j0..(i0 + r) * n + j0 + ncols];
-                            for (t, cv) in crow.iter_mut().enumerate() {
-                                *cv = cv.wrapping_add(tile[r * NR + t]);
-                            }
-                        }
+            }
+        }
+        // Remaining columns (n not a multiple of NR): scalar.
+        if full < n {
+            for i in 0..m {
+                for p in 0..k {
+                    let av = a[i * k + p];
+                    for j in full..n {
+                        c[i * n + j] = c[i * n + j].wrapping_add(av.wrapping_mul(b[p * n + j]));
                     }
                 }
             }
@@ -119,35 +112,38 @@ mod avx2 {
 
     /// The MR x NR micro-kernel: `tile = A[0..mr, 0..kc] * Bpanel`.
     #[target_feature(enable = "avx2")]
-    unsafe fn micro(kc: usize, a: &[u64], lda: usize, mr: usize, bp: &[u64], tile: &mut [u64; MR * NR]) {
+    unsafe fn micro(kc: usize, a: &[u64], lda: usize, mr: usize, b_in: &[u64], ldb: usize, tile: &mut [u64; MR * NR]) {
+        const V: usize = NR / 4;
         let z = _mm256_setzero_si256();
-        let mut lo = [[z; 2]; MR];
-        let mut cr = [[z; 2]; MR];
+        let mut lo = [[z; V]; MR];
+        let mut cr = [[z; V]; MR];
+        let mut arow = [0usize; MR];
+        for (r, ar) in arow.iter_mut().enumerate() {
+            *ar = if r < mr { r * lda } else { 0 };
+        }
+        let live = [mr > 0, mr > 1, mr > 2, mr > 3];
         for p in 0..kc {
-            let bq = &bp[p * NR * 2..p * NR * 2 + NR * 2];
-            // SAFETY: bq has 16 words; unaligned loads are allowed.
-            let (b0, b1, h0, h1) = unsafe {
-                (
-                    _mm256_loadu_si256(bq.as_ptr() as *const __m256i),
-                    _mm256_loadu_si256(bq.as_ptr().add(4) as *const __m256i),
-                    _mm256_loadu_si256(bq.as_ptr().add(8) as *const __m256i),
-                    _mm256_loadu_si256(bq.as_ptr().add(12) as *const __m256i),
-                )
-            };
+            let bq = &b_in[p * ldb..p * ldb + NR];
+            let mut b = [z; V];
+            let mut h = [z; V];
+            for v in 0..V {
+                // SAFETY: bq has NR words; unaligned loads are allowed.
+                b[v] = unsafe { _mm256_loadu_si256(bq.as_ptr().add(4 * v) as *const __m256i) };
+                h[v] = _mm256_srli_epi64(b[v], 32);
+            }
             for r in 0..MR {
-                let av = if r < mr { a[r * lda + p] } else { 0 };
+                let av = if live[r] { a[arow[r] + p] } else { 0 };
                 let al = _mm256_set1_epi64x(av as i64);
                 let ah = _mm256_set1_epi64x((av >> 32) as i64);
-                lo[r][0] = _mm256_add_epi64(lo[r][0], _mm256_mul_epu32(al, b0));
-                lo[r][1] = _mm256_add_epi64(lo[r][1], _mm256_mul_epu32(al, b1));
-                let c0 = _mm256_add_epi64(_mm256_mul_epu32(ah, b0), _mm256_mul_epu32(al, h0));
-                let c1 = _mm256_add_epi64(_mm256_mul_epu32(ah, b1), _mm256_mul_epu32(al, h1));
-                cr[r][0] = _mm256_add_epi64(cr[r][0], c0);
-                cr[r][1] = _mm256_add_epi64(cr[r][1], c1);
+                for v in 0..V {
+                    lo[r][v] = _mm256_add_epi64(lo[r][v], _mm256_mul_epu32(al, b[v]));
+                    let c = _mm256_add_epi64(_mm256_mul_epu32(ah, b[v]), _mm256_mul_epu32(al, h[v]));
+                    cr[r][v] = _mm256_add_epi64(cr[r][v], c);
+                }
             }
         }
         for r in 0..MR {
-            for v in 0..2 {
+            for v in 0..V {
                 let sum = _mm256_add_epi64(lo[r][v], _mm256_slli_epi64(cr[r][v], 32));
                 // SAFETY: tile has MR*NR words; index r*NR + 4v .. +4 is in range.
                 unsafe { _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR + 4 * v) as *mut __m256i, sum) };

@@ -240,6 +240,13 @@ fn print_matmul(b: &MatmulBench) {
     );
     println!("  {:<34} {:>14}", "plaintext u64 GEMM seconds", format!("{:.4}", b.plain_gemm_seconds));
     println!("  {:<34} {:>14}", "overhead (online / GEMM)", format!("{:.2}x", b.overhead_ratio));
+    println!("  {:<34} {:>14}", "transfer of E alone seconds", format!("{:.4}", b.e_transfer_seconds));
+    println!("  {:<34} {:>14}", "GEMM alone, both parties at once", format!("{:.4}", b.concurrent_gemm_seconds));
+    println!(
+        "  {:<34} {:>14}",
+        "overhead excluding E transfer",
+        format!("{:.2}x", b.overhead_ratio_excluding_transfer)
+    );
     println!("  {:<34} {:>14}", "online bytes per party", b.online_bytes_per_party);
     println!("  {:<34} {:>14}", "online rounds", b.rounds);
     println!("  {:<34} {:>14}", "dealer bytes per inference", b.dealer_bytes);

@@ -135,27 +135,28 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     let p0 = s.party == PartyId::P0;
     let hi_shift = 64 - f;
     let unbias = s.party.share_of_public(1u64 << (62 - f));
-    for i in 0..n {
-        let (w, b) = (i / 64, i % 64);
-        let alpha = (alpha_w[w] >> b) & 1;
-        let beta = (beta_w[w] >> b) & 1;
-        let rbit = (r[w] >> b) & 1;
-        // (1 - 2 alpha)(1 - 2 beta) is +1 when alpha == beta, else -1.
-        let sign_ab = if alpha == beta { sh[i] } else { sh[i].wrapping_neg() };
-        let own = x[i] >> 63; // msb of this party's share of z: a at P0, b at P1
-        let ab = if p0 {
-            // alpha*beta + beta(1 - 2 alpha) u + ...
-            let t = if alpha == 1 { 0u64.wrapping_sub(beta * rbit) } else { beta * rbit };
-            (alpha & beta).wrapping_add(t).wrapping_add(sign_ab)
-        } else {
-            // alpha(1 - 2 beta) v' + ...
-            let t = if beta == 1 { 0u64.wrapping_sub(alpha * rbit) } else { alpha * rbit };
-            t.wrapping_add(sign_ab)
-        };
-        let wshare = own.wrapping_sub(ab);
-        x[i] = (x[i] >> f)
-            .wrapping_sub(wshare << hi_shift)
-            .wrapping_sub(unbias);
+    // Branchless: the opened bits are uniformly random, so branches on them mispredict.
+    for (wi, chunk) in x.chunks_mut(64).enumerate() {
+        let (aw, bw, rw) = (alpha_w[wi], beta_w[wi], r[wi]);
+        let shw = &sh[wi * 64..wi * 64 + chunk.len()];
+        for (bi, (v, shv)) in chunk.iter_mut().zip(shw).enumerate() {
+            let alpha = (aw >> bi) & 1;
+            let beta = (bw >> bi) & 1;
+            let rbit = (rw >> bi) & 1;
+            let sa = 1u64.wrapping_sub(alpha << 1); // 1 - 2 alpha
+            let sb = 1u64.wrapping_sub(beta << 1); // 1 - 2 beta
+            let common = sa.wrapping_mul(sb).wrapping_mul(*shv);
+            let ab = if p0 {
+                (alpha & beta)
+                    .wrapping_add(beta.wrapping_mul(sa).wrapping_mul(rbit))
+                    .wrapping_add(common)
+            } else {
+                alpha.wrapping_mul(sb).wrapping_mul(rbit).wrapping_add(common)
+            };
+            // This party's share of z's msb: a at P0, b at P1.
+            let wshare = (*v >> 63).wrapping_sub(ab);
+            *v = (*v >> f).wrapping_sub(wshare << hi_shift).wrapping_sub(unbias);
+        }
     }
     Ok(())
 }

@@ -286,7 +286,10 @@ pub trait Transport {
     }
 
     /// Sends a postcard-encoded control message of `kind`.
-    fn send_msg<M: Serialize>(&mut self, kind: FrameKind, msg: &M) -> Result<(), TransportError> {
+    fn send_msg<M: Serialize>(&mut self, kind: FrameKind, msg: &M) -> Result<(), TransportError>
+    where
+        Self: Sized,
+    {
         let mut buf = [0u8; MAX_CONTROL_LEN];
         let used = postcard::to_slice(msg, &mut buf).map_err(|_| TransportError::Codec)?;
         let n = used.len();
@@ -294,7 +297,10 @@ pub trait Transport {
     }
 
     /// Receives a postcard-encoded control message of `kind` (one round).
-    fn recv_msg<M: DeserializeOwned>(&mut self, kind: FrameKind) -> Result<M, TransportError> {
+    fn recv_msg<M: DeserializeOwned>(&mut self, kind: FrameKind) -> Result<M, TransportError>
+    where
+        Self: Sized,
+    {
         let mut buf = [0u8; MAX_CONTROL_LEN];
         let n = self.recv_frame(kind, &mut buf, false)?;
         self.stats_mut().rounds += 1;
@@ -302,30 +308,38 @@ pub trait Transport {
     }
 }
 
-impl<T: Transport + ?Sized> Transport for &mut T {
-    fn send_frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), TransportError> {
-        (**self).send_frame(kind, payload)
-    }
-    fn recv_frame(
-        &mut self,
-        kind: FrameKind,
-        buf: &mut [u8],
-        exact: bool,
-    ) -> Result<usize, TransportError> {
-        (**self).recv_frame(kind, buf, exact)
-    }
-    fn exchange_frame(
-        &mut self,
-        kind: FrameKind,
-        mine: &[u8],
-        theirs: &mut [u8],
-    ) -> Result<(), TransportError> {
-        (**self).exchange_frame(kind, mine, theirs)
-    }
-    fn stats(&self) -> Stats {
-        (**self).stats()
-    }
-    fn stats_mut(&mut self) -> &mut Stats {
-        (**self).stats_mut()
-    }
+macro_rules! forward_transport {
+    ($($t:tt)*) => {
+        $($t)* {
+            fn send_frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), TransportError> {
+                (**self).send_frame(kind, payload)
+            }
+            fn recv_frame(
+                &mut self,
+                kind: FrameKind,
+                buf: &mut [u8],
+                exact: bool,
+            ) -> Result<usize, TransportError> {
+                (**self).recv_frame(kind, buf, exact)
+            }
+            fn exchange_frame(
+                &mut self,
+                kind: FrameKind,
+                mine: &[u8],
+                theirs: &mut [u8],
+            ) -> Result<(), TransportError> {
+                (**self).exchange_frame(kind, mine, theirs)
+            }
+            fn stats(&self) -> Stats {
+                (**self).stats()
+            }
+            fn stats_mut(&mut self) -> &mut Stats {
+                (**self).stats_mut()
+            }
+        }
+    };
 }
+
+forward_transport!(impl<T: Transport + ?Sized> Transport for &mut T);
+#[cfg(feature = "alloc")]
+forward_transport!(impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T>);

@@ -1,0 +1,313 @@
+//! Every foundation protocol, two parties + dealer, over in-memory links and over TCP,
+//! compared with a plaintext f64 reference with the error bound asserted.
+
+use secformer_core::party::PartyId;
+use secformer_core::protocols::{input, linear, matmul, mul, reveal, square, trunc, weight};
+use secformer_core::share::AShare;
+use secformer_tests::*;
+
+fn share(s: &mut TestSession, owner: PartyId, vals: &[f64]) -> secformer_core::Result<Vec<AShare>> {
+    let mut out = vec![AShare::default(); vals.len()];
+    let mine = (s.party() == owner).then_some(vals);
+    input::share_input_f64(s, owner, mine, &mut out)?;
+    Ok(out)
+}
+
+fn open(s: &mut TestSession, x: &[AShare]) -> secformer_core::Result<Vec<f64>> {
+    let mut out = vec![0u64; x.len()];
+    reveal::reveal(s, x, &mut out)?;
+    Ok(dec(&out))
+}
+
+/// Rounds values to the fixed-point grid (what the parties actually share).
+fn grid(xs: &[f64]) -> Vec<f64> {
+    dec(&enc(xs))
+}
+
+#[test]
+fn input_sharing_and_reveal() {
+    let x = reals(1, 100, -1000.0, 1000.0);
+    for net in NETS {
+        let (a, b) = run(net, |s| {
+            let sh = share(s, PartyId::P1, &x)?;
+            open(s, &sh)
+        })
+        .unwrap();
+        assert_eq!(a, grid(&x));
+        assert_eq!(b, grid(&x));
+    }
+}
+
+#[test]
+fn input_sharing_costs_nothing_and_shares_look_random() {
+    let x = vec![3.0; 64];
+    let (a, b) = run(Net::Mem, |s| {
+        let before = s.peer_stats();
+        let sh = share(s, PartyId::P0, &x)?;
+        let st = s.peer_stats().since(&before);
+        assert_eq!((st.payload_sent, st.rounds), (0, 0));
+        Ok(sh.iter().map(|v| v.raw()).collect::<Vec<u64>>())
+    })
+    .unwrap();
+    // Neither share alone equals the encoding, and shares differ per element.
+    let e = enc(&x)[0];
+    assert!(a.iter().chain(&b).all(|v| *v != e));
+    assert!(b.windows(2).all(|w| w[0] != w[1]));
+}
+
+#[test]
+fn reveal_to_one_party() {
+    let x = reals(2, 10, -5.0, 5.0);
+    for net in NETS {
+        let (a, b) = run(net, |s| {
+            let sh = share(s, PartyId::P0, &x)?;
+            if s.party() == PartyId::P1 {
+                let mut out = vec![0u64; x.len()];
+                reveal::reveal_to(s, PartyId::P1, &sh, Some(&mut out))?;
+                Ok(Some(dec(&out)))
+            } else {
+                reveal::reveal_to(s, PartyId::P1, &sh, None)?;
+                Ok(None)
+            }
+        })
+        .unwrap();
+        assert_eq!(a, None);
+        assert_eq!(b, Some(grid(&x)));
+    }
+}
+
+#[test]
+fn local_linear_ops() {
+    let x = reals(3, 50, -100.0, 100.0);
+    let y = reals(4, 50, -100.0, 100.0);
+    let c = reals(5, 50, -10.0, 10.0);
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P0, &x)?;
+            let ys = share(s, PartyId::P1, &y)?;
+            let mut sum = vec![AShare::default(); x.len()];
+            let mut diff = sum.clone();
+            linear::add(&xs, &ys, &mut sum)?;
+            linear::sub(&xs, &ys, &mut diff)?;
+            let mut pc = xs.clone();
+            linear::add_public(s.party(), &mut pc, &enc(&c))?;
+            let mut sc = xs.clone();
+            linear::mul_public_ring(&mut sc, 3);
+            let mut fx = xs.clone();
+            let mut scratch = vec![0u64; trunc::scratch_words(x.len())];
+            linear::mul_public_fixed(s, &mut fx, -0.3, &mut scratch)?;
+            Ok([open(s, &sum)?, open(s, &diff)?, open(s, &pc)?, open(s, &sc)?, open(s, &fx)?])
+        })
+        .unwrap();
+        let (gx, gy, gc) = (grid(&x), grid(&y), grid(&c));
+        for i in 0..x.len() {
+            assert_eq!(r[0][i], gx[i] + gy[i]);
+            assert_eq!(r[1][i], gx[i] - gy[i]);
+            assert_eq!(r[2][i], gx[i] + gc[i]);
+            assert_eq!(r[3][i], 3.0 * gx[i]);
+            let m03 = dec(&enc(&[-0.3]))[0];
+            assert!((r[4][i] - gx[i] * m03).abs() < LSB, "{} vs {}", r[4][i], gx[i] * m03);
+        }
+    }
+}
+
+#[test]
+fn beaver_product_within_one_lsb() {
+    let mut x = reals(6, 1000, -100.0, 100.0);
+    let mut y = reals(7, 1000, -100.0, 100.0);
+    // Edges: zero, one LSB, signs, large magnitudes (|xy| near 2^30 is the faithful limit).
+    x.extend([0.0, LSB, -LSB, 1.0, -1.0, 30000.0, -30000.0]);
+    y.extend([5.0, 1.0, 1.0, -1.0, -1.0, 30000.0, 30000.0]);
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P0, &x)?;
+            let ys = share(s, PartyId::P1, &y)?;
+            let mut z = vec![AShare::default(); x.len()];
+            let mut scratch = vec![0u64; mul::scratch_words(x.len())];
+            mul::mul(s, &xs, &ys, &mut z, &mut scratch)?;
+            open(s, &z)
+        })
+        .unwrap();
+        let (gx, gy) = (grid(&x), grid(&y));
+        for i in 0..x.len() {
+            let want = gx[i] * gy[i];
+            assert!((r[i] - want).abs() < LSB, "{} * {}: {} vs {}", gx[i], gy[i], r[i], want);
+        }
+    }
+}
+
+#[test]
+fn ring_product_is_exact() {
+    let x: Vec<u64> = (0..200u64).map(|i| i.wrapping_mul(0x9e3779b97f4a7c15)).collect();
+    let y: Vec<u64> = (0..200u64).map(|i| i ^ 0xdeadbeef).collect();
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let mut xs = vec![AShare::default(); x.len()];
+            let mut ys = xs.clone();
+            let own0 = (s.party() == PartyId::P0).then_some(&x[..]);
+            let own1 = (s.party() == PartyId::P1).then_some(&y[..]);
+            input::share_input(s, PartyId::P0, own0, &mut xs)?;
+            input::share_input(s, PartyId::P1, own1, &mut ys)?;
+            let mut z = vec![AShare::default(); x.len()];
+            let mut scratch = vec![0u64; mul::scratch_words(x.len())];
+            mul::mul_ring(s, &xs, &ys, &mut z, &mut scratch)?;
+            let mut out = vec![0u64; x.len()];
+            reveal::reveal(s, &z, &mut out)?;
+            Ok(out)
+        })
+        .unwrap();
+        for i in 0..x.len() {
+            assert_eq!(r[i], x[i].wrapping_mul(y[i]));
+        }
+    }
+}
+
+#[test]
+fn square_within_one_lsb() {
+    let mut x = reals(8, 500, -300.0, 300.0);
+    x.extend([0.0, LSB, -LSB, 32000.0, -32000.0]);
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let mut z = vec![AShare::default(); x.len()];
+            let mut scratch = vec![0u64; square::scratch_words(x.len())];
+            square::square(s, &xs, &mut z, &mut scratch)?;
+            open(s, &z)
+        })
+        .unwrap();
+        let g = grid(&x);
+        for i in 0..x.len() {
+            assert!((r[i] - g[i] * g[i]).abs() < LSB, "{}^2: {}", g[i], r[i]);
+        }
+    }
+}
+
+fn plain_matmul(m: usize, k: usize, n: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for p in 0..k {
+            for j in 0..n {
+                c[i * n + j] += a[i * k + p] * b[p * n + j];
+            }
+        }
+    }
+    c
+}
+
+#[test]
+fn shared_matmul_within_one_lsb() {
+    let (m, k, n) = (7, 33, 5);
+    let x = reals(9, m * k, -4.0, 4.0);
+    let y = reals(10, k * n, -4.0, 4.0);
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P0, &x)?;
+            let ys = share(s, PartyId::P1, &y)?;
+            let mut z = vec![AShare::default(); m * n];
+            let mut scratch = vec![0u64; matmul::scratch_words(m, k, n)];
+            matmul::matmul(s, m, k, n, &xs, &ys, &mut z, &mut scratch)?;
+            open(s, &z)
+        })
+        .unwrap();
+        let want = plain_matmul(m, k, n, &grid(&x), &grid(&y));
+        assert!(max_abs_diff(&r, &want) < LSB, "max diff {}", max_abs_diff(&r, &want));
+    }
+}
+
+#[test]
+fn public_matmul_within_one_lsb() {
+    let (m, k, n) = (4, 9, 6);
+    let x = reals(11, m * k, -10.0, 10.0);
+    let p = reals(12, k * n, -1.0, 1.0);
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let mut z = vec![AShare::default(); m * n];
+            let mut scratch = vec![0u64; trunc::scratch_words(m * n)];
+            linear::matmul_public_fixed(s, m, k, n, &xs, &enc(&p), &mut z, &mut scratch)?;
+            open(s, &z)
+        })
+        .unwrap();
+        let want = plain_matmul(m, k, n, &grid(&x), &grid(&p));
+        assert!(max_abs_diff(&r, &want) < LSB);
+    }
+}
+
+#[test]
+fn weight_product_across_inferences() {
+    let (m, k, n) = (6, 40, 9);
+    let w = reals(13, k * n, -1.0, 1.0);
+    let inputs = [reals(14, m * k, -8.0, 8.0), reals(15, m * k, -8.0, 8.0)];
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let ws = share(s, PartyId::P0, &w)?;
+            let mut wprime = vec![0u64; k * n];
+            let mut f = vec![0u64; k * n];
+            let mut scratch = vec![0u64; weight::setup_scratch_words(k, n).max(weight::apply_scratch_words(m, k, n))];
+            let sw = weight::setup(s, 3, k, n, &ws, &mut wprime, &mut f, &mut scratch)?;
+            let mut outs = Vec::new();
+            for x in &inputs {
+                let mut storage = vec![0u64; weight::prepare_words(m, k, n)];
+                let prep = weight::prepare(s, &sw, m, &mut storage)?;
+                let xs = share(s, PartyId::P1, x)?;
+                let mut z = vec![AShare::default(); m * n];
+                weight::apply(s, &sw, prep, &xs, &mut z, &mut scratch)?;
+                outs.push(open(s, &z)?);
+            }
+            Ok(outs)
+        })
+        .unwrap();
+        for (x, got) in inputs.iter().zip(&r) {
+            let want = plain_matmul(m, k, n, &grid(x), &grid(&w));
+            assert!(max_abs_diff(got, &want) < LSB, "max diff {}", max_abs_diff(got, &want));
+        }
+    }
+}
+
+/// Shares raw ring values at 2f fractional bits and truncates them.
+fn truncate_values(net: Net, vals: &[u64], mode: trunc::TruncMode) -> Vec<u64> {
+    let (r, _) = run(net, |s| {
+        s.set_trunc_mode(mode);
+        let mut xs = vec![AShare::default(); vals.len()];
+        let own = (s.party() == PartyId::P0).then_some(vals);
+        input::share_input(s, PartyId::P0, own, &mut xs)?;
+        let mut scratch = vec![0u64; trunc::scratch_words(vals.len())];
+        trunc::trunc(s, &mut xs, &mut scratch)?;
+        let mut out = vec![0u64; vals.len()];
+        reveal::reveal(s, &xs, &mut out)?;
+        Ok(out)
+    })
+    .unwrap();
+    r
+}
+
+#[test]
+fn faithful_truncation_edges_and_range() {
+    // Values at 32 fractional bits (products), up to the documented bound |v| < 2^62 - 2^16.
+    let lim = (1i64 << 62) - (1 << 16) - 1;
+    let mut v: Vec<i64> = vec![0, 1, -1, 65535, 65536, -65536, 65537, lim, -lim, 1 << 40, -(1 << 40)];
+    let mut prg = secformer_core::prg::Prg::new(&secformer_core::prg::Seed::from_u64_for_tests(77), 0);
+    for _ in 0..5000 {
+        v.push((prg.next() as i64) >> 2); // |v| < 2^61
+    }
+    let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
+    for net in NETS {
+        let got = truncate_values(net, &vals, trunc::TruncMode::Faithful);
+        for (x, g) in v.iter().zip(&got) {
+            let exact = *x as f64 / 65536.0;
+            let err = (*g as i64) as f64 - exact;
+            assert!(err.abs() < 1.0, "trunc({x}) = {} (exact {exact})", *g as i64);
+        }
+    }
+}
+
+#[test]
+fn local_truncation_opt_in_is_within_one_lsb_for_small_values() {
+    let v: Vec<i64> = (0..2000).map(|i| (i - 1000) * 123_456_789).collect(); // |v| < 2^37
+    let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
+    let got = truncate_values(Net::Mem, &vals, trunc::TruncMode::LocalSecureMl);
+    for (x, g) in v.iter().zip(&got) {
+        let err = (*g as i64) as f64 - *x as f64 / 65536.0;
+        assert!(err.abs() <= 1.0 + 1e-9, "local trunc({x}) = {}", *g as i64);
+    }
+}
