@@ -71,7 +71,13 @@ mod tests {
         let mut buf = [0u64; 10];
         let mut a = Arena::new(&mut buf);
         let x = a.take(4).unwrap();
-        assert!(matches!(a.take(7), Err(Error::Scratch { needed: 7, available: 6 })));
+        assert!(matches!(
+            a.take(7),
+            Err(Error::Scratch {
+                needed: 7,
+                available: 6
+            })
+        ));
         let y = a.take(6).unwrap();
         x[0] = 1;
         y[0] = 2;

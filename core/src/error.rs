@@ -53,7 +53,7 @@ pub enum Error {
     /// A parameter is outside what the protocol supports.
     Param(&'static str),
     /// The other side reported an error (its message, truncated).
-    Peer(heapless::String<128>),
+    Peer(heapless::String<96>),
 }
 
 impl fmt::Display for Error {
@@ -69,7 +69,10 @@ impl fmt::Display for Error {
                 what,
                 expected,
                 actual,
-            } => write!(f, "shape mismatch in {what}: expected {expected}, got {actual}"),
+            } => write!(
+                f,
+                "shape mismatch in {what}: expected {expected}, got {actual}"
+            ),
             Error::DealerMismatch {
                 seq,
                 expected,

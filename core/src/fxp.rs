@@ -93,7 +93,8 @@ impl Encoding {
         }
         let v = round(x * self.scale());
         // 2^63 as f64 is exact; anything at or beyond it does not fit.
-        if !(v > -9.223_372_036_854_775_808e18 && v < 9.223_372_036_854_775_808e18) {
+        let two63 = (1u64 << 63) as f64; // exact in f64
+        if !(v > -two63 && v < two63) {
             return Err(EncodeError::OutOfRange {
                 max_abs: 1u64 << (63 - self.frac_bits),
             });
@@ -185,8 +186,14 @@ mod tests {
         assert_eq!(e.encode(0.5 / 65536.0).unwrap(), 1);
         assert_eq!(e.decode(e.encode(-3.25).unwrap()), -3.25);
         assert_eq!(e.encode(f64::NAN), Err(EncodeError::NotFinite));
-        assert!(matches!(e.encode(1e15), Err(EncodeError::OutOfRange { .. })));
-        assert!(matches!(e.encode(-1.5e14), Err(EncodeError::OutOfRange { .. })));
+        assert!(matches!(
+            e.encode(1e15),
+            Err(EncodeError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            e.encode(-1.5e14),
+            Err(EncodeError::OutOfRange { .. })
+        ));
         assert!(e.encode(1.4e14).is_ok());
         assert!(Encoding::new(63).is_err());
     }

@@ -7,11 +7,29 @@
 pub trait MatMul {
     /// `c = a * b` (or `c += a * b` with `accumulate`), `a` is `m x k`, `b` is `k x n`,
     /// `c` is `m x n`, all row-major, arithmetic mod 2^64.
-    fn gemm(&self, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64], accumulate: bool);
+    fn gemm(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u64],
+        b: &[u64],
+        c: &mut [u64],
+        accumulate: bool,
+    );
 }
 
 impl<K: MatMul + ?Sized> MatMul for &K {
-    fn gemm(&self, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64], accumulate: bool) {
+    fn gemm(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u64],
+        b: &[u64],
+        c: &mut [u64],
+        accumulate: bool,
+    ) {
         (**self).gemm(m, k, n, a, b, c, accumulate)
     }
 }
@@ -21,8 +39,20 @@ impl<K: MatMul + ?Sized> MatMul for &K {
 pub struct Portable;
 
 impl MatMul for Portable {
-    fn gemm(&self, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64], accumulate: bool) {
-        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: slice too short");
+    fn gemm(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u64],
+        b: &[u64],
+        c: &mut [u64],
+        accumulate: bool,
+    ) {
+        assert!(
+            a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+            "gemm: slice too short"
+        );
         if !accumulate {
             c[..m * n].fill(0);
         }

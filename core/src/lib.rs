@@ -32,7 +32,9 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(target_endian = "big")]
-compile_error!("secformer-core sends ring data as little-endian bytes and only supports little-endian targets");
+compile_error!(
+    "secformer-core sends ring data as little-endian bytes and only supports little-endian targets"
+);
 
 pub mod arena;
 pub mod dealer;

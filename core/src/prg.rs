@@ -76,7 +76,7 @@ impl Prg {
 
     /// One uniform ring element.
     #[inline]
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
     }
 }

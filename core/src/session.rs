@@ -40,7 +40,14 @@ pub struct Session<T, D, K> {
 
 impl<T: Transport, D: Dealer, K: MatMul> Session<T, D, K> {
     /// A session whose parties already share `pair_seed`.
-    pub fn new(party: PartyId, enc: Encoding, peer: T, dealer: D, kernel: K, pair_seed: &Seed) -> Self {
+    pub fn new(
+        party: PartyId,
+        enc: Encoding,
+        peer: T,
+        dealer: D,
+        kernel: K,
+        pair_seed: &Seed,
+    ) -> Self {
         Session {
             party,
             enc,

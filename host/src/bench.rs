@@ -68,7 +68,10 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize) -> Result<MatmulB
         let mut v = vec![0u64; len];
         prg.fill(&mut v);
         v.iter()
-            .map(|r| enc.encode(((*r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale).unwrap_or(0))
+            .map(|r| {
+                enc.encode(((*r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale)
+                    .unwrap_or(0)
+            })
             .collect()
     };
     let w = gen(k * n, 1.0);
@@ -90,16 +93,31 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize) -> Result<MatmulB
         let mut s = connect_party(PartyId::P1, &PeerAddr::Connect(paddr), &da1, t)?;
         matmul_job(&mut s, m, k, n, None, Some(&xc), reps)
     });
-    let r0 = p0.join().map_err(|_| anyhow!("P0 panicked"))?.context("P0")?;
-    let r1 = p1.join().map_err(|_| anyhow!("P1 panicked"))?.context("P1")?;
-    dealer.join().map_err(|_| anyhow!("dealer panicked"))?.context("dealer")?;
+    let r0 = p0
+        .join()
+        .map_err(|_| anyhow!("P0 panicked"))?
+        .context("P0")?;
+    let r1 = p1
+        .join()
+        .map_err(|_| anyhow!("P1 panicked"))?
+        .context("P1")?;
+    dealer
+        .join()
+        .map_err(|_| anyhow!("dealer panicked"))?
+        .context("dealer")?;
 
     // Accuracy against the plaintext product of the encoded inputs.
-    let out = r1.output.as_ref().ok_or_else(|| anyhow!("P1 got no output"))?;
+    let out = r1
+        .output
+        .as_ref()
+        .ok_or_else(|| anyhow!("P1 got no output"))?;
     let mut max_err = 0f64;
     let wd: Vec<f64> = w.iter().map(|v| enc.decode(*v)).collect();
     for i in 0..m {
-        let xrow: Vec<f64> = x[i * k..(i + 1) * k].iter().map(|v| enc.decode(*v)).collect();
+        let xrow: Vec<f64> = x[i * k..(i + 1) * k]
+            .iter()
+            .map(|v| enc.decode(*v))
+            .collect();
         let mut acc = vec![0f64; n];
         for (p, xv) in xrow.iter().enumerate() {
             for (a, wv) in acc.iter_mut().zip(&wd[p * n..(p + 1) * n]) {
@@ -139,7 +157,9 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize) -> Result<MatmulB
         overhead_ratio: online / best,
         e_transfer_seconds: r0.e_transfer_seconds.max(r1.e_transfer_seconds),
         concurrent_gemm_seconds: r0.concurrent_gemm_seconds.max(r1.concurrent_gemm_seconds),
-        overhead_ratio_excluding_transfer: (online - r0.e_transfer_seconds.max(r1.e_transfer_seconds)) / best,
+        overhead_ratio_excluding_transfer: (online
+            - r0.e_transfer_seconds.max(r1.e_transfer_seconds))
+            / best,
         prepare_seconds: r0.prepare_seconds.max(r1.prepare_seconds),
         setup_seconds: r0.setup_seconds.max(r1.setup_seconds),
         reps,

@@ -54,8 +54,10 @@ pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     let t0 = Instant::now();
     let mut wprime = vec![0u64; k * n];
     let mut fmat = vec![0u64; k * n];
-    let mut scratch = vec![0u64; weight::setup_scratch_words(k, n).max(weight::apply_scratch_words(m, k, n))];
-    let sw = weight::setup(s, 0, k, n, &wsh, &mut wprime, &mut fmat, &mut scratch).context("weight setup")?;
+    let mut scratch =
+        vec![0u64; weight::setup_scratch_words(k, n).max(weight::apply_scratch_words(m, k, n))];
+    let sw = weight::setup(s, 0, k, n, &wsh, &mut wprime, &mut fmat, &mut scratch)
+        .context("weight setup")?;
     rep.setup_seconds = t0.elapsed().as_secs_f64();
 
     let mut out = vec![AShare::default(); m * n];

@@ -46,8 +46,20 @@ impl Default for HostKernel {
 }
 
 impl MatMul for HostKernel {
-    fn gemm(&self, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64], accumulate: bool) {
-        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: slice too short");
+    fn gemm(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u64],
+        b: &[u64],
+        c: &mut [u64],
+        accumulate: bool,
+    ) {
+        assert!(
+            a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+            "gemm: slice too short"
+        );
         match self {
             #[cfg(target_arch = "x86_64")]
             HostKernel::Avx2 => avx2::gemm(m, k, n, a, b, c, accumulate),
@@ -66,7 +78,15 @@ mod avx2 {
     const MR: usize = 4;
     const KC: usize = 256;
 
-    pub fn gemm(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64], accumulate: bool) {
+    pub fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u64],
+        b: &[u64],
+        c: &mut [u64],
+        accumulate: bool,
+    ) {
         if !accumulate {
             c[..m * n].fill(0);
         }
@@ -87,7 +107,17 @@ mod avx2 {
                     // micro-kernel reads rows pc..pc+kc of B at columns j0..j0+NR
                     // (j0 + NR <= n) and rows i0..i0+mr of A at columns pc..pc+kc,
                     // all inside the slices (checked by the caller's length assert).
-                    unsafe { micro(kc, &a[i0 * k + pc..], k, mr, &b[pc * n + j0..], n, &mut tile) };
+                    unsafe {
+                        micro(
+                            kc,
+                            &a[i0 * k + pc..],
+                            k,
+                            mr,
+                            &b[pc * n + j0..],
+                            n,
+                            &mut tile,
+                        )
+                    };
                     for r in 0..mr {
                         let crow = &mut c[(i0 + r) * n + j0..(i0 + r) * n + j0 + NR];
                         for (t, cv) in crow.iter_mut().enumerate() {
@@ -112,7 +142,15 @@ mod avx2 {
 
     /// The MR x NR micro-kernel: `tile = A[0..mr, 0..kc] * Bpanel`.
     #[target_feature(enable = "avx2")]
-    unsafe fn micro(kc: usize, a: &[u64], lda: usize, mr: usize, b_in: &[u64], ldb: usize, tile: &mut [u64; MR * NR]) {
+    unsafe fn micro(
+        kc: usize,
+        a: &[u64],
+        lda: usize,
+        mr: usize,
+        b_in: &[u64],
+        ldb: usize,
+        tile: &mut [u64; MR * NR],
+    ) {
         const V: usize = NR / 4;
         let z = _mm256_setzero_si256();
         let mut lo = [[z; V]; MR];
@@ -137,7 +175,8 @@ mod avx2 {
                 let ah = _mm256_set1_epi64x((av >> 32) as i64);
                 for v in 0..V {
                     lo[r][v] = _mm256_add_epi64(lo[r][v], _mm256_mul_epu32(al, b[v]));
-                    let c = _mm256_add_epi64(_mm256_mul_epu32(ah, b[v]), _mm256_mul_epu32(al, h[v]));
+                    let c =
+                        _mm256_add_epi64(_mm256_mul_epu32(ah, b[v]), _mm256_mul_epu32(al, h[v]));
                     cr[r][v] = _mm256_add_epi64(cr[r][v], c);
                 }
             }
@@ -146,7 +185,9 @@ mod avx2 {
             for v in 0..V {
                 let sum = _mm256_add_epi64(lo[r][v], _mm256_slli_epi64(cr[r][v], 32));
                 // SAFETY: tile has MR*NR words; index r*NR + 4v .. +4 is in range.
-                unsafe { _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR + 4 * v) as *mut __m256i, sum) };
+                unsafe {
+                    _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR + 4 * v) as *mut __m256i, sum)
+                };
             }
         }
     }
@@ -161,7 +202,13 @@ mod tests {
     #[test]
     fn matches_reference_on_odd_shapes() {
         let mut prg = Prg::new(&Seed::from_u64_for_tests(9), 0);
-        for &(m, k, n) in &[(1, 1, 1), (5, 130, 9), (4, 128, 8), (7, 300, 263), (13, 3, 17)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 130, 9),
+            (4, 128, 8),
+            (7, 300, 263),
+            (13, 3, 17),
+        ] {
             let mut a = vec![0u64; m * k];
             let mut b = vec![0u64; k * n];
             prg.fill(&mut a);

@@ -141,7 +141,8 @@ fn run(cli: Cli) -> Result<()> {
             sessions,
             timeouts,
         } => {
-            let l = TcpListener::bind(&listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            let l = TcpListener::bind(&listen)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             eprintln!("dealer: listening on {}", l.local_addr()?);
             let mut served = 0u32;
             loop {
@@ -183,11 +184,19 @@ fn run(cli: Cli) -> Result<()> {
             prg.fill(&mut data);
             let data: Vec<u64> = data
                 .iter()
-                .map(|r| enc.encode(((*r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0).unwrap_or(0))
+                .map(|r| {
+                    enc.encode(((*r >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0)
+                        .unwrap_or(0)
+                })
                 .collect();
             let mut s = connect_party(party, &peer, &dealer, timeouts.into())?;
-            let (w, x) = if party == PartyId::P0 { (Some(&data[..]), None) } else { (None, Some(&data[..])) };
-            let r = matmul_job(&mut s, m, k, n, w, x, 1).inspect_err(|e| s.abort(&format!("{party} failed: {e}")))?;
+            let (w, x) = if party == PartyId::P0 {
+                (Some(&data[..]), None)
+            } else {
+                (None, Some(&data[..]))
+            };
+            let r = matmul_job(&mut s, m, k, n, w, x, 1)
+                .inspect_err(|e| s.abort(&format!("{party} failed: {e}")))?;
             let out_head: Vec<f64> = r
                 .output
                 .as_ref()
@@ -217,7 +226,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench { what } => match what {
-            BenchCmd::Matmul { m, k, n, reps, json } => {
+            BenchCmd::Matmul {
+                m,
+                k,
+                n,
+                reps,
+                json,
+            } => {
                 let b = bench_matmul(m, k, n, reps)?;
                 if json {
                     println!("{}", serde_json::to_string(&b)?);
@@ -231,26 +246,70 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn print_matmul(b: &MatmulBench) {
-    println!("secure weight product ({}x{}) * ({}x{}), kernel {}, {} reps", b.m, b.k, b.k, b.n, b.kernel, b.reps);
-    println!("  {:<34} {:>14}", "online seconds (slowest party)", format!("{:.4}", b.online_seconds));
+    println!(
+        "secure weight product ({}x{}) * ({}x{}), kernel {}, {} reps",
+        b.m, b.k, b.k, b.n, b.kernel, b.reps
+    );
+    println!(
+        "  {:<34} {:>14}",
+        "online seconds (slowest party)",
+        format!("{:.4}", b.online_seconds)
+    );
     println!(
         "  {:<34} {:>14}",
         "online seconds P0 / P1",
-        format!("{:.4} / {:.4}", b.online_seconds_per_party[0], b.online_seconds_per_party[1])
+        format!(
+            "{:.4} / {:.4}",
+            b.online_seconds_per_party[0], b.online_seconds_per_party[1]
+        )
     );
-    println!("  {:<34} {:>14}", "plaintext u64 GEMM seconds", format!("{:.4}", b.plain_gemm_seconds));
-    println!("  {:<34} {:>14}", "overhead (online / GEMM)", format!("{:.2}x", b.overhead_ratio));
-    println!("  {:<34} {:>14}", "transfer of E alone seconds", format!("{:.4}", b.e_transfer_seconds));
-    println!("  {:<34} {:>14}", "GEMM alone, both parties at once", format!("{:.4}", b.concurrent_gemm_seconds));
+    println!(
+        "  {:<34} {:>14}",
+        "plaintext u64 GEMM seconds",
+        format!("{:.4}", b.plain_gemm_seconds)
+    );
+    println!(
+        "  {:<34} {:>14}",
+        "overhead (online / GEMM)",
+        format!("{:.2}x", b.overhead_ratio)
+    );
+    println!(
+        "  {:<34} {:>14}",
+        "transfer of E alone seconds",
+        format!("{:.4}", b.e_transfer_seconds)
+    );
+    println!(
+        "  {:<34} {:>14}",
+        "GEMM alone, both parties at once",
+        format!("{:.4}", b.concurrent_gemm_seconds)
+    );
     println!(
         "  {:<34} {:>14}",
         "overhead excluding E transfer",
         format!("{:.2}x", b.overhead_ratio_excluding_transfer)
     );
-    println!("  {:<34} {:>14}", "online bytes per party", b.online_bytes_per_party);
+    println!(
+        "  {:<34} {:>14}",
+        "online bytes per party", b.online_bytes_per_party
+    );
     println!("  {:<34} {:>14}", "online rounds", b.rounds);
-    println!("  {:<34} {:>14}", "dealer bytes per inference", b.dealer_bytes);
-    println!("  {:<34} {:>14}", "offline prepare seconds", format!("{:.4}", b.prepare_seconds));
-    println!("  {:<34} {:>14}", "one-time weight setup seconds", format!("{:.4}", b.setup_seconds));
-    println!("  {:<34} {:>14}", "max |error| (real units)", format!("{:.3e}", b.max_abs_error));
+    println!(
+        "  {:<34} {:>14}",
+        "dealer bytes per inference", b.dealer_bytes
+    );
+    println!(
+        "  {:<34} {:>14}",
+        "offline prepare seconds",
+        format!("{:.4}", b.prepare_seconds)
+    );
+    println!(
+        "  {:<34} {:>14}",
+        "one-time weight setup seconds",
+        format!("{:.4}", b.setup_seconds)
+    );
+    println!(
+        "  {:<34} {:>14}",
+        "max |error| (real units)",
+        format!("{:.3e}", b.max_abs_error)
+    );
 }

@@ -67,7 +67,8 @@ pub type TcpSession = Session<TcpChannel, DealerClient<TcpChannel>, HostKernel>;
 pub fn run_dealer_session(listener: &TcpListener, t: Timeouts) -> Result<SessionSummary> {
     let mut links: [Option<TcpChannel>; 2] = [None, None];
     for _ in 0..2 {
-        let mut ch = tcp::accept(listener, t.connect, t.read).context("dealer: waiting for a party")?;
+        let mut ch =
+            tcp::accept(listener, t.connect, t.read).context("dealer: waiting for a party")?;
         let who = identify(&mut ch).context("dealer: party handshake")?;
         if links[who.index()].is_some() {
             ch.send_error("another party already connected with this id");
@@ -80,13 +81,21 @@ pub fn run_dealer_session(listener: &TcpListener, t: Timeouts) -> Result<Session
     };
     let svc = DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
     let mut svc = svc;
-    svc.greet(&mut t0, &mut t1).context("dealer: greeting parties")?;
-    let summary = svc.serve(&mut t0, &mut t1).context("dealer: serving the session")?;
+    svc.greet(&mut t0, &mut t1)
+        .context("dealer: greeting parties")?;
+    let summary = svc
+        .serve(&mut t0, &mut t1)
+        .context("dealer: serving the session")?;
     Ok(summary)
 }
 
 /// Connects a party: to the dealer at `dealer`, and to the other party per `peer`.
-pub fn connect_party(party: PartyId, peer: &PeerAddr, dealer: &str, t: Timeouts) -> Result<TcpSession> {
+pub fn connect_party(
+    party: PartyId,
+    peer: &PeerAddr,
+    dealer: &str,
+    t: Timeouts,
+) -> Result<TcpSession> {
     let dlink = tcp::connect(dealer, t.connect, t.read)
         .with_context(|| format!("{party}: connecting to the dealer at {dealer}"))?;
     let (client, session) = DealerClient::connect(dlink, party)
@@ -94,7 +103,8 @@ pub fn connect_party(party: PartyId, peer: &PeerAddr, dealer: &str, t: Timeouts)
     let plink = match peer {
         PeerAddr::Listen(a) => {
             let l = TcpListener::bind(a).with_context(|| format!("{party}: listening on {a}"))?;
-            tcp::accept(&l, t.connect, t.read).with_context(|| format!("{party}: waiting for the other party on {a}"))?
+            tcp::accept(&l, t.connect, t.read)
+                .with_context(|| format!("{party}: waiting for the other party on {a}"))?
         }
         PeerAddr::Bound(l) => tcp::accept(l, t.connect, t.read)
             .with_context(|| format!("{party}: waiting for the other party"))?,
@@ -111,7 +121,11 @@ pub fn session_over(
     client: DealerClient<TcpChannel>,
     session: u64,
 ) -> Result<TcpSession> {
-    let pair = if party == PartyId::P0 { Some(os_seed()?) } else { None };
+    let pair = if party == PartyId::P0 {
+        Some(os_seed()?)
+    } else {
+        None
+    };
     Session::establish(
         party,
         Encoding::default(),

@@ -99,7 +99,11 @@ impl TcpLink {
     }
 
     /// Accepts one connection on `listener`, waiting at most `deadline`.
-    pub fn accept(listener: &TcpListener, deadline: Duration, read_timeout: Duration) -> io::Result<Self> {
+    pub fn accept(
+        listener: &TcpListener,
+        deadline: Duration,
+        read_timeout: Duration,
+    ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         let start = Instant::now();
         loop {
@@ -183,10 +187,22 @@ impl embedded_io::Write for TcpLink {
 
 /// Connects a framed channel (see [`TcpLink::connect`]).
 pub fn connect(addr: &str, deadline: Duration, read_timeout: Duration) -> io::Result<TcpChannel> {
-    Ok(Channel::full_duplex(TcpLink::connect(addr, deadline, read_timeout)?))
+    Ok(Channel::full_duplex(TcpLink::connect(
+        addr,
+        deadline,
+        read_timeout,
+    )?))
 }
 
 /// Accepts a framed channel (see [`TcpLink::accept`]).
-pub fn accept(listener: &TcpListener, deadline: Duration, read_timeout: Duration) -> io::Result<TcpChannel> {
-    Ok(Channel::full_duplex(TcpLink::accept(listener, deadline, read_timeout)?))
+pub fn accept(
+    listener: &TcpListener,
+    deadline: Duration,
+    read_timeout: Duration,
+) -> io::Result<TcpChannel> {
+    Ok(Channel::full_duplex(TcpLink::accept(
+        listener,
+        deadline,
+        read_timeout,
+    )?))
 }

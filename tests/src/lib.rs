@@ -77,7 +77,8 @@ fn links(net: Net) -> [(DynTransport, DynTransport); 3] {
                 let h = std::thread::spawn(move || {
                     tcp::accept(&l, Duration::from_secs(10), Duration::from_secs(60)).unwrap()
                 });
-                let c = tcp::connect(&addr, Duration::from_secs(10), Duration::from_secs(60)).unwrap();
+                let c =
+                    tcp::connect(&addr, Duration::from_secs(10), Duration::from_secs(60)).unwrap();
                 let a = h.join().unwrap();
                 (Box::new(a) as DynTransport, Box::new(c) as DynTransport)
             };
@@ -100,7 +101,44 @@ pub fn run_with<R: Send>(
     f0: impl FnOnce(&mut TestSession) -> secformer_core::Result<R> + Send,
     f1: impl FnOnce(&mut TestSession) -> secformer_core::Result<R> + Send,
 ) -> Outcome<R> {
+    run_full(net, 0, None, f0, f1)
+}
+
+/// The payload bytes each party received from the other, recorded.
+pub type Transcripts = [Arc<Mutex<Vec<u8>>>; 2];
+
+/// Runs `f` as both parties with seeds derived from `seed`, recording what each party
+/// receives from the other.
+pub fn run_recorded<R: Send>(
+    net: Net,
+    seed: u64,
+    f: impl Fn(&mut TestSession) -> secformer_core::Result<R> + Sync,
+) -> (Outcome<R>, Transcripts) {
+    let rec: Transcripts = [Arc::default(), Arc::default()];
+    let out = run_full(net, seed, Some(rec.clone()), |s| f(s), |s| f(s));
+    (out, rec)
+}
+
+/// The general harness: `seed` varies every seed (dealer and pair); `rec` records.
+pub fn run_full<R: Send>(
+    net: Net,
+    seed: u64,
+    rec: Option<Transcripts>,
+    f0: impl FnOnce(&mut TestSession) -> secformer_core::Result<R> + Send,
+    f1: impl FnOnce(&mut TestSession) -> secformer_core::Result<R> + Send,
+) -> Outcome<R> {
     let [(d0, p0d), (d1, p1d), (p0p, p1p)] = links(net);
+    let wrap = |l: DynTransport, i: usize| -> DynTransport {
+        match &rec {
+            Some(r) => Box::new(Recorder {
+                inner: l,
+                received: r[i].clone(),
+            }),
+            None => l,
+        }
+    };
+    let (p0p, p1p) = (wrap(p0p, 0), wrap(p1p, 1));
+    let (rec0, rec1) = (rec.clone(), rec);
     std::thread::scope(|sc| {
         let dealer = sc.spawn(move || {
             let (mut d0, mut d1) = (d0, d1);
@@ -108,21 +146,35 @@ pub fn run_with<R: Send>(
             let b = identify(&mut d1)?;
             assert_eq!((a, b), (PartyId::P0, PartyId::P1));
             let mut svc = DealerService::new(
-                Seed::from_u64_for_tests(100),
-                Seed::from_u64_for_tests(101),
+                Seed::from_u64_for_tests(100 + 3 * seed),
+                Seed::from_u64_for_tests(101 + 3 * seed),
                 42,
                 HostKernel::detect(),
             );
             svc.greet(&mut d0, &mut d1)?;
             svc.serve(&mut d0, &mut d1)
         });
-        let party = |id: PartyId, dl: DynTransport, pl: DynTransport| -> secformer_core::Result<TestSession> {
+        let party = |id: PartyId,
+                     dl: DynTransport,
+                     pl: DynTransport|
+         -> secformer_core::Result<TestSession> {
             let (client, session) = DealerClient::connect(dl, id)?;
-            let pair = (id == PartyId::P0).then(|| Seed::from_u64_for_tests(7));
-            Session::establish(id, Encoding::default(), pl, client, HostKernel::detect(), session, pair)
+            let pair = (id == PartyId::P0).then(|| Seed::from_u64_for_tests(102 + 3 * seed));
+            Session::establish(
+                id,
+                Encoding::default(),
+                pl,
+                client,
+                HostKernel::detect(),
+                session,
+                pair,
+            )
         };
         let h0 = sc.spawn(move || {
             let mut s = party(PartyId::P0, p0d, p0p)?;
+            if let Some(r) = &rec0 {
+                r[0].lock().unwrap().clear(); // the handshake is not an opening
+            }
             let r = f0(&mut s);
             match &r {
                 Ok(_) => s.finish()?,
@@ -132,6 +184,9 @@ pub fn run_with<R: Send>(
         });
         let h1 = sc.spawn(move || {
             let mut s = party(PartyId::P1, p1d, p1p)?;
+            if let Some(r) = &rec1 {
+                r[1].lock().unwrap().clear(); // the handshake is not an opening
+            }
             let r = f1(&mut s);
             match &r {
                 Ok(_) => s.finish()?,
@@ -150,7 +205,7 @@ pub fn run_with<R: Send>(
 pub fn reals(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
     let mut prg = Prg::new(&Seed::from_u64_for_tests(seed), 3);
     (0..n)
-        .map(|_| lo + (hi - lo) * ((prg.next() >> 11) as f64 / (1u64 << 53) as f64))
+        .map(|_| lo + (hi - lo) * ((prg.next_u64() >> 11) as f64 / (1u64 << 53) as f64))
         .collect()
 }
 
@@ -169,7 +224,10 @@ pub fn dec(xs: &[u64]) -> Vec<f64> {
 /// Max |a - b|.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 /// One LSB of the default encoding.
@@ -185,12 +243,22 @@ impl<T: Transport> Transport for Recorder<T> {
     fn send_frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), TransportError> {
         self.inner.send_frame(kind, payload)
     }
-    fn recv_frame(&mut self, kind: FrameKind, buf: &mut [u8], exact: bool) -> Result<usize, TransportError> {
+    fn recv_frame(
+        &mut self,
+        kind: FrameKind,
+        buf: &mut [u8],
+        exact: bool,
+    ) -> Result<usize, TransportError> {
         let n = self.inner.recv_frame(kind, buf, exact)?;
         self.received.lock().unwrap().extend_from_slice(&buf[..n]);
         Ok(n)
     }
-    fn exchange_frame(&mut self, kind: FrameKind, mine: &[u8], theirs: &mut [u8]) -> Result<(), TransportError> {
+    fn exchange_frame(
+        &mut self,
+        kind: FrameKind,
+        mine: &[u8],
+        theirs: &mut [u8],
+    ) -> Result<(), TransportError> {
         self.inner.exchange_frame(kind, mine, theirs)?;
         self.received.lock().unwrap().extend_from_slice(theirs);
         Ok(())

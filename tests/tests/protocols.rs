@@ -96,7 +96,13 @@ fn local_linear_ops() {
             let mut fx = xs.clone();
             let mut scratch = vec![0u64; trunc::scratch_words(x.len())];
             linear::mul_public_fixed(s, &mut fx, -0.3, &mut scratch)?;
-            Ok([open(s, &sum)?, open(s, &diff)?, open(s, &pc)?, open(s, &sc)?, open(s, &fx)?])
+            Ok([
+                open(s, &sum)?,
+                open(s, &diff)?,
+                open(s, &pc)?,
+                open(s, &sc)?,
+                open(s, &fx)?,
+            ])
         })
         .unwrap();
         let (gx, gy, gc) = (grid(&x), grid(&y), grid(&c));
@@ -106,7 +112,12 @@ fn local_linear_ops() {
             assert_eq!(r[2][i], gx[i] + gc[i]);
             assert_eq!(r[3][i], 3.0 * gx[i]);
             let m03 = dec(&enc(&[-0.3]))[0];
-            assert!((r[4][i] - gx[i] * m03).abs() < LSB, "{} vs {}", r[4][i], gx[i] * m03);
+            assert!(
+                (r[4][i] - gx[i] * m03).abs() < LSB,
+                "{} vs {}",
+                r[4][i],
+                gx[i] * m03
+            );
         }
     }
 }
@@ -131,14 +142,23 @@ fn beaver_product_within_one_lsb() {
         let (gx, gy) = (grid(&x), grid(&y));
         for i in 0..x.len() {
             let want = gx[i] * gy[i];
-            assert!((r[i] - want).abs() < LSB, "{} * {}: {} vs {}", gx[i], gy[i], r[i], want);
+            assert!(
+                (r[i] - want).abs() < LSB,
+                "{} * {}: {} vs {}",
+                gx[i],
+                gy[i],
+                r[i],
+                want
+            );
         }
     }
 }
 
 #[test]
 fn ring_product_is_exact() {
-    let x: Vec<u64> = (0..200u64).map(|i| i.wrapping_mul(0x9e3779b97f4a7c15)).collect();
+    let x: Vec<u64> = (0..200u64)
+        .map(|i| i.wrapping_mul(0x9e3779b97f4a7c15))
+        .collect();
     let y: Vec<u64> = (0..200u64).map(|i| i ^ 0xdeadbeef).collect();
     for net in NETS {
         let (r, _) = run(net, |s| {
@@ -210,7 +230,11 @@ fn shared_matmul_within_one_lsb() {
         })
         .unwrap();
         let want = plain_matmul(m, k, n, &grid(&x), &grid(&y));
-        assert!(max_abs_diff(&r, &want) < LSB, "max diff {}", max_abs_diff(&r, &want));
+        assert!(
+            max_abs_diff(&r, &want) < LSB,
+            "max diff {}",
+            max_abs_diff(&r, &want)
+        );
     }
 }
 
@@ -243,7 +267,11 @@ fn weight_product_across_inferences() {
             let ws = share(s, PartyId::P0, &w)?;
             let mut wprime = vec![0u64; k * n];
             let mut f = vec![0u64; k * n];
-            let mut scratch = vec![0u64; weight::setup_scratch_words(k, n).max(weight::apply_scratch_words(m, k, n))];
+            let mut scratch = vec![
+                0u64;
+                weight::setup_scratch_words(k, n)
+                    .max(weight::apply_scratch_words(m, k, n))
+            ];
             let sw = weight::setup(s, 3, k, n, &ws, &mut wprime, &mut f, &mut scratch)?;
             let mut outs = Vec::new();
             for x in &inputs {
@@ -259,7 +287,11 @@ fn weight_product_across_inferences() {
         .unwrap();
         for (x, got) in inputs.iter().zip(&r) {
             let want = plain_matmul(m, k, n, &grid(x), &grid(&w));
-            assert!(max_abs_diff(got, &want) < LSB, "max diff {}", max_abs_diff(got, &want));
+            assert!(
+                max_abs_diff(got, &want) < LSB,
+                "max diff {}",
+                max_abs_diff(got, &want)
+            );
         }
     }
 }
@@ -285,10 +317,23 @@ fn truncate_values(net: Net, vals: &[u64], mode: trunc::TruncMode) -> Vec<u64> {
 fn faithful_truncation_edges_and_range() {
     // Values at 32 fractional bits (products), up to the documented bound |v| < 2^62 - 2^16.
     let lim = (1i64 << 62) - (1 << 16) - 1;
-    let mut v: Vec<i64> = vec![0, 1, -1, 65535, 65536, -65536, 65537, lim, -lim, 1 << 40, -(1 << 40)];
-    let mut prg = secformer_core::prg::Prg::new(&secformer_core::prg::Seed::from_u64_for_tests(77), 0);
+    let mut v: Vec<i64> = vec![
+        0,
+        1,
+        -1,
+        65535,
+        65536,
+        -65536,
+        65537,
+        lim,
+        -lim,
+        1 << 40,
+        -(1 << 40),
+    ];
+    let mut prg =
+        secformer_core::prg::Prg::new(&secformer_core::prg::Seed::from_u64_for_tests(77), 0);
     for _ in 0..5000 {
-        v.push((prg.next() as i64) >> 2); // |v| < 2^61
+        v.push((prg.next_u64() as i64) >> 2); // |v| < 2^61
     }
     let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
     for net in NETS {
@@ -296,7 +341,11 @@ fn faithful_truncation_edges_and_range() {
         for (x, g) in v.iter().zip(&got) {
             let exact = *x as f64 / 65536.0;
             let err = (*g as i64) as f64 - exact;
-            assert!(err.abs() < 1.0, "trunc({x}) = {} (exact {exact})", *g as i64);
+            assert!(
+                err.abs() < 1.0,
+                "trunc({x}) = {} (exact {exact})",
+                *g as i64
+            );
         }
     }
 }

@@ -5,7 +5,10 @@ use crate::party::PartyId;
 use crate::prg::{Prg, Seed, STREAM_MAIN, STREAM_WEIGHT_BASE};
 use crate::transport::{FrameKind, Stats, Transport};
 
-use super::{layout, Dealer, DealerHello, Fill, Item, P1Source, PartyHello, Request, MAX_ITEMS, PROTOCOL_VERSION};
+use super::{
+    layout, Dealer, DealerHello, Fill, Item, P1Source, PartyHello, Request, MAX_ITEMS,
+    PROTOCOL_VERSION,
+};
 
 /// A party's dealer source over a transport to D: P0 draws everything from its seed and
 /// only exchanges requests and acknowledgements with D; P1 draws the random half from its
@@ -89,7 +92,8 @@ impl<T: Transport> DealerClient<T> {
         let n = buf.len();
         {
             let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
-            self.link.recv_frame(FrameKind::DealerData, &mut bytes[..n * w], true)?;
+            self.link
+                .recv_frame(FrameKind::DealerData, &mut bytes[..n * w], true)?;
         }
         // Widen in place from the back: word i's bytes only overlap narrow entries >= i.
         for i in (0..n).rev() {
@@ -178,7 +182,9 @@ impl<T: Transport> Dealer for DealerClient<T> {
             }
         }
         let mut weight_prg = match item {
-            Item::WeightMask { id, .. } => Some(Prg::new(&self.seed, STREAM_WEIGHT_BASE + id as u64)),
+            Item::WeightMask { id, .. } => {
+                Some(Prg::new(&self.seed, STREAM_WEIGHT_BASE + id as u64))
+            }
             _ => None,
         };
         for (slot, buf) in slots.iter().zip(bufs.iter_mut()) {

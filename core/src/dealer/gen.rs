@@ -64,7 +64,9 @@ pub fn corrections<K: MatMul>(
         Item::WeightMask { .. } => {}
         Item::WeightTriple { m, k, n, .. } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
-            let bmask = weight_mask.ok_or(crate::Error::Param("weight triple for an unregistered weight"))?;
+            let bmask = weight_mask.ok_or(crate::Error::Param(
+                "weight triple for an unregistered weight",
+            ))?;
             let a = &mut scratch[..m * k];
             for i in 0..m * k {
                 a[i] = p0[0][i].wrapping_add(p1[0][i]);

@@ -13,13 +13,15 @@ use crate::party::PartyId;
 use crate::prg::{Prg, Seed, STREAM_MAIN, STREAM_WEIGHT_BASE};
 use crate::transport::{FrameKind, Stats, Transport, MAX_FRAME_LEN};
 
-use super::{gen, layout, DealerHello, Fill, Item, P1Source, PartyHello, Request, PROTOCOL_VERSION};
+use super::{
+    gen, layout, DealerHello, Fill, Item, P1Source, PartyHello, Request, PROTOCOL_VERSION,
+};
 
 /// Reads a party's hello and returns who it is (checking the protocol version).
 pub fn identify<T: Transport>(link: &mut T) -> Result<PartyId> {
     let hello: PartyHello = link.recv_msg(FrameKind::Hello)?;
     if hello.version != PROTOCOL_VERSION {
-        let mut m: heapless::String<128> = heapless::String::new();
+        let mut m: heapless::String<96> = heapless::String::new();
         let _ = write!(
             m,
             "protocol version mismatch: dealer {PROTOCOL_VERSION}, party {}",
@@ -68,7 +70,10 @@ impl<K: MatMul> DealerService<K> {
 
     /// Sends each party its hello (seed and session id). `t0` must be P0's link.
     pub fn greet<T0: Transport, T1: Transport>(&self, t0: &mut T0, t1: &mut T1) -> Result<()> {
-        for (i, t) in [t0 as &mut dyn TransportDyn, t1 as &mut dyn TransportDyn].into_iter().enumerate() {
+        for (i, t) in [t0 as &mut dyn TransportDyn, t1 as &mut dyn TransportDyn]
+            .into_iter()
+            .enumerate()
+        {
             t.send_hello(&DealerHello {
                 version: PROTOCOL_VERSION,
                 session: self.session,
@@ -80,10 +85,14 @@ impl<K: MatMul> DealerService<K> {
 
     /// Serves requests until both parties end their streams. A mismatch between the two
     /// parties' requests is reported to both and ends the session with an error.
-    pub fn serve<T0: Transport, T1: Transport>(&mut self, t0: &mut T0, t1: &mut T1) -> Result<SessionSummary> {
+    pub fn serve<T0: Transport, T1: Transport>(
+        &mut self,
+        t0: &mut T0,
+        t1: &mut T1,
+    ) -> Result<SessionSummary> {
         let res = self.serve_inner(t0, t1);
         if let Err(e) = &res {
-            let mut m: heapless::String<128> = heapless::String::new();
+            let mut m: heapless::String<96> = heapless::String::new();
             let _ = write!(m, "dealer: {e}");
             t0.send_error(&m);
             t1.send_error(&m);
@@ -95,7 +104,11 @@ impl<K: MatMul> DealerService<K> {
         })
     }
 
-    fn serve_inner<T0: Transport, T1: Transport>(&mut self, t0: &mut T0, t1: &mut T1) -> Result<u32> {
+    fn serve_inner<T0: Transport, T1: Transport>(
+        &mut self,
+        t0: &mut T0,
+        t1: &mut T1,
+    ) -> Result<u32> {
         loop {
             let r0: Request = t0.recv_msg(FrameKind::DealerRequest)?;
             let r1: Request = t1.recv_msg(FrameKind::DealerRequest)?;
@@ -165,7 +178,11 @@ impl<K: MatMul> DealerService<K> {
         let mask = match item {
             Item::WeightTriple { id, k, n, .. } => match self.weights.get(id) {
                 Some((wk, wn, b)) if wk == k && wn == n => Some(b.as_slice()),
-                Some(_) => return Err(Error::Param("weight triple shape differs from the registered mask")),
+                Some(_) => {
+                    return Err(Error::Param(
+                        "weight triple shape differs from the registered mask",
+                    ))
+                }
                 None => return Err(Error::Param("weight triple for an unregistered weight id")),
             },
             _ => None,

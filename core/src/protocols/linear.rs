@@ -72,7 +72,15 @@ pub fn matmul_public_ring<K: MatMul>(
     check_len("matmul_public left", m * k, x.len())?;
     check_len("matmul_public right", k * n, p.len())?;
     check_len("matmul_public output", m * n, out.len())?;
-    kernel.gemm(m, k, n, AShare::raw_slice(x), p, AShare::raw_slice_mut(out), false);
+    kernel.gemm(
+        m,
+        k,
+        n,
+        AShare::raw_slice(x),
+        p,
+        AShare::raw_slice_mut(out),
+        false,
+    );
     Ok(())
 }
 

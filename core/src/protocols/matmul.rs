@@ -43,7 +43,8 @@ pub fn matmul<T: Transport, D: Dealer, K: MatMul>(
         n: n as u32,
     };
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        s.dealer.request(&[item, trunc::item(m * n, s.enc.frac_bits())])?;
+        s.dealer
+            .request(&[item, trunc::item(m * n, s.enc.frac_bits())])?;
     } else {
         s.dealer.request(&[item])?;
     }

@@ -34,8 +34,10 @@ pub fn mul<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let n = x.len();
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        s.dealer
-            .request(&[Item::Triple { n: n as u32 }, trunc::item(n, s.enc.frac_bits())])?;
+        s.dealer.request(&[
+            Item::Triple { n: n as u32 },
+            trunc::item(n, s.enc.frac_bits()),
+        ])?;
     } else {
         s.dealer.request(&[Item::Triple { n: n as u32 }])?;
     }
@@ -71,7 +73,10 @@ pub(crate) fn product<T: Transport, D: Dealer, K: MatMul>(
     let a = ar.take(n)?;
     let b = ar.take(n)?;
     let c = ar.take(n)?;
-    s.dealer.take(Item::Triple { n: n as u32 }, &mut [&mut *a, &mut *b, &mut *c])?;
+    s.dealer.take(
+        Item::Triple { n: n as u32 },
+        &mut [&mut *a, &mut *b, &mut *c],
+    )?;
     let mine = ar.take(2 * n)?;
     let theirs = ar.take(2 * n)?;
     let (xs, ys) = (AShare::raw_slice(x), AShare::raw_slice(y));

@@ -38,7 +38,9 @@ pub fn reveal_to<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let mine = AShare::raw_slice(x);
     if s.party == to {
-        let out = out.ok_or(Error::Param("the receiving party must provide an output buffer"))?;
+        let out = out.ok_or(Error::Param(
+            "the receiving party must provide an output buffer",
+        ))?;
         check_len("reveal output", x.len(), out.len())?;
         s.peer.recv_u64(out)?;
         crate::ring::add_assign(out, mine);

@@ -32,8 +32,10 @@ pub fn square<T: Transport, D: Dealer, K: MatMul>(
     let n = x.len();
     check_len("square output", n, out.len())?;
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        s.dealer
-            .request(&[Item::Square { n: n as u32 }, trunc::item(n, s.enc.frac_bits())])?;
+        s.dealer.request(&[
+            Item::Square { n: n as u32 },
+            trunc::item(n, s.enc.frac_bits()),
+        ])?;
     } else {
         s.dealer.request(&[Item::Square { n: n as u32 }])?;
     }
@@ -41,7 +43,8 @@ pub fn square<T: Transport, D: Dealer, K: MatMul>(
         let mut ar = Arena::new(scratch);
         let a = ar.take(n)?;
         let c = ar.take(n)?;
-        s.dealer.take(Item::Square { n: n as u32 }, &mut [&mut *a, &mut *c])?;
+        s.dealer
+            .take(Item::Square { n: n as u32 }, &mut [&mut *a, &mut *c])?;
         let mine = ar.take(n)?;
         let theirs = ar.take(n)?;
         let xs = AShare::raw_slice(x);

@@ -28,6 +28,7 @@
 //! about `2^(l+1-64)`; at `l = 40` that is one failure per ~8 million elements, which a
 //! BERT forward with 10^8 truncations hits. Use only where that risk is accepted.
 
+use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
 use crate::error::{check_len, Result};
 use crate::kernel::MatMul;
@@ -37,7 +38,6 @@ use crate::ring::sar;
 use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
-use crate::arena::Arena;
 
 /// How products are truncated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,10 @@ pub enum TruncMode {
 
 /// The dealer item for truncating `n` elements by `f` bits.
 pub fn item(n: usize, f: u32) -> Item {
-    Item::Trunc { n: n as u32, f: f as u8 }
+    Item::Trunc {
+        n: n as u32,
+        f: f as u8,
+    }
 }
 
 /// Scratch words needed to truncate `n` elements (material included).
@@ -97,7 +100,13 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
 }
 
 /// Takes the material of [`item`] into owned buffers (for preparing it offline).
-pub fn take_material<D: Dealer>(dealer: &mut D, n: usize, f: u32, r: &mut [u64], sh: &mut [u64]) -> Result<()> {
+pub fn take_material<D: Dealer>(
+    dealer: &mut D,
+    n: usize,
+    f: u32,
+    r: &mut [u64],
+    sh: &mut [u64],
+) -> Result<()> {
     dealer.take(item(n, f), &mut [r, sh])
 }
 
@@ -119,7 +128,9 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     let mut ar = Arena::new(scratch);
     let mine = ar.take_zeroed(nw)?;
     let theirs = ar.take(nw)?;
-    let bias = s.party.share_of_public((1u64 << 62).wrapping_add(1u64 << f));
+    let bias = s
+        .party
+        .share_of_public((1u64 << 62).wrapping_add(1u64 << f));
     for (i, v) in x.iter_mut().enumerate() {
         *v = v.wrapping_add(bias);
         mine[i / 64] |= (*v >> 63) << (i % 64);
@@ -151,11 +162,16 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
                     .wrapping_add(beta.wrapping_mul(sa).wrapping_mul(rbit))
                     .wrapping_add(common)
             } else {
-                alpha.wrapping_mul(sb).wrapping_mul(rbit).wrapping_add(common)
+                alpha
+                    .wrapping_mul(sb)
+                    .wrapping_mul(rbit)
+                    .wrapping_add(common)
             };
             // This party's share of z's msb: a at P0, b at P1.
             let wshare = (*v >> 63).wrapping_sub(ab);
-            *v = (*v >> f).wrapping_sub(wshare << hi_shift).wrapping_sub(unbias);
+            *v = (*v >> f)
+                .wrapping_sub(wshare << hi_shift)
+                .wrapping_sub(unbias);
         }
     }
     Ok(())

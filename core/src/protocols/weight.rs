@@ -130,7 +130,8 @@ pub fn prepare<'a, T: Transport, D: Dealer, K: MatMul>(
     };
     let faithful = s.trunc_mode == TruncMode::Faithful;
     if faithful {
-        s.dealer.request(&[item, trunc::item(m * n, s.enc.frac_bits())])?;
+        s.dealer
+            .request(&[item, trunc::item(m * n, s.enc.frac_bits())])?;
     } else {
         s.dealer.request(&[item])?;
     }

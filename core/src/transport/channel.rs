@@ -12,7 +12,7 @@ pub const FRAME_OVERHEAD: usize = HEADER + TRAILER;
 /// The largest payload of one frame.
 pub const MAX_FRAME_LEN: usize = 1 << 30;
 /// Error frames carry at most this many bytes of message.
-const MAX_ERROR_LEN: usize = 128;
+const MAX_ERROR_LEN: usize = 96;
 
 /// A framed transport over a byte link `L`.
 ///
@@ -140,7 +140,11 @@ impl<L: Read + Write> Channel<L> {
         Ok(len)
     }
 
-    fn check_trailer(&mut self, t: &[u8; TRAILER], hasher: crc32fast::Hasher) -> Result<(), TransportError> {
+    fn check_trailer(
+        &mut self,
+        t: &[u8; TRAILER],
+        hasher: crc32fast::Hasher,
+    ) -> Result<(), TransportError> {
         if u32::from_le_bytes(*t) != hasher.finalize() {
             return Err(TransportError::Checksum);
         }
@@ -159,7 +163,11 @@ impl<'a> OutFrame<'a> {
     fn remaining(&self) -> usize {
         let mut r = 0;
         for (i, p) in self.parts.iter().enumerate().skip(self.part) {
-            r += if i == self.part { p.len() - self.off } else { p.len() };
+            r += if i == self.part {
+                p.len() - self.off
+            } else {
+                p.len()
+            };
         }
         r
     }

@@ -100,8 +100,8 @@ pub enum TransportError {
     Codec,
     /// A message exceeds the largest frame.
     TooLarge(u64),
-    /// The peer reported an error (its message, truncated to 128 bytes).
-    Peer(heapless::String<128>),
+    /// The peer reported an error (its message, truncated to 96 bytes).
+    Peer(heapless::String<96>),
 }
 
 impl fmt::Display for TransportError {
@@ -203,7 +203,7 @@ pub trait Transport {
     /// the link may be what failed).
     fn send_error(&mut self, msg: &str) {
         let b = msg.as_bytes();
-        let _ = self.send_frame(FrameKind::Error, &b[..b.len().min(128)]);
+        let _ = self.send_frame(FrameKind::Error, &b[..b.len().min(96)]);
     }
 
     /// Exchanges ring words: one round, `8 * len` payload bytes each way.
@@ -216,7 +216,11 @@ pub trait Transport {
             let end_t = (off + step).min(theirs.len());
             let (sm, st) = (off.min(mine.len()), off.min(theirs.len()));
             let (m, t) = (&mine[sm..end_m], &mut theirs[st..end_t]);
-            self.exchange_frame(FrameKind::Ring, bytemuck::cast_slice(m), bytemuck::cast_slice_mut(t))?;
+            self.exchange_frame(
+                FrameKind::Ring,
+                bytemuck::cast_slice(m),
+                bytemuck::cast_slice_mut(t),
+            )?;
             off += step;
             if off >= mine.len() && off >= theirs.len() {
                 break;

@@ -1,0 +1,168 @@
+//! The `secformer` binary: three processes (dealer, P0, P1) over TCP on 127.0.0.1, the
+//! JSON bench output, and clear errors with a non-zero exit.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_secformer"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn three_processes_over_tcp() {
+    let (dp, pp) = (free_port(), free_port());
+    let dealer = format!("127.0.0.1:{dp}");
+    let peer = format!("127.0.0.1:{pp}");
+    let mut d = bin()
+        .args(["dealer", "--listen", &dealer])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let small = ["--m", "8", "--k", "32", "--n", "16"];
+    let p0 = bin()
+        .args([
+            "party", "--id", "0", "--listen", &peer, "--dealer", &dealer, "--json",
+        ])
+        .args(small)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p1 = bin()
+        .args([
+            "party",
+            "--id",
+            "1",
+            "--connect",
+            &peer,
+            "--dealer",
+            &dealer,
+            "--json",
+        ])
+        .args(small)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o0 = p0.wait_with_output().unwrap();
+    let o1 = p1.wait_with_output().unwrap();
+    assert!(o0.status.success() && o1.status.success());
+    let j1: serde_json::Value = serde_json::from_slice(&o1.stdout).unwrap();
+    assert_eq!(j1["party"], 1);
+    assert_eq!(j1["rounds"], 2);
+    assert_eq!(j1["output_head"].as_array().unwrap().len(), 4);
+    let j0: serde_json::Value = serde_json::from_slice(&o0.stdout).unwrap();
+    assert_eq!(
+        j0["output_head"].as_array().unwrap().len(),
+        0,
+        "P0 learns nothing"
+    );
+    assert!(d.wait().unwrap().success());
+}
+
+#[test]
+fn bench_matmul_json_has_the_fields() {
+    let out = bin()
+        .args([
+            "bench", "matmul", "--m", "16", "--k", "64", "--n", "32", "--reps", "1", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in [
+        "online_seconds",
+        "online_bytes_per_party",
+        "dealer_bytes",
+        "rounds",
+        "max_abs_error",
+        "plain_gemm_seconds",
+    ] {
+        assert!(j[f].is_number(), "missing {f}");
+    }
+    assert!(j["max_abs_error"].as_f64().unwrap() < 1.0 / 65536.0);
+    assert_eq!(j["rounds"], 2);
+    assert_eq!(
+        j["online_bytes_per_party"],
+        16 * 64 * 8 + (16 * 32) / 8 + 2 * 10
+    );
+}
+
+#[test]
+fn unreachable_dealer_is_a_clear_error() {
+    let port = free_port();
+    let out = bin()
+        .args([
+            "party",
+            "--id",
+            "1",
+            "--connect",
+            "127.0.0.1:1",
+            "--dealer",
+            &format!("127.0.0.1:{port}"),
+            "--connect-timeout",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to the dealer"), "{err}");
+}
+
+#[test]
+fn peer_with_other_shapes_fails_both_with_a_message() {
+    let (dp, pp) = (free_port(), free_port());
+    let dealer = format!("127.0.0.1:{dp}");
+    let peer = format!("127.0.0.1:{pp}");
+    let mut d = bin()
+        .args(["dealer", "--listen", &dealer])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p0 = bin()
+        .args([
+            "party", "--id", "0", "--listen", &peer, "--dealer", &dealer, "--m", "4", "--k", "8",
+            "--n", "8",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p1 = bin()
+        .args([
+            "party",
+            "--id",
+            "1",
+            "--connect",
+            &peer,
+            "--dealer",
+            &dealer,
+            "--m",
+            "4",
+            "--k",
+            "8",
+            "--n",
+            "9",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (o0, o1) = (
+        p0.wait_with_output().unwrap(),
+        p1.wait_with_output().unwrap(),
+    );
+    assert!(!o0.status.success() && !o1.status.success());
+    let e1 = String::from_utf8_lossy(&o1.stderr);
+    assert!(e1.contains("error:"), "{e1}");
+    assert!(!d.wait().unwrap().success());
+}
