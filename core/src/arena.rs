@@ -44,6 +44,12 @@ impl<'a> Arena<'a> {
         Ok(s)
     }
 
+    /// A temporary arena over what is left: its borrows end when it is dropped, and the
+    /// space is then available again here.
+    pub fn sub(&mut self) -> Arena<'_> {
+        Arena { buf: &mut *self.buf }
+    }
+
     /// Everything left, as a slice (the arena is empty afterwards).
     pub fn rest(&mut self) -> &'a mut [u64] {
         core::mem::take(&mut self.buf)

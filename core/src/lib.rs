@@ -37,6 +37,7 @@ compile_error!(
 );
 
 pub mod arena;
+pub mod bits;
 pub mod dealer;
 pub mod error;
 pub mod fxp;

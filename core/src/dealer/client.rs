@@ -164,6 +164,11 @@ impl<T: Transport> Dealer for DealerClient<T> {
                 actual: item,
             });
         }
+        if let Item::BitMul { uses, .. } = item {
+            if uses > super::MAX_BITMUL_USES {
+                return Err(Error::Param("BitMul with too many uses"));
+            }
+        }
         let slots = layout(&item);
         if bufs.len() != slots.len() {
             return Err(Error::Shape {
@@ -194,6 +199,7 @@ impl<T: Transport> Dealer for DealerClient<T> {
                 match slot.fill {
                     Fill::Words => prg.fill(buf),
                     Fill::Bits(n) => prg.fill_bits(buf, n),
+                    Fill::Mod(k) => prg.fill_mod(buf, k),
                 }
             } else if let P1Source::Correction { width } = slot.p1 {
                 self.recv_correction(buf, width)?;

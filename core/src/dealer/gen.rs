@@ -97,6 +97,56 @@ pub fn corrections<K: MatMul>(
                 w1[0][i] = (p0[0][i] & r[0][i]) ^ p0[1][i];
             }
         }
+        Item::AndTriple2 { .. } => {
+            let (r, c) = p1.split_at_mut(3);
+            let (c1, c2) = c.split_at_mut(1);
+            for i in 0..c1[0].len() {
+                let a = p0[0][i] ^ r[0][i];
+                let b1 = p0[1][i] ^ r[1][i];
+                let b2 = p0[2][i] ^ r[2][i];
+                c1[0][i] = (a & b1) ^ p0[3][i];
+                c2[0][i] = (a & b2) ^ p0[4][i];
+            }
+        }
+        Item::BitMul { n, m, uses } => {
+            let (n, m) = (n as usize, m as usize);
+            let (rb, rest) = p1.split_at_mut(1);
+            let rb: &[u64] = &rb[0][..];
+            let rbit = |i: usize| ((p0[0][i / 64] ^ rb[i / 64]) >> (i % 64)) & 1;
+            for i in 0..n * m {
+                rest[0][i] = rbit(i).wrapping_sub(p0[1][i]);
+            }
+            for u in 0..uses as usize {
+                let (bi, ci) = (1 + 2 * u, 2 + 2 * u);
+                for e in 0..n {
+                    let b = p0[bi + 1][e].wrapping_add(rest[bi][e]);
+                    for j in 0..m {
+                        let i = e * m + j;
+                        rest[ci][i] = (rbit(i).wrapping_neg() & b).wrapping_sub(p0[ci + 1][i]);
+                    }
+                }
+            }
+        }
+        Item::Sine { n, p, k, f } => {
+            let (n, k) = (n as usize, k as usize);
+            let mask = crate::ring::low_mask(p as u32);
+            let scale = (1u64 << f) as f64;
+            let step = 2.0 * core::f64::consts::PI / (1u64 << p) as f64;
+            for e in 0..n {
+                let t = p0[0][e].wrapping_add(p1[0][e]) & mask;
+                let (s1, c1) = libm::sincos(step * t as f64);
+                // Angle addition for the harmonics: (c_h, s_h) = (c_1, s_1)^h.
+                let (mut ch, mut sh) = (c1, s1);
+                for h in 0..k {
+                    let idx = 2 * h * n + e;
+                    p1[1][idx] = (libm::round(ch * scale) as i64 as u64).wrapping_sub(p0[1][idx]);
+                    p1[1][idx + n] = (libm::round(sh * scale) as i64 as u64).wrapping_sub(p0[1][idx + n]);
+                    let (nc, ns) = (ch * c1 - sh * s1, sh * c1 + ch * s1);
+                    ch = nc;
+                    sh = ns;
+                }
+            }
+        }
     }
     Ok(())
 }

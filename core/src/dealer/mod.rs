@@ -32,7 +32,7 @@ use crate::transport::Stats;
 pub const PROTOCOL_VERSION: u16 = 1;
 
 /// Most items in one request.
-pub const MAX_ITEMS: usize = 8;
+pub const MAX_ITEMS: usize = 24;
 
 /// One kind of correlated randomness, with its shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +96,37 @@ pub enum Item {
         /// Words of 64 bits.
         words: u32,
     },
+    /// `words * 64` pairs of AND triples sharing their first operand:
+    /// `(a, b1, b2, c1 = a & b1, c2 = a & b2)` (two ANDs with one opening of `a`).
+    AndTriple2 {
+        /// Words of 64 pairs.
+        words: u32,
+    },
+    /// Material to multiply `m` XOR-shared bits per element by `uses` shared values per
+    /// element (and to convert the bits to arithmetic shares, also with `uses = 0`):
+    /// random bits `r` (XOR shares), `[r]` (additive), and per use a random `B` per
+    /// element with `[r B]`.
+    BitMul {
+        /// Elements (values).
+        n: u32,
+        /// Bits per element.
+        m: u16,
+        /// Values each bit is multiplied by, one after the other.
+        uses: u8,
+    },
+    /// Exactly masked sine/cosine material: `t` uniform in Z_{2^p} (additively shared mod
+    /// 2^p) and additive shares of `cos(2 pi h t / 2^p)`, `sin(2 pi h t / 2^p)` for
+    /// `h = 1..=k`, in fixed point with `f` fractional bits.
+    Sine {
+        /// Elements.
+        n: u32,
+        /// Period bits: the period is 2^p ring units.
+        p: u8,
+        /// Harmonics.
+        k: u8,
+        /// Fractional bits of the sin/cos shares.
+        f: u8,
+    },
 }
 
 /// Alias used in errors: the kind of an item is the item with its shape.
@@ -108,6 +139,8 @@ pub enum Fill {
     Words,
     /// Packed uniform bits (`nbits` of them; the tail of the last word is zero).
     Bits(usize),
+    /// Uniform elements of Z_{2^k} (the low `k` bits).
+    Mod(u32),
 }
 
 /// Where P1's share of a slot comes from.
@@ -156,7 +189,7 @@ const fn bits(nbits: usize) -> Slot {
 }
 
 /// The slots of an item, in the order both parties (and D, replaying them) draw them.
-pub fn layout(item: &Item) -> heapless::Vec<Slot, 4> {
+pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
     let mut v = heapless::Vec::new();
     let mut push = |s| {
         let _ = v.push(s);
@@ -198,9 +231,37 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 4> {
             push(words(w as usize));
             push(corr(w as usize, 8));
         }
+        Item::AndTriple2 { words: w } => {
+            let w = w as usize;
+            push(words(w));
+            push(words(w));
+            push(words(w));
+            push(corr(w, 8));
+            push(corr(w, 8));
+        }
+        Item::BitMul { n, m, uses } => {
+            let (n, nm) = (n as usize, n as usize * m as usize);
+            push(bits(nm));
+            push(corr(nm, 8));
+            for _ in 0..uses {
+                push(words(n));
+                push(corr(nm, 8));
+            }
+        }
+        Item::Sine { n, p, k, .. } => {
+            push(Slot {
+                len: n as usize,
+                fill: Fill::Mod(p as u32),
+                p1: P1Source::Prg,
+            });
+            push(corr(2 * k as usize * n as usize, 8));
+        }
     }
     v
 }
+
+/// Largest `uses` of a [`Item::BitMul`] (slots are bounded).
+pub const MAX_BITMUL_USES: u8 = 2;
 
 /// Bytes of corrections D sends P1 for an item.
 pub fn correction_bytes(item: &Item) -> u64 {

@@ -172,6 +172,7 @@ impl<K: MatMul> DealerService<K> {
                 match s.fill {
                     Fill::Words => prg.fill(buf),
                     Fill::Bits(n) => prg.fill_bits(buf, n),
+                    Fill::Mod(k) => prg.fill_mod(buf, k),
                 }
             }
         }

@@ -8,6 +8,7 @@
 
 pub mod input;
 pub mod linear;
+pub mod compare;
 pub mod matmul;
 pub mod mul;
 pub mod reveal;
