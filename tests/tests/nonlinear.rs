@@ -4,7 +4,7 @@
 use secformer_core::bits;
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
-use secformer_core::protocols::{compare, input};
+use secformer_core::protocols::{bitmul, compare, fourier, gelu, input, reveal, tanh};
 use secformer_core::share::AShare;
 use secformer_tests::*;
 
@@ -76,4 +76,144 @@ fn comparison_costs_match_the_formula() {
     assert_eq!(compare::bytes(64, 28) * 8 / 64, 100, "100 bits per element at k = 28");
     assert_eq!(compare::bytes(64, 32) * 8 / 64, 116);
     assert_eq!(compare::rounds(28), 6);
+}
+
+fn open(s: &mut TestSession, x: &[AShare]) -> secformer_core::Result<Vec<f64>> {
+    let mut out = vec![0u64; x.len()];
+    reveal::reveal(s, x, &mut out)?;
+    Ok(dec(&out))
+}
+
+fn open_2f(s: &mut TestSession, x: &[AShare]) -> secformer_core::Result<Vec<f64>> {
+    let mut out = vec![0u64; x.len()];
+    reveal::reveal(s, x, &mut out)?;
+    Ok(out.iter().map(|v| *v as i64 as f64 / 65536f64.powi(2)).collect())
+}
+
+#[test]
+fn select_b2a_and_bit_products() {
+    let n = 150;
+    let x = reals(30, n, -50.0, 50.0);
+    let y = reals(31, n, -50.0, 50.0);
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P0, &x)?;
+            let ys = share(s, PartyId::P1, &y)?;
+            // b = [x < y] from a comparison, then select, b2a, bit_mul.
+            let mut diff = vec![AShare::default(); n];
+            secformer_core::protocols::linear::sub(&xs, &ys, &mut diff)?;
+            let mut b = vec![0u64; words_for_bits(n)];
+            let mut scratch = vec![0u64; compare::scratch_words(n, 32) + bitmul::convenience_scratch_words(n) + n];
+            compare::msb(s, &diff, 32, &mut b, &mut scratch)?;
+            let mut sel = vec![AShare::default(); n];
+            bitmul::select(s, &b, &xs, &ys, &mut sel, &mut scratch)?; // min(x, y)
+            let mut ar = vec![AShare::default(); n];
+            bitmul::b2a(s, &b, &mut ar, &mut scratch)?;
+            let mut prod = vec![AShare::default(); n];
+            bitmul::bit_mul(s, &b, &xs, &mut prod, &mut scratch)?;
+            let mut arv = vec![0u64; n];
+            reveal::reveal(s, &ar, &mut arv)?;
+            Ok((open(s, &sel)?, arv, open(s, &prod)?))
+        })
+        .unwrap();
+        let (gx, gy) = (dec(&enc(&x)), dec(&enc(&y)));
+        for i in 0..n {
+            let lt = gx[i] < gy[i];
+            assert_eq!(r.0[i], if lt { gx[i] } else { gy[i] });
+            assert_eq!(r.1[i], lt as u64);
+            assert_eq!(r.2[i], if lt { gx[i] } else { 0.0 });
+        }
+    }
+}
+
+#[test]
+fn fourier_sine_and_cosine() {
+    // sin and cos of period 16 (p = 20 bits) over several periods, and a 3-term series.
+    let x = reals(40, 500, -100.0, 100.0);
+    let w = 2.0 * std::f64::consts::PI / 16.0;
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let mut out = vec![AShare::default(); x.len()];
+            let mut scratch = vec![0u64; fourier::scratch_words(x.len(), 3)];
+            let series = fourier::Series { p: 20, c0: 0.25, alpha: &[1.0, 0.0, -0.5], beta: &[0.0, 2.0] };
+            fourier::fourier(s, &xs, &series, &mut out, &mut scratch)?;
+            open_2f(s, &out)
+        })
+        .unwrap();
+        let g = dec(&enc(&x));
+        for i in 0..x.len() {
+            let t = g[i] * w;
+            let want = 0.25 + t.sin() + 2.0 * (2.0 * t).cos() - 0.5 * (3.0 * t).sin();
+            assert!((r[i] - want).abs() < 2e-4, "x={} got {} want {want}", g[i], r[i]);
+        }
+    }
+}
+
+fn exact_gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+}
+
+fn check_range(name: &str, got: &[f64], x: &[f64], f: impl Fn(f64) -> f64, lo: f64, hi: f64, mean_bound: f64) {
+    let errs: Vec<f64> = x
+        .iter()
+        .zip(got)
+        .filter(|(v, _)| **v >= lo && **v <= hi)
+        .map(|(v, g)| (g - f(*v)).abs())
+        .collect();
+    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+    assert!(mean <= mean_bound, "{name}: mean |err| {mean} on [{lo}, {hi}] > {mean_bound}");
+}
+
+#[test]
+fn gelu_meets_the_error_bounds() {
+    let mut x = Vec::new();
+    x.extend(reals(50, 2000, -1.0, 1.0));
+    x.extend(reals(51, 2000, -5.0, 5.0));
+    x.extend(reals(52, 2000, -10.0, 10.0));
+    x.extend(reals(53, 2000, -64.0, 64.0));
+    // Edges: zero, the thresholds exactly and one LSB around them, large magnitudes.
+    for t in [4.0f64, -4.0] {
+        x.extend([t, t - LSB, t + LSB]);
+    }
+    x.extend([0.0, LSB, -LSB, 64.0, -64.0, 2000.0, -2000.0]);
+    let g = dec(&enc(&x));
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P0, &x)?;
+            let mut out = vec![AShare::default(); x.len()];
+            let mut scratch = vec![0u64; gelu::scratch_words(x.len(), gelu::DEFAULT_BITS)];
+            gelu::gelu(s, &xs, gelu::DEFAULT_BITS, &mut out, &mut scratch)?;
+            open(s, &out)
+        })
+        .unwrap();
+        check_range("gelu", &r, &g, exact_gelu, -1.0, 1.0, 0.001);
+        check_range("gelu", &r, &g, exact_gelu, -5.0, 5.0, 0.002);
+        check_range("gelu", &r, &g, exact_gelu, -10.0, 10.0, 0.002);
+        let worst = g.iter().zip(&r).map(|(v, o)| (o - exact_gelu(*v)).abs()).fold(0.0, f64::max);
+        assert!(worst <= 0.02, "gelu max |err| {worst}");
+        // And the protocol computes its documented approximation to fixed-point precision.
+        for (v, o) in g.iter().zip(&r) {
+            assert!((o - gelu::reference_approx(*v)).abs() < 2e-4, "x={v}: {o} vs {}", gelu::reference_approx(*v));
+        }
+    }
+}
+
+#[test]
+fn tanh_meets_the_error_bound() {
+    let mut x = reals(60, 3000, -10.0, 10.0);
+    x.extend([0.0, 4.5, -4.5, 4.5 - LSB, -4.5 - LSB, 100.0, -100.0]);
+    let g = dec(&enc(&x));
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let mut out = vec![AShare::default(); x.len()];
+            let mut scratch = vec![0u64; tanh::scratch_words(x.len(), tanh::DEFAULT_BITS)];
+            tanh::tanh(s, &xs, tanh::DEFAULT_BITS, &mut out, &mut scratch)?;
+            open(s, &out)
+        })
+        .unwrap();
+        let worst = g.iter().zip(&r).map(|(v, o)| (o - v.tanh()).abs()).fold(0.0, f64::max);
+        assert!(worst <= 0.01, "tanh max |err| {worst}");
+    }
 }

@@ -8,10 +8,14 @@
 
 pub mod input;
 pub mod linear;
+pub mod bitmul;
 pub mod compare;
+pub mod fourier;
+pub mod gelu;
 pub mod matmul;
 pub mod mul;
 pub mod reveal;
 pub mod square;
+pub mod tanh;
 pub mod trunc;
 pub mod weight;

@@ -1,0 +1,158 @@
+//! Fourier series of a shared value with an exactly uniform mask (SecFormer's sine
+//! protocol, corrected).
+//!
+//! The period is a power of two in ring units, `P = 2^p` (a real period of `2^(p-f)`), so
+//! each party reduces its share mod 2^p and the sum is `x mod 2^p`. D provides `t`
+//! uniform in Z_{2^p} (additively shared mod 2^p) and additive shares of
+//! `cos(h w t)`, `sin(h w t)` for `h = 1..K`, `w = 2 pi / 2^p`. The parties open
+//! `d = x + t mod 2^p` (`p` bits each: perfectly hiding), and with
+//! `sin(h w x) = sin(h w d) cos(h w t) - cos(h w d) sin(h w t)` and
+//! `cos(h w x) = cos(h w d) cos(h w t) + sin(h w d) sin(h w t)` any series
+//! `c_0 + sum_h (alpha_h sin(h w x) + beta_h cos(h w x))` is a local, public-coefficient
+//! combination of the shares. (The paper's code masks with a bounded real `t` and reduces
+//! mod 2 pi instead of mod the period: neither hides `x` nor computes the right value.)
+//!
+//! The result is left at `2f` fractional bits (public coefficients times fixed-point
+//! shares) so callers fuse its truncation with their own.
+//!
+//! Cost: 1 round, `ceil(p/8)` payload bytes per element per party; D sends P1 `16 K`
+//! bytes per element.
+
+use crate::arena::Arena;
+use crate::dealer::{Dealer, Item};
+use crate::error::{check_len, Error, Result};
+use crate::kernel::MatMul;
+use crate::session::Session;
+use crate::share::AShare;
+use crate::transport::{FrameKind, Transport};
+
+/// Most harmonics.
+pub const MAX_HARMONICS: usize = 32;
+
+/// The dealer item for `n` elements, period `2^p` ring units and `k` harmonics.
+pub fn item(n: usize, p: u32, k: usize, f: u32) -> Item {
+    Item::Sine {
+        n: n as u32,
+        p: p as u8,
+        k: k as u8,
+        f: f as u8,
+    }
+}
+
+/// Payload bytes each party sends for `n` elements with period `2^p`.
+pub fn bytes(n: usize, p: u32) -> u64 {
+    (n * (p as usize).div_ceil(8)) as u64
+}
+
+/// Scratch words for `n` elements and `k` harmonics.
+pub fn scratch_words(n: usize, k: usize) -> usize {
+    n + 2 * k * n + 2 * (n * 8).div_ceil(8) + n
+}
+
+/// A series: `c0 + sum_h alpha[h-1] sin(2 pi h x / P) + beta[h-1] cos(2 pi h x / P)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Series<'a> {
+    /// Period bits in ring units (`P = 2^p`; real period `2^(p - f)`).
+    pub p: u32,
+    /// Constant term.
+    pub c0: f64,
+    /// Sine coefficients of harmonics 1..=K (may be empty).
+    pub alpha: &'a [f64],
+    /// Cosine coefficients of harmonics 1..=K (may be empty).
+    pub beta: &'a [f64],
+}
+
+impl Series<'_> {
+    /// Harmonics used.
+    pub fn harmonics(&self) -> usize {
+        self.alpha.len().max(self.beta.len())
+    }
+}
+
+/// Evaluates the series on already-requested material; `out` at `2f` fractional bits.
+pub fn run<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    series: &Series<'_>,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    let k = series.harmonics();
+    let p = series.p;
+    if k == 0 || k > MAX_HARMONICS || !(1..=63).contains(&p) {
+        return Err(Error::Param("Fourier series: 1..=32 harmonics and period bits 1..=63"));
+    }
+    check_len("Fourier output", n, out.len())?;
+    let f = s.enc.frac_bits();
+    let mut ar = Arena::new(scratch);
+    let t = ar.take(n)?;
+    let trig = ar.take(2 * k * n)?;
+    s.dealer.take(item(n, p, k, f), &mut [&mut *t, &mut *trig])?;
+    let w = (p as usize).div_ceil(8);
+    let nb = (n * w).div_ceil(8);
+    let mine = ar.take(nb)?;
+    let theirs = ar.take(nb)?;
+    let d = ar.take(n)?;
+    let mask = crate::ring::low_mask(p);
+    {
+        let mb: &mut [u8] = bytemuck::cast_slice_mut(&mut mine[..]);
+        for (i, v) in AShare::raw_slice(x).iter().enumerate() {
+            let di = v.wrapping_add(t[i]) & mask;
+            mb[i * w..i * w + w].copy_from_slice(&di.to_le_bytes()[..w]);
+        }
+        let tb: &mut [u8] = bytemuck::cast_slice_mut(&mut theirs[..]);
+        s.peer.exchange_frame(FrameKind::Ring, &mb[..n * w], &mut tb[..n * w])?;
+        s.peer.stats_mut().rounds += 1;
+    }
+    {
+        let mb: &[u8] = bytemuck::cast_slice(&mine[..]);
+        let tb: &[u8] = bytemuck::cast_slice(&theirs[..]);
+        for i in 0..n {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a[..w].copy_from_slice(&mb[i * w..i * w + w]);
+            b[..w].copy_from_slice(&tb[i * w..i * w + w]);
+            d[i] = u64::from_le_bytes(a).wrapping_add(u64::from_le_bytes(b)) & mask;
+        }
+    }
+    let scale = (1u64 << f) as f64;
+    let step = 2.0 * core::f64::consts::PI / (1u64 << p) as f64;
+    let c0 = s.party.share_of_public(libm::round(series.c0 * scale * scale) as i64 as u64);
+    let o = AShare::raw_slice_mut(out);
+    for i in 0..n {
+        let (s1, c1) = libm::sincos(step * d[i] as f64);
+        let (mut sh, mut ch) = (s1, c1);
+        let mut acc = c0;
+        for h in 0..k {
+            let a = series.alpha.get(h).copied().unwrap_or(0.0);
+            let b = series.beta.get(h).copied().unwrap_or(0.0);
+            // Coefficients of [cos(h w t)] and [sin(h w t)].
+            let u = a * sh + b * ch;
+            let v = -a * ch + b * sh;
+            let ue = libm::round(u * scale) as i64 as u64;
+            let ve = libm::round(v * scale) as i64 as u64;
+            acc = acc
+                .wrapping_add(ue.wrapping_mul(trig[2 * h * n + i]))
+                .wrapping_add(ve.wrapping_mul(trig[2 * h * n + n + i]));
+            let (nc, ns) = (ch * c1 - sh * s1, sh * c1 + ch * s1);
+            ch = nc;
+            sh = ns;
+        }
+        o[i] = acc;
+    }
+    Ok(())
+}
+
+/// Evaluates the series (requests its material); `out` at `2f` fractional bits.
+pub fn fourier<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    series: &Series<'_>,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    s.dealer
+        .request(&[item(x.len(), series.p, series.harmonics(), s.enc.frac_bits())])?;
+    run(s, x, series, out, scratch)
+}
