@@ -9,5 +9,6 @@
 pub mod bench;
 pub mod jobs;
 pub mod kernel;
+pub mod model;
 pub mod net;
 pub mod tcp;
