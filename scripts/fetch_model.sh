@@ -33,7 +33,6 @@ fi
 
 python="${PYTHON:-python3}"
 command -v "$python" >/dev/null || { echo "fetch_model: error: $python not found" >&2; exit 1; }
-command -v unzip >/dev/null || { echo "fetch_model: error: unzip not found" >&2; exit 1; }
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -47,7 +46,12 @@ if [[ ${#wheels[@]} -ne 1 ]]; then
     exit 1
 fi
 
-unzip -q "${wheels[0]}" "${PREFIX}*" -d "$tmp/unz"
+if command -v unzip >/dev/null; then
+    unzip -q "${wheels[0]}" "${PREFIX}*" -d "$tmp/unz"
+else
+    # No unzip on this machine: Python's zipfile module does the same.
+    "$python" -m zipfile -e "${wheels[0]}" "$tmp/unz"
+fi
 src="$tmp/unz/$PREFIX"
 for f in "${REQUIRED[@]}"; do
     if [[ ! -s "$src/$f" ]]; then

