@@ -4,7 +4,7 @@
 use secformer_core::bits;
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
-use secformer_core::protocols::{bitmul, compare, fourier, gelu, input, reveal, tanh};
+use secformer_core::protocols::{bitmul, compare, fourier, gelu, input, reciprocal, reveal, rsqrt, tanh};
 use secformer_core::share::AShare;
 use secformer_tests::*;
 
@@ -216,4 +216,91 @@ fn tanh_meets_the_error_bound() {
         let worst = g.iter().zip(&r).map(|(v, o)| (o - v.tanh()).abs()).fold(0.0, f64::max);
         assert!(worst <= 0.01, "tanh max |err| {worst}");
     }
+}
+
+/// Log-uniform values in [2^lo, 2^hi] plus the ends and every half-octave threshold.
+fn log_range(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let mut v: Vec<f64> = reals(seed, n, lo, hi).iter().map(|e| e.exp2()).collect();
+    let mut j = (2.0 * lo).ceil();
+    while j <= 2.0 * hi {
+        let t = (j / 2.0).exp2();
+        v.extend([t, t * (1.0 - 1e-6)]);
+        j += 1.0;
+    }
+    v.extend([lo.exp2(), hi.exp2()]);
+    v.retain(|x| *x >= lo.exp2() && *x <= hi.exp2());
+    v
+}
+
+fn check_inverse(name: &str, y: &[f64], got: &[f64], f: impl Fn(f64) -> f64) {
+    for (v, g) in y.iter().zip(got) {
+        let want = f(*v);
+        if want >= 1.0 / 64.0 {
+            let rel = (g - want).abs() / want;
+            assert!(rel <= 1.0 / 1024.0, "{name}({v}) = {g}, want {want} (rel {rel:.2e})");
+        } else {
+            assert!((g - want).abs() <= 1.0 / 16384.0, "{name}({v}) = {g}, want {want}");
+        }
+    }
+}
+
+#[test]
+fn reciprocal_over_its_range_and_beyond() {
+    let y = log_range(70, 1500, -6.0, 24.0);
+    let g = dec(&enc(&y));
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let ys = share(s, PartyId::P0, &y)?;
+            let spec = reciprocal::default_spec(16);
+            let mut out = vec![AShare::default(); y.len()];
+            let mut scratch = vec![0u64; reciprocal::scratch_words(y.len(), &spec)];
+            reciprocal::reciprocal(s, &ys, &spec, 16, &mut out, &mut scratch)?;
+            open(s, &out)
+        })
+        .unwrap();
+        check_inverse("1/y", &g, &r, |v| 1.0 / v);
+    }
+    // Outside the range: 0 below (documented), some finite value above.
+    let y = vec![1.0 / 128.0, 0.0, 3.0e7];
+    let (r, _) = run(Net::Mem, |s| {
+        let ys = share(s, PartyId::P0, &y)?;
+        let spec = reciprocal::default_spec(16);
+        let mut out = vec![AShare::default(); y.len()];
+        let mut scratch = vec![0u64; reciprocal::scratch_words(y.len(), &spec)];
+        reciprocal::reciprocal(s, &ys, &spec, 16, &mut out, &mut scratch)?;
+        open(s, &out)
+    })
+    .unwrap();
+    assert_eq!(&r[..2], &[0.0, 0.0]);
+    assert!(r[2].is_finite());
+}
+
+#[test]
+fn rsqrt_over_its_range_and_beyond() {
+    let y = log_range(71, 1500, -8.0, 24.0);
+    let g = dec(&enc(&y));
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let ys = share(s, PartyId::P1, &y)?;
+            let spec = rsqrt::default_spec(16);
+            let mut out = vec![AShare::default(); y.len()];
+            let mut scratch = vec![0u64; rsqrt::scratch_words(y.len(), &spec)];
+            rsqrt::rsqrt(s, &ys, &spec, 16, &mut out, &mut scratch)?;
+            open(s, &out)
+        })
+        .unwrap();
+        check_inverse("rsqrt", &g, &r, |v| 1.0 / v.sqrt());
+    }
+    let y = vec![1.0 / 1024.0, 0.0, 3.0e7];
+    let (r, _) = run(Net::Mem, |s| {
+        let ys = share(s, PartyId::P1, &y)?;
+        let spec = rsqrt::default_spec(16);
+        let mut out = vec![AShare::default(); y.len()];
+        let mut scratch = vec![0u64; rsqrt::scratch_words(y.len(), &spec)];
+        rsqrt::rsqrt(s, &ys, &spec, 16, &mut out, &mut scratch)?;
+        open(s, &out)
+    })
+    .unwrap();
+    assert_eq!(&r[..2], &[0.0, 0.0]);
+    assert!(r[2].is_finite());
 }

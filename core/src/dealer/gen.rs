@@ -127,6 +127,18 @@ pub fn corrections<K: MatMul>(
                 }
             }
         }
+        Item::RowTriple { rows, cols } => {
+            let (rows, cols) = (rows as usize, cols as usize);
+            let (r, c1) = p1.split_at_mut(2);
+            for i in 0..rows {
+                let b = p0[1][i].wrapping_add(r[1][i]);
+                for j in 0..cols {
+                    let idx = i * cols + j;
+                    let a = p0[0][idx].wrapping_add(r[0][idx]);
+                    c1[0][idx] = a.wrapping_mul(b).wrapping_sub(p0[2][idx]);
+                }
+            }
+        }
         Item::Sine { n, p, k, f } => {
             let (n, k) = (n as usize, k as usize);
             let mask = crate::ring::low_mask(p as u32);

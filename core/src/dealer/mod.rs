@@ -114,6 +114,13 @@ pub enum Item {
         /// Values each bit is multiplied by, one after the other.
         uses: u8,
     },
+    /// Row-broadcast triples: `A (rows x cols)`, `B (rows)`, `C_ij = A_ij B_i`.
+    RowTriple {
+        /// Rows.
+        rows: u32,
+        /// Columns.
+        cols: u32,
+    },
     /// Exactly masked sine/cosine material: `t` uniform in Z_{2^p} (additively shared mod
     /// 2^p) and additive shares of `cos(2 pi h t / 2^p)`, `sin(2 pi h t / 2^p)` for
     /// `h = 1..=k`, in fixed point with `f` fractional bits.
@@ -247,6 +254,12 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
                 push(words(n));
                 push(corr(nm, 8));
             }
+        }
+        Item::RowTriple { rows, cols } => {
+            let (r, c) = (rows as usize, cols as usize);
+            push(words(r * c));
+            push(words(r));
+            push(corr(r * c, 8));
         }
         Item::Sine { n, p, k, .. } => {
             push(Slot {

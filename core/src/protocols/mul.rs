@@ -24,7 +24,7 @@ pub fn scratch_words(n: usize) -> usize {
     (7 * n).max(trunc::scratch_words(n))
 }
 
-/// Fixed-point product `out = x * y` (truncated).
+/// Fixed-point product `out = x * y` (truncated by the session's `f` bits).
 pub fn mul<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &[AShare],
@@ -32,17 +32,28 @@ pub fn mul<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    let f = s.enc.frac_bits();
+    mul_by(s, x, y, out, f, scratch)
+}
+
+/// Product `out = (x * y) >> shift`: for operands with other fractional bits than the
+/// session's (e.g. `shift = 28` for two values at 28 fractional bits).
+pub fn mul_by<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    y: &[AShare],
+    out: &mut [AShare],
+    shift: u32,
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = x.len();
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        s.dealer.request(&[
-            Item::Triple { n: n as u32 },
-            trunc::item(n, s.enc.frac_bits()),
-        ])?;
+        s.dealer.request(&[Item::Triple { n: n as u32 }, trunc::item(n, shift)])?;
     } else {
         s.dealer.request(&[Item::Triple { n: n as u32 }])?;
     }
     product(s, x, y, out, scratch)?;
-    trunc::run(s, out, scratch)
+    trunc::run_by(s, out, shift, scratch)
 }
 
 /// Ring product `out = x * y` with no truncation (integers, bits, or when the caller

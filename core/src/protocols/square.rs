@@ -22,20 +22,29 @@ pub fn scratch_words(n: usize) -> usize {
     (4 * n).max(trunc::scratch_words(n))
 }
 
-/// Fixed-point square `out = x^2` (truncated).
+/// Fixed-point square `out = x^2` (truncated by the session's `f` bits).
 pub fn square<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &[AShare],
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    let f = s.enc.frac_bits();
+    square_by(s, x, out, f, scratch)
+}
+
+/// Square truncated by `shift` bits (for values at other fractional bits).
+pub fn square_by<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    out: &mut [AShare],
+    shift: u32,
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = x.len();
     check_len("square output", n, out.len())?;
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        s.dealer.request(&[
-            Item::Square { n: n as u32 },
-            trunc::item(n, s.enc.frac_bits()),
-        ])?;
+        s.dealer.request(&[Item::Square { n: n as u32 }, trunc::item(n, shift)])?;
     } else {
         s.dealer.request(&[Item::Square { n: n as u32 }])?;
     }
@@ -63,5 +72,5 @@ pub fn square<T: Transport, D: Dealer, K: MatMul>(
             o[i] = z;
         }
     }
-    trunc::run(s, out, scratch)
+    trunc::run_by(s, out, shift, scratch)
 }

@@ -72,49 +72,98 @@ pub fn trunc<T: Transport, D: Dealer, K: MatMul>(
     x: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    if s.trunc_mode == TruncMode::LocalSecureMl {
-        local(s.party, AShare::raw_slice_mut(x), s.enc.frac_bits());
-        return Ok(());
-    }
-    s.dealer.request(&[item(x.len(), s.enc.frac_bits())])?;
-    run(s, x, scratch)
+    let f = s.enc.frac_bits();
+    trunc_by(s, x, f, scratch)
 }
 
-/// Truncates `x` in place, taking already-requested material (mode-aware).
+/// Truncates `x` in place by `shift` bits (1..=62), requesting its own material.
+pub fn trunc_by<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    shift: u32,
+    scratch: &mut [u64],
+) -> Result<()> {
+    if s.trunc_mode == TruncMode::LocalSecureMl {
+        local(s.party, AShare::raw_slice_mut(x), shift);
+        return Ok(());
+    }
+    s.dealer.request(&[item(x.len(), shift)])?;
+    run_by(s, x, shift, scratch)
+}
+
+/// Truncates `x` in place by the session's `f` bits, taking already-requested material
+/// (mode-aware).
 pub fn run<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let n = x.len();
     let f = s.enc.frac_bits();
+    run_by(s, x, f, scratch)
+}
+
+/// Truncates `x` in place by `shift` bits, taking already-requested material.
+pub fn run_by<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    shift: u32,
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    run_segments(s, x, &[(n, shift)], scratch)
+}
+
+/// Truncates consecutive segments of `x` by their own shifts in one round:
+/// `segments` lists `(length, shift)`. The material is one item of the largest shift.
+pub fn run_segments<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    segments: &[(usize, u32)],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    check_len("truncation segments", n, segments.iter().map(|s| s.0).sum())?;
     if s.trunc_mode == TruncMode::LocalSecureMl {
-        local(s.party, AShare::raw_slice_mut(x), f);
+        let xs = AShare::raw_slice_mut(x);
+        let mut at = 0;
+        for &(len, sh) in segments {
+            local(s.party, &mut xs[at..at + len], sh);
+            at += len;
+        }
         return Ok(());
     }
+    let max = segments.iter().map(|s| s.1).max().unwrap_or(0);
     let mut ar = Arena::new(scratch);
     let r = ar.take(words_for_bits(n))?;
     let sh = ar.take(n)?;
-    s.dealer.take(item(n, f), &mut [&mut *r, &mut *sh])?;
-    apply(s, x, r, sh, ar.rest())
+    s.dealer.take(item(n, max), &mut [&mut *r, &mut *sh])?;
+    apply_segments(s, x, segments, r, sh, ar.rest())
 }
 
 /// Takes the material of [`item`] into owned buffers (for preparing it offline).
-pub fn take_material<D: Dealer>(
-    dealer: &mut D,
-    n: usize,
-    f: u32,
-    r: &mut [u64],
-    sh: &mut [u64],
-) -> Result<()> {
+pub fn take_material<D: Dealer>(dealer: &mut D, n: usize, f: u32, r: &mut [u64], sh: &mut [u64]) -> Result<()> {
     dealer.take(item(n, f), &mut [r, sh])
 }
 
-/// Faithful truncation of `x` with material `r` (this party's random bits, packed) and
-/// `sh` (this party's shares of `u v'`), in place. 1 round, `ceil(n/8)` bytes sent.
+/// Faithful truncation of `x` by the session's `f` bits with material `r` (this party's
+/// random bits, packed) and `sh` (this party's shares of `u v'`), in place. 1 round,
+/// `ceil(n/8)` bytes sent.
 pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &mut [AShare],
+    r: &[u64],
+    sh: &[u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (n, f) = (x.len(), s.enc.frac_bits());
+    apply_segments(s, x, &[(n, f)], r, sh, scratch)
+}
+
+/// Faithful truncation of consecutive segments by their own shifts (see [`run_segments`]).
+pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    segments: &[(usize, u32)],
     r: &[u64],
     sh: &[u64],
     scratch: &mut [u64],
@@ -123,17 +172,26 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     let nw = words_for_bits(n);
     check_len("truncation material", nw, r.len())?;
     check_len("truncation material", n, sh.len())?;
-    let f = s.enc.frac_bits();
+    for &(_, shift) in segments {
+        if !(1..=62).contains(&shift) {
+            return Err(crate::Error::Param("truncation shift must be in 1..=62"));
+        }
+    }
     let x = AShare::raw_slice_mut(x);
     let mut ar = Arena::new(scratch);
     let mine = ar.take_zeroed(nw)?;
     let theirs = ar.take(nw)?;
-    let bias = s
-        .party
-        .share_of_public((1u64 << 62).wrapping_add(1u64 << f));
-    for (i, v) in x.iter_mut().enumerate() {
-        *v = v.wrapping_add(bias);
-        mine[i / 64] |= (*v >> 63) << (i % 64);
+    {
+        let mut at = 0;
+        for &(len, shift) in segments {
+            let bias = s.party.share_of_public((1u64 << 62).wrapping_add(1u64 << shift));
+            for i in at..at + len {
+                let v = &mut x[i];
+                *v = v.wrapping_add(bias);
+                mine[i / 64] |= (*v >> 63) << (i % 64);
+            }
+            at += len;
+        }
     }
     for (m, rr) in mine.iter_mut().zip(r) {
         *m ^= *rr;
@@ -144,35 +202,32 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
         PartyId::P1 => (&*theirs, &*mine),
     };
     let p0 = s.party == PartyId::P0;
-    let hi_shift = 64 - f;
-    let unbias = s.party.share_of_public(1u64 << (62 - f));
-    // Branchless: the opened bits are uniformly random, so branches on them mispredict.
-    for (wi, chunk) in x.chunks_mut(64).enumerate() {
-        let (aw, bw, rw) = (alpha_w[wi], beta_w[wi], r[wi]);
-        let shw = &sh[wi * 64..wi * 64 + chunk.len()];
-        for (bi, (v, shv)) in chunk.iter_mut().zip(shw).enumerate() {
-            let alpha = (aw >> bi) & 1;
-            let beta = (bw >> bi) & 1;
-            let rbit = (rw >> bi) & 1;
+    let mut at = 0;
+    for &(len, shift) in segments {
+        let hi_shift = 64 - shift;
+        let unbias = s.party.share_of_public(1u64 << (62 - shift));
+        // Branchless: the opened bits are uniformly random, so branches on them mispredict.
+        for i in at..at + len {
+            let (wi, bi) = (i / 64, i % 64);
+            let alpha = (alpha_w[wi] >> bi) & 1;
+            let beta = (beta_w[wi] >> bi) & 1;
+            let rbit = (r[wi] >> bi) & 1;
             let sa = 1u64.wrapping_sub(alpha << 1); // 1 - 2 alpha
             let sb = 1u64.wrapping_sub(beta << 1); // 1 - 2 beta
-            let common = sa.wrapping_mul(sb).wrapping_mul(*shv);
+            let common = sa.wrapping_mul(sb).wrapping_mul(sh[i]);
             let ab = if p0 {
                 (alpha & beta)
                     .wrapping_add(beta.wrapping_mul(sa).wrapping_mul(rbit))
                     .wrapping_add(common)
             } else {
-                alpha
-                    .wrapping_mul(sb)
-                    .wrapping_mul(rbit)
-                    .wrapping_add(common)
+                alpha.wrapping_mul(sb).wrapping_mul(rbit).wrapping_add(common)
             };
             // This party's share of z's msb: a at P0, b at P1.
+            let v = &mut x[i];
             let wshare = (*v >> 63).wrapping_sub(ab);
-            *v = (*v >> f)
-                .wrapping_sub(wshare << hi_shift)
-                .wrapping_sub(unbias);
+            *v = (*v >> shift).wrapping_sub(wshare << hi_shift).wrapping_sub(unbias);
         }
+        at += len;
     }
     Ok(())
 }
