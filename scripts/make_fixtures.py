@@ -10,6 +10,12 @@ For ~30 varied sentences it records, for all-MiniLM-L6-v2:
     mask, in float32, as sentence-transformers computes it) and its L2-normalised form;
   * the full last hidden state of the first two sentences.
 
+It also writes host/tests/fixtures/tokenizer_corpus.json: 3000 seeded random strings
+(vocabulary words mixed with characters from many Unicode blocks, controls, private use,
+unassigned code points, emoji, CJK, upper-casing) with the fast tokenizer's ids without
+truncation. On such strings the slow and fast tokenizers disagree (about a third of them:
+different Unicode tables and lower-casing rules); ours follows the fast one.
+
 Needs torch and transformers. If they are not importable, the script creates a virtual
 environment in <repo>/.cache/fixture-venv (git-ignored), pip-installs the pinned versions
 below from PyPI into it and re-runs itself there. PyPI's Linux torch wheel pulls the CUDA
@@ -103,6 +109,40 @@ def sentences():
     ]
 
 
+CORPUS_RANGES = [
+    (0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
+    (0x590, 0x6FF), (0x900, 0x97F), (0xE00, 0xE7F), (0x1100, 0x11FF), (0x2000, 0x206F),
+    (0x2070, 0x22FF), (0x3000, 0x30FF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFAFF),
+    (0xFE00, 0xFE6F), (0xFF00, 0xFFEF), (0x1F300, 0x1FAFF), (0x20000, 0x2A6DF),
+    (0x2B820, 0x2B92F), (0xE000, 0xE0FF), (0x0, 0x1F), (0x7F, 0x9F), (0xFFF0, 0xFFFF),
+    (0x1D400, 0x1D7FF), (0x10000, 0x1007F), (0xE0000, 0xE007F),
+]
+
+
+def random_corpus(fast, slow, vocab_path, n=3000, seed=1):
+    import random
+    rng = random.Random(seed)
+    words = open(vocab_path, encoding="utf-8").read().split("\n")[1000:]
+    cases, slow_differs = [], 0
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            if rng.random() < 0.4:
+                parts.append(rng.choice(words).replace("##", ""))
+            else:
+                lo, hi = rng.choice(CORPUS_RANGES)
+                chars = (chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 6)))
+                parts.append("".join(c for c in chars if not 0xD800 <= ord(c) <= 0xDFFF))
+            parts.append(rng.choice([" ", "", " ", "\t", "\n", "  "]))
+        text = "".join(parts)
+        if rng.random() < 0.3:
+            text = text.upper()
+        ids = fast(text)["input_ids"]
+        slow_differs += ids != slow(text)["input_ids"]
+        cases.append({"text": text, "ids": ids})
+    return cases, slow_differs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", default=str(REPO / ".cache" / "models" / "all-MiniLM-L6-v2"))
@@ -121,15 +161,18 @@ def main():
     from transformers import BertModel
     torch.set_num_threads(1)
 
-    # transformers >= 5: BertTokenizer is the `tokenizers`-backed one, BertTokenizerLegacy
-    # the pure-Python one; transformers 4: BertTokenizerFast and BertTokenizer.
-    if hasattr(transformers, "BertTokenizerFast"):
-        fast_cls, slow_cls = transformers.BertTokenizerFast, transformers.BertTokenizer
+    # transformers >= 5: BertTokenizer is the `tokenizers`-backed one (BertTokenizerFast is an
+    # alias of it) and BertTokenizerLegacy the pure-Python one; transformers 4:
+    # BertTokenizerFast and BertTokenizer.
+    import transformers.models.bert as bert
+    if hasattr(bert, "BertTokenizerLegacy"):
+        fast_cls, slow_cls = bert.BertTokenizer, bert.BertTokenizerLegacy
     else:
-        from transformers.models.bert import BertTokenizerLegacy
-        fast_cls, slow_cls = transformers.BertTokenizer, BertTokenizerLegacy
+        fast_cls, slow_cls = bert.BertTokenizerFast, bert.BertTokenizer
     fast = fast_cls.from_pretrained(str(model_dir))
     slow = slow_cls.from_pretrained(str(model_dir))
+    if not fast.is_fast or slow.is_fast:
+        sys.exit(f"make_fixtures: expected a fast and a slow tokenizer, got {fast_cls}, {slow_cls}")
 
     model = BertModel.from_pretrained(str(model_dir), add_pooling_layer=False).eval()
     model64 = BertModel.from_pretrained(str(model_dir), add_pooling_layer=False).eval().double()
@@ -190,6 +233,18 @@ def main():
     json.load(open(path, encoding="utf-8"))  # the file must parse
     print(f"wrote {path} ({path.stat().st_size} bytes); torch f32 vs f64 pooled max diff "
           f"{f32_vs_f64:.3g}")
+
+    corpus, slow_differs = random_corpus(fast, slow, model_dir / "vocab.txt")
+    cpath = path.parent / "tokenizer_corpus.json"
+    with open(cpath, "w", encoding="utf-8") as f:
+        f.write('{\n "generator": "scripts/make_fixtures.py",\n')
+        f.write(f' "tokenizer": {json.dumps(out["fast_tokenizer"])},\n')
+        f.write(f' "slow_tokenizer_differs": {slow_differs},\n "cases": [\n')
+        f.write(",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in corpus))
+        f.write("\n ]\n}\n")
+    json.load(open(cpath, encoding="utf-8"))
+    print(f"wrote {cpath} ({cpath.stat().st_size} bytes); the slow tokenizer differs on "
+          f"{slow_differs} of {len(corpus)} strings")
 
 
 if __name__ == "__main__":

@@ -117,12 +117,12 @@ fn tokenizer_matches_transformers() {
     for case in cases() {
         let text = case["text"].as_str().unwrap();
         let expected = ids(&case["ids"]);
-        // The fixtures' slow (pure-Python) and fast tokenizers agree on every sentence.
-        assert_eq!(
-            expected,
-            ids(&case["slow_ids"]),
-            "fixture: slow vs fast for {text:?}"
-        );
+        // We follow the fast tokenizer (`tokenizers`, what sentence-transformers runs); the
+        // pure-Python one differs on a few strings, e.g. it lower-cases a word-final capital
+        // sigma to the final form.
+        if expected != ids(&case["slow_ids"]) {
+            println!("(the slow tokenizer differs on {text:?})");
+        }
         let enc = tok.encode(text);
         if enc.ids != expected {
             bad.push(format!(
@@ -200,4 +200,34 @@ fn padding_does_not_change_the_embedding() {
     assert!(max_abs_diff(&out.pooled, &out_padded.pooled) < 1e-6);
     let n = enc.len() * 384;
     assert!(max_abs_diff(&out.hidden, &out_padded.hidden[..n]) < 1e-5);
+}
+
+/// `tokenizer_corpus.json`: 3000 seeded random strings (vocabulary words mixed with many
+/// Unicode blocks, controls, private use, unassigned code points, emoji), no truncation.
+/// `SECFORMER_TOKENIZER_CORPUS=file.json` checks another file of the same format instead.
+#[test]
+fn tokenizer_matches_random_corpus() {
+    let Some(m) = model() else { return };
+    let path = std::env::var_os("SECFORMER_TOKENIZER_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer_corpus.json")
+        });
+    let text = std::fs::read_to_string(&path).expect("corpus file");
+    let corpus: Value = serde_json::from_str(&text).expect("corpus JSON");
+    let corpus = corpus["cases"].as_array().expect("cases");
+    let tok = m.tokenizer.clone().with_max_len(1 << 20);
+    let mut bad = Vec::new();
+    for case in corpus {
+        let text = case["text"].as_str().unwrap();
+        let expected = ids(&case["ids"]);
+        let ours = tok.encode(text).ids;
+        if ours != expected && bad.len() < 10 {
+            bad.push(format!(
+                "{text:?}\n  ours:   {ours:?}\n  theirs: {expected:?}"
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "mismatches (first 10):\n{}", bad.join("\n"));
+    println!("tokenizer: {} corpus strings match", corpus.len());
 }

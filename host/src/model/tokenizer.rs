@@ -17,7 +17,11 @@
 //! 8. truncation to `max_len - 2` pieces, then `[CLS] ... [SEP]`.
 //!
 //! The character classes use the `unicode_categories` tables, the same ones `tokenizers`
-//! uses, so the two agree on every character.
+//! uses, so the two agree on every character: `host/tests/model_minilm.rs` checks the ids
+//! of 30 hand-picked sentences and of 3000 random multi-script strings. Transformers'
+//! pure-Python `BertTokenizer` (the "slow" one) differs from `tokenizers` on some strings
+//! (newer Unicode tables; it lower-cases a word-final capital sigma to `ς`): we follow
+//! `tokenizers`, which is what sentence-transformers and `AutoTokenizer` run.
 
 use std::collections::HashMap;
 use std::path::Path;
