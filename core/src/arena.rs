@@ -47,7 +47,9 @@ impl<'a> Arena<'a> {
     /// A temporary arena over what is left: its borrows end when it is dropped, and the
     /// space is then available again here.
     pub fn sub(&mut self) -> Arena<'_> {
-        Arena { buf: &mut *self.buf }
+        Arena {
+            buf: &mut *self.buf,
+        }
     }
 
     /// Everything left, as a slice (the arena is empty afterwards).

@@ -93,7 +93,9 @@ mod tests {
 
     #[test]
     fn planes_hold_bits() {
-        let vals: std::vec::Vec<u64> = (0..100u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let vals: std::vec::Vec<u64> = (0..100u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
         let mut planes = std::vec![0u64; 10 * 2];
         to_planes(&vals, 10, &mut planes);
         for (e, v) in vals.iter().enumerate() {

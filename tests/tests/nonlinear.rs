@@ -4,7 +4,10 @@
 use secformer_core::bits;
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
-use secformer_core::protocols::{bitmul, compare, fourier, gelu, input, reciprocal, reveal, rsqrt, tanh};
+use secformer_core::protocols::{
+    bitmul, compare, fourier, gelu, input, layernorm, reciprocal, reveal, rsqrt, softmax_2quad,
+    softmax_exact, tanh,
+};
 use secformer_core::share::AShare;
 use secformer_tests::*;
 
@@ -17,7 +20,9 @@ fn share(s: &mut TestSession, owner: PartyId, vals: &[f64]) -> secformer_core::R
 
 /// XOR of the two parties' packed bit shares.
 fn xor_bits(a: &[u64], b: &[u64], n: usize) -> Vec<bool> {
-    (0..n).map(|i| bits::get(a, i) ^ bits::get(b, i) == 1).collect()
+    (0..n)
+        .map(|i| bits::get(a, i) ^ bits::get(b, i) == 1)
+        .collect()
 }
 
 #[test]
@@ -54,7 +59,10 @@ fn comparison_sign_and_threshold() {
         Ok(out)
     })
     .unwrap();
-    assert_eq!(xor_bits(&a, &b, 6), vec![true, true, false, false, false, true]);
+    assert_eq!(
+        xor_bits(&a, &b, 6),
+        vec![true, true, false, false, false, true]
+    );
 }
 
 #[test]
@@ -73,7 +81,11 @@ fn comparison_costs_match_the_formula() {
         assert_eq!(st.payload_sent, compare::bytes(n, k));
         assert_eq!(st.rounds, compare::rounds(k));
     }
-    assert_eq!(compare::bytes(64, 28) * 8 / 64, 100, "100 bits per element at k = 28");
+    assert_eq!(
+        compare::bytes(64, 28) * 8 / 64,
+        100,
+        "100 bits per element at k = 28"
+    );
     assert_eq!(compare::bytes(64, 32) * 8 / 64, 116);
     assert_eq!(compare::rounds(28), 6);
 }
@@ -87,7 +99,10 @@ fn open(s: &mut TestSession, x: &[AShare]) -> secformer_core::Result<Vec<f64>> {
 fn open_2f(s: &mut TestSession, x: &[AShare]) -> secformer_core::Result<Vec<f64>> {
     let mut out = vec![0u64; x.len()];
     reveal::reveal(s, x, &mut out)?;
-    Ok(out.iter().map(|v| *v as i64 as f64 / 65536f64.powi(2)).collect())
+    Ok(out
+        .iter()
+        .map(|v| *v as i64 as f64 / 65536f64.powi(2))
+        .collect())
 }
 
 #[test]
@@ -103,7 +118,11 @@ fn select_b2a_and_bit_products() {
             let mut diff = vec![AShare::default(); n];
             secformer_core::protocols::linear::sub(&xs, &ys, &mut diff)?;
             let mut b = vec![0u64; words_for_bits(n)];
-            let mut scratch = vec![0u64; compare::scratch_words(n, 32) + bitmul::convenience_scratch_words(n) + n];
+            let mut scratch =
+                vec![
+                    0u64;
+                    compare::scratch_words(n, 32) + bitmul::convenience_scratch_words(n) + n
+                ];
             compare::msb(s, &diff, 32, &mut b, &mut scratch)?;
             let mut sel = vec![AShare::default(); n];
             bitmul::select(s, &b, &xs, &ys, &mut sel, &mut scratch)?; // min(x, y)
@@ -136,7 +155,12 @@ fn fourier_sine_and_cosine() {
             let xs = share(s, PartyId::P1, &x)?;
             let mut out = vec![AShare::default(); x.len()];
             let mut scratch = vec![0u64; fourier::scratch_words(x.len(), 3)];
-            let series = fourier::Series { p: 20, c0: 0.25, alpha: &[1.0, 0.0, -0.5], beta: &[0.0, 2.0] };
+            let series = fourier::Series {
+                p: 20,
+                c0: 0.25,
+                alpha: &[1.0, 0.0, -0.5],
+                beta: &[0.0, 2.0],
+            };
             fourier::fourier(s, &xs, &series, &mut out, &mut scratch)?;
             open_2f(s, &out)
         })
@@ -145,7 +169,12 @@ fn fourier_sine_and_cosine() {
         for i in 0..x.len() {
             let t = g[i] * w;
             let want = 0.25 + t.sin() + 2.0 * (2.0 * t).cos() - 0.5 * (3.0 * t).sin();
-            assert!((r[i] - want).abs() < 2e-4, "x={} got {} want {want}", g[i], r[i]);
+            assert!(
+                (r[i] - want).abs() < 2e-4,
+                "x={} got {} want {want}",
+                g[i],
+                r[i]
+            );
         }
     }
 }
@@ -154,7 +183,15 @@ fn exact_gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
 
-fn check_range(name: &str, got: &[f64], x: &[f64], f: impl Fn(f64) -> f64, lo: f64, hi: f64, mean_bound: f64) {
+fn check_range(
+    name: &str,
+    got: &[f64],
+    x: &[f64],
+    f: impl Fn(f64) -> f64,
+    lo: f64,
+    hi: f64,
+    mean_bound: f64,
+) {
     let errs: Vec<f64> = x
         .iter()
         .zip(got)
@@ -162,7 +199,10 @@ fn check_range(name: &str, got: &[f64], x: &[f64], f: impl Fn(f64) -> f64, lo: f
         .map(|(v, g)| (g - f(*v)).abs())
         .collect();
     let mean = errs.iter().sum::<f64>() / errs.len() as f64;
-    assert!(mean <= mean_bound, "{name}: mean |err| {mean} on [{lo}, {hi}] > {mean_bound}");
+    assert!(
+        mean <= mean_bound,
+        "{name}: mean |err| {mean} on [{lo}, {hi}] > {mean_bound}"
+    );
 }
 
 #[test]
@@ -190,11 +230,19 @@ fn gelu_meets_the_error_bounds() {
         check_range("gelu", &r, &g, exact_gelu, -1.0, 1.0, 0.001);
         check_range("gelu", &r, &g, exact_gelu, -5.0, 5.0, 0.002);
         check_range("gelu", &r, &g, exact_gelu, -10.0, 10.0, 0.002);
-        let worst = g.iter().zip(&r).map(|(v, o)| (o - exact_gelu(*v)).abs()).fold(0.0, f64::max);
+        let worst = g
+            .iter()
+            .zip(&r)
+            .map(|(v, o)| (o - exact_gelu(*v)).abs())
+            .fold(0.0, f64::max);
         assert!(worst <= 0.02, "gelu max |err| {worst}");
         // And the protocol computes its documented approximation to fixed-point precision.
         for (v, o) in g.iter().zip(&r) {
-            assert!((o - gelu::reference_approx(*v)).abs() < 2e-4, "x={v}: {o} vs {}", gelu::reference_approx(*v));
+            assert!(
+                (o - gelu::reference_approx(*v)).abs() < 2e-4,
+                "x={v}: {o} vs {}",
+                gelu::reference_approx(*v)
+            );
         }
     }
 }
@@ -213,7 +261,11 @@ fn tanh_meets_the_error_bound() {
             open(s, &out)
         })
         .unwrap();
-        let worst = g.iter().zip(&r).map(|(v, o)| (o - v.tanh()).abs()).fold(0.0, f64::max);
+        let worst = g
+            .iter()
+            .zip(&r)
+            .map(|(v, o)| (o - v.tanh()).abs())
+            .fold(0.0, f64::max);
         assert!(worst <= 0.01, "tanh max |err| {worst}");
     }
 }
@@ -237,9 +289,15 @@ fn check_inverse(name: &str, y: &[f64], got: &[f64], f: impl Fn(f64) -> f64) {
         let want = f(*v);
         if want >= 1.0 / 64.0 {
             let rel = (g - want).abs() / want;
-            assert!(rel <= 1.0 / 1024.0, "{name}({v}) = {g}, want {want} (rel {rel:.2e})");
+            assert!(
+                rel <= 1.0 / 1024.0,
+                "{name}({v}) = {g}, want {want} (rel {rel:.2e})"
+            );
         } else {
-            assert!((g - want).abs() <= 1.0 / 16384.0, "{name}({v}) = {g}, want {want}");
+            assert!(
+                (g - want).abs() <= 1.0 / 16384.0,
+                "{name}({v}) = {g}, want {want}"
+            );
         }
     }
 }
@@ -303,4 +361,171 @@ fn rsqrt_over_its_range_and_beyond() {
     .unwrap();
     assert_eq!(&r[..2], &[0.0, 0.0]);
     assert!(r[2].is_finite());
+}
+
+fn plain_layernorm(rows: usize, h: usize, x: &[f64], g: &[f64], b: &[f64], eps: f64) -> Vec<f64> {
+    let mut out = vec![0.0; rows * h];
+    for i in 0..rows {
+        let r = &x[i * h..(i + 1) * h];
+        let mu = r.iter().sum::<f64>() / h as f64;
+        let var = r.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / h as f64;
+        for j in 0..h {
+            out[i * h + j] = g[j] * (r[j] - mu) / (var + eps).sqrt() + b[j];
+        }
+    }
+    out
+}
+
+#[test]
+fn layernorm_within_bound_on_its_range() {
+    let (rows, h) = (12, 96);
+    // Rows with variance from 1e-2 to 1e4 (std 0.1 to 100), means up to +-100, |x| <= 256.
+    let mut x = Vec::new();
+    for i in 0..rows {
+        let std = 10f64.powf(-1.0 + 3.0 * i as f64 / (rows - 1) as f64);
+        let mean = if std < 50.0 {
+            -100.0 + 200.0 * (i as f64 / rows as f64)
+        } else {
+            0.0
+        };
+        let noise = reals(80 + i as u64, h, -1.0, 1.0);
+        let m = noise.iter().sum::<f64>() / h as f64;
+        let sd = (noise.iter().map(|v| (v - m).powi(2)).sum::<f64>() / h as f64).sqrt();
+        x.extend(noise.iter().map(|v| mean + (v - m) / sd * std));
+    }
+    assert!(x.iter().all(|v| v.abs() <= 256.0));
+    let g = reals(90, h, 0.5, 2.0);
+    let b = reals(91, h, -1.0, 1.0);
+    let want = plain_layernorm(
+        rows,
+        h,
+        &dec(&enc(&x)),
+        &dec(&enc(&g)),
+        &dec(&enc(&b)),
+        1e-12,
+    );
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let gs = share(s, PartyId::P0, &g)?;
+            let bs = share(s, PartyId::P0, &b)?;
+            let mut out = vec![AShare::default(); rows * h];
+            let mut scratch = vec![0u64; layernorm::scratch_words(rows, h, 16)];
+            let before = s.peer_stats();
+            layernorm::layernorm(s, rows, h, &xs, &gs, &bs, 1e-12, &mut out, &mut scratch)?;
+            let rounds = s.peer_stats().since(&before).rounds;
+            Ok((open(s, &out)?, rounds))
+        })
+        .unwrap();
+        let err = max_abs_diff(&r.0, &want);
+        assert!(err <= 0.01, "layernorm max |err| {err}");
+        assert!(r.1 < 24, "layernorm took {} rounds", r.1);
+        assert_eq!(r.1, 21);
+    }
+    // A constant row (variance 0) outputs beta.
+    let xc = vec![3.0; h];
+    let (r, _) = run(Net::Mem, |s| {
+        let xs = share(s, PartyId::P1, &xc)?;
+        let gs = share(s, PartyId::P0, &g)?;
+        let bs = share(s, PartyId::P0, &b)?;
+        let mut out = vec![AShare::default(); h];
+        let mut scratch = vec![0u64; layernorm::scratch_words(1, h, 16)];
+        layernorm::layernorm(s, 1, h, &xs, &gs, &bs, 1e-12, &mut out, &mut scratch)?;
+        open(s, &out)
+    })
+    .unwrap();
+    assert!(max_abs_diff(&r, &dec(&enc(&b))) <= 1e-3);
+}
+
+fn plain_softmax(x: &[f64], keep: &[bool], f: impl Fn(f64) -> f64) -> Vec<f64> {
+    let q: Vec<f64> = x
+        .iter()
+        .zip(keep)
+        .map(|(v, k)| if *k { f(*v) } else { 0.0 })
+        .collect();
+    let s: f64 = q.iter().sum();
+    q.iter()
+        .map(|v| if s > 0.0 { v / s } else { 0.0 })
+        .collect()
+}
+
+fn softmax_case(exact: bool, lens: &[usize], lim: f64) {
+    for net in NETS {
+        for &cols in lens {
+            let rows = 3;
+            let n = rows * cols;
+            let x = reals(100 + cols as u64, n, -lim, lim);
+            // Row 1 masks its second half; row 2 is fully masked when `cols` is small.
+            let keep: Vec<bool> = (0..n)
+                .map(|i| {
+                    let (r, c) = (i / cols, i % cols);
+                    !(r == 1 && c >= cols / 2 || r == 2 && cols == 8)
+                })
+                .collect();
+            let (r, _) = run(net, |s| {
+                let xs = share(s, PartyId::P1, &x)?;
+                let mut out = vec![AShare::default(); n];
+                if exact {
+                    let k = softmax_exact::DEFAULT_BITS;
+                    let mut scratch = vec![0u64; softmax_exact::scratch_words(rows, cols, k)];
+                    softmax_exact::softmax_exact(
+                        s,
+                        rows,
+                        cols,
+                        &xs,
+                        Some(&keep),
+                        k,
+                        &mut out,
+                        &mut scratch,
+                    )?;
+                } else {
+                    let mut scratch = vec![0u64; softmax_2quad::scratch_words(rows, cols, 16)];
+                    softmax_2quad::softmax_2quad(
+                        s,
+                        rows,
+                        cols,
+                        &xs,
+                        Some(&keep),
+                        5.0,
+                        &mut out,
+                        &mut scratch,
+                    )?;
+                }
+                open(s, &out)
+            })
+            .unwrap();
+            let g = dec(&enc(&x));
+            for i in 0..rows {
+                let row = &g[i * cols..(i + 1) * cols];
+                let kp = &keep[i * cols..(i + 1) * cols];
+                let want = if exact {
+                    let m = row
+                        .iter()
+                        .zip(kp)
+                        .filter(|p| *p.1)
+                        .map(|p| *p.0)
+                        .fold(f64::MIN, f64::max);
+                    plain_softmax(row, kp, |v| (v - m).exp())
+                } else {
+                    plain_softmax(row, kp, |v| (v + 5.0).powi(2))
+                };
+                let err = max_abs_diff(&r[i * cols..(i + 1) * cols], &want);
+                let bound = if exact { 2e-3 } else { 1e-3 };
+                assert!(
+                    err <= bound,
+                    "exact={exact} cols={cols} row {i}: max |err| {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_2quad_within_bound() {
+    softmax_case(false, &[8, 64, 512], 20.0);
+}
+
+#[test]
+fn softmax_exact_within_bound() {
+    softmax_case(true, &[8, 33, 128, 512], 30.0);
 }

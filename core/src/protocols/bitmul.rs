@@ -96,7 +96,15 @@ pub fn scratch_words(n: usize, m: usize) -> usize {
     2 * (words_for_bits(n * m) + n)
 }
 
-fn combine(party: PartyId, mat: &Material<'_>, use_: usize, d: &[u64], f: &[u64], v: &[u64], out: &mut [u64]) {
+fn combine(
+    party: PartyId,
+    mat: &Material<'_>,
+    use_: usize,
+    d: &[u64],
+    f: &[u64],
+    v: &[u64],
+    out: &mut [u64],
+) {
     let _ = party; // both parties run the same local formula on their shares
     let (m, ra, rb) = (mat.m, mat.ra, mat.rb[use_]);
     for i in 0..mat.n {
@@ -105,7 +113,8 @@ fn combine(party: PartyId, mat: &Material<'_>, use_: usize, d: &[u64], f: &[u64]
             let dbit = (d[idx / 64] >> (idx % 64)) & 1;
             let rv = ra[idx].wrapping_mul(f[i]).wrapping_add(rb[idx]);
             // d v + (1 - 2d) r v, with the party's shares of v and of r v.
-            out[idx] = (dbit.wrapping_neg() & v[i]).wrapping_add(rv.wrapping_mul(1u64.wrapping_sub(dbit << 1)));
+            out[idx] = (dbit.wrapping_neg() & v[i])
+                .wrapping_add(rv.wrapping_mul(1u64.wrapping_sub(dbit << 1)));
         }
     }
 }
@@ -150,7 +159,15 @@ pub fn first<T: Transport, D: Dealer, K: MatMul>(
         d_out[w] = mine[w] ^ theirs[w];
     }
     crate::ring::add_assign(&mut mine[bw..], &theirs[bw..]);
-    combine(s.party, mat, 0, d_out, &mine[bw..], vs, AShare::raw_slice_mut(out));
+    combine(
+        s.party,
+        mat,
+        0,
+        d_out,
+        &mine[bw..],
+        vs,
+        AShare::raw_slice_mut(out),
+    );
     Ok(())
 }
 

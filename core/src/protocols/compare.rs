@@ -171,7 +171,12 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
         let mut lar = ar.sub();
         let r = lar.take(l * nw)?;
         let w = lar.take(l * nw)?;
-        s.dealer.take(Item::PrivAnd { words: (l * nw) as u32 }, &mut [&mut *r, &mut *w])?;
+        s.dealer.take(
+            Item::PrivAnd {
+                words: (l * nw) as u32,
+            },
+            &mut [&mut *r, &mut *w],
+        )?;
         let mine = lar.take(l * nw)?;
         let theirs = lar.take(l * nw)?;
         for i in 0..l * nw {
@@ -179,7 +184,11 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
         }
         s.peer.exchange_u64(mine, theirs)?;
         for i in 0..l * nw {
-            let (alpha, beta) = if p0 { (mine[i], theirs[i]) } else { (theirs[i], mine[i]) };
+            let (alpha, beta) = if p0 {
+                (mine[i], theirs[i])
+            } else {
+                (theirs[i], mine[i])
+            };
             g[i] = if p0 {
                 (alpha & beta) ^ (beta & r[i]) ^ w[i]
             } else {
@@ -200,14 +209,19 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
         let c2 = lar.take(p2 * nw)?;
         if p2 > 0 {
             s.dealer.take(
-                Item::AndTriple2 { words: (p2 * nw) as u32 },
+                Item::AndTriple2 {
+                    words: (p2 * nw) as u32,
+                },
                 &mut [&mut *a2, &mut *b1, &mut *b2, &mut *c1, &mut *c2],
             )?;
         }
         let ta = lar.take(nw)?;
         let tb = lar.take(nw)?;
         let tc = lar.take(nw)?;
-        s.dealer.take(Item::AndTriple { words: nw as u32 }, &mut [&mut *ta, &mut *tb, &mut *tc])?;
+        s.dealer.take(
+            Item::AndTriple { words: nw as u32 },
+            &mut [&mut *ta, &mut *tb, &mut *tc],
+        )?;
         let len = (3 * p2 + 2) * nw;
         let mine = lar.take(len)?;
         let theirs = lar.take(len)?;

@@ -81,14 +81,17 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
     let k = series.harmonics();
     let p = series.p;
     if k == 0 || k > MAX_HARMONICS || !(1..=63).contains(&p) {
-        return Err(Error::Param("Fourier series: 1..=32 harmonics and period bits 1..=63"));
+        return Err(Error::Param(
+            "Fourier series: 1..=32 harmonics and period bits 1..=63",
+        ));
     }
     check_len("Fourier output", n, out.len())?;
     let f = s.enc.frac_bits();
     let mut ar = Arena::new(scratch);
     let t = ar.take(n)?;
     let trig = ar.take(2 * k * n)?;
-    s.dealer.take(item(n, p, k, f), &mut [&mut *t, &mut *trig])?;
+    s.dealer
+        .take(item(n, p, k, f), &mut [&mut *t, &mut *trig])?;
     let w = (p as usize).div_ceil(8);
     let nb = (n * w).div_ceil(8);
     let mine = ar.take(nb)?;
@@ -102,7 +105,8 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
             mb[i * w..i * w + w].copy_from_slice(&di.to_le_bytes()[..w]);
         }
         let tb: &mut [u8] = bytemuck::cast_slice_mut(&mut theirs[..]);
-        s.peer.exchange_frame(FrameKind::Ring, &mb[..n * w], &mut tb[..n * w])?;
+        s.peer
+            .exchange_frame(FrameKind::Ring, &mb[..n * w], &mut tb[..n * w])?;
         s.peer.stats_mut().rounds += 1;
     }
     {
@@ -118,7 +122,9 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
     }
     let scale = (1u64 << f) as f64;
     let step = 2.0 * core::f64::consts::PI / (1u64 << p) as f64;
-    let c0 = s.party.share_of_public(libm::round(series.c0 * scale * scale) as i64 as u64);
+    let c0 = s
+        .party
+        .share_of_public(libm::round(series.c0 * scale * scale) as i64 as u64);
     let o = AShare::raw_slice_mut(out);
     for i in 0..n {
         let (s1, c1) = libm::sincos(step * d[i] as f64);
@@ -152,7 +158,11 @@ pub fn fourier<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    s.dealer
-        .request(&[item(x.len(), series.p, series.harmonics(), s.enc.frac_bits())])?;
+    s.dealer.request(&[item(
+        x.len(),
+        series.p,
+        series.harmonics(),
+        s.enc.frac_bits(),
+    )])?;
     run(s, x, series, out, scratch)
 }

@@ -115,7 +115,13 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
             beta: &GELU_COS[1..],
         };
         let (v0, v1) = vals.split_at_mut(n);
-        fourier::run(s, x, &series, AShare::from_raw_slice_mut(v1), ar.sub().rest())?;
+        fourier::run(
+            s,
+            x,
+            &series,
+            AShare::from_raw_slice_mut(v1),
+            ar.sub().rest(),
+        )?;
         for i in 0..n {
             v0[i] = xs[i] << f; // x at 2f bits
             v1[i] = v1[i].wrapping_sub(xs[i] << (f - 1)); // series - 0.5 x = M - x

@@ -6,19 +6,22 @@
 //! truncated with the session's truncation mode unless a function says otherwise.
 //! Opened values are always masked by dealer randomness uniform over the ring.
 
-pub mod input;
-pub mod linear;
 pub mod bitmul;
 pub mod compare;
 pub mod fourier;
 pub mod gelu;
+pub mod input;
+pub mod layernorm;
+pub mod linear;
 pub mod matmul;
-pub mod norm;
 pub mod mul;
+pub mod norm;
 pub mod reciprocal;
 pub mod reveal;
 pub mod rowmul;
 pub mod rsqrt;
+pub mod softmax_2quad;
+pub mod softmax_exact;
 pub mod square;
 pub mod tanh;
 pub mod trunc;

@@ -48,7 +48,8 @@ pub fn mul_by<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let n = x.len();
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        s.dealer.request(&[Item::Triple { n: n as u32 }, trunc::item(n, shift)])?;
+        s.dealer
+            .request(&[Item::Triple { n: n as u32 }, trunc::item(n, shift)])?;
     } else {
         s.dealer.request(&[Item::Triple { n: n as u32 }])?;
     }

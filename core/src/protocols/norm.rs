@@ -53,7 +53,9 @@ fn guard_bits(out_frac: u32, max: f64) -> Result<u32> {
     let top = libm::ceil(libm::log2(max.max(1e-300))) as i32;
     let g = 61 - out_frac as i32 - top.max(0);
     if g < 1 {
-        return Err(Error::Param("normalization: result does not fit at these fractional bits"));
+        return Err(Error::Param(
+            "normalization: result does not fit at these fractional bits",
+        ));
     }
     Ok(g as u32)
 }
@@ -80,7 +82,11 @@ pub fn storage_words(n: usize, spec: &Spec) -> usize {
 pub fn scratch_words(n: usize, spec: &Spec) -> usize {
     let j = spec.buckets();
     let w = words_for_bits(n * j);
-    2 * n * j + w + compare::scratch_words(n * j, spec.k).max(bitmul::scratch_words(n, j)).max(trunc::scratch_words(n))
+    2 * n * j
+        + w
+        + compare::scratch_words(n * j, spec.k)
+            .max(bitmul::scratch_words(n, j))
+            .max(trunc::scratch_words(n))
 }
 
 /// The opened bucket bits and the bit-product material kept for [`rescale`].
@@ -126,7 +132,9 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     // c_j = [y >= t_j] = NOT msb(y - t_j), element-major.
     let vals = ar.take(n * j)?;
     for jj in 0..j {
-        let t = libm::round(libm::exp2((spec.lo + jj as i32) as f64 / 2.0 + spec.in_frac as f64)) as u64;
+        let t = libm::round(libm::exp2(
+            (spec.lo + jj as i32) as f64 / 2.0 + spec.in_frac as f64,
+        )) as u64;
         let off = s.party.share_of_public(t);
         for i in 0..n {
             vals[i * j + jj] = ys[i].wrapping_sub(off);
@@ -145,11 +153,24 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     let mat = bitmul::take(&mut s.dealer, n, j, 2, mstore)?;
     let d = st.take(bw)?;
     let z = vals; // reuse: c_j y
-    bitmul::first(s, &mat, c, y, d, AShare::from_raw_slice_mut(z), ar.sub().rest())?;
+    bitmul::first(
+        s,
+        &mat,
+        c,
+        y,
+        d,
+        AShare::from_raw_slice_mut(z),
+        ar.sub().rest(),
+    )?;
 
     let coef = ar.take(j)?;
     let scale = out_frac as i32 - spec.in_frac as i32 + g as i32;
-    telescoped(spec, |jb| a * libm::exp2(-((jb + 1) as f64) / 2.0), scale, coef);
+    telescoped(
+        spec,
+        |jb| a * libm::exp2(-((jb + 1) as f64) / 2.0),
+        scale,
+        coef,
+    );
     let o = AShare::raw_slice_mut(out);
     for i in 0..n {
         let mut acc = 0u64;
@@ -185,14 +206,29 @@ pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     let j = spec.buckets();
     check_len("rescale input", n, x.len())?;
     check_len("rescale output", n, out.len())?;
-    let kmax = (spec.lo..=spec.hi).map(&kappa).fold(0.0f64, |m, v| m.max(libm::fabs(v)));
+    let kmax = (spec.lo..=spec.hi)
+        .map(&kappa)
+        .fold(0.0f64, |m, v| m.max(libm::fabs(v)));
     let g = guard_bits(out_frac, x_max * kmax)?;
     s.dealer.request(&[trunc::item(n, g)])?;
     let mut ar = Arena::new(scratch);
     let z = ar.take(n * j)?;
-    bitmul::again(s, &norm.mat, 1, norm.d, x, AShare::from_raw_slice_mut(z), ar.sub().rest())?;
+    bitmul::again(
+        s,
+        &norm.mat,
+        1,
+        norm.d,
+        x,
+        AShare::from_raw_slice_mut(z),
+        ar.sub().rest(),
+    )?;
     let coef = ar.take(j)?;
-    telescoped(&spec, kappa, out_frac as i32 - x_frac as i32 + g as i32, coef);
+    telescoped(
+        &spec,
+        kappa,
+        out_frac as i32 - x_frac as i32 + g as i32,
+        coef,
+    );
     let o = AShare::raw_slice_mut(out);
     for i in 0..n {
         let mut acc = 0u64;

@@ -30,7 +30,7 @@ use super::{mul, square};
 pub const WORK_FRAC: u32 = 28;
 /// The input range of the default spec.
 pub const RANGE: (f64, f64) = (1.0 / 64.0, 16_777_216.0);
-const C: f64 = 1.171_572_875_253_809_9; // 2 / (1 + 2^-1/2)
+const C: f64 = 1.171_572_875_253_81; // 2 / (1 + 2^-1/2)
 
 /// The default spec for inputs at `f` fractional bits in [`RANGE`].
 pub fn default_spec(f: u32) -> Spec {
@@ -44,7 +44,9 @@ pub fn default_spec(f: u32) -> Spec {
 
 /// Scratch words for `n` elements.
 pub fn scratch_words(n: usize, spec: &Spec) -> usize {
-    norm::storage_words(n, spec) + 6 * n + norm::scratch_words(n, spec).max(mul::scratch_words(2 * n))
+    norm::storage_words(n, spec)
+        + 6 * n
+        + norm::scratch_words(n, spec).max(mul::scratch_words(2 * n))
 }
 
 /// `out = 1/y` at `out_frac` fractional bits (`y` at `spec.in_frac` bits), for `y` in the
@@ -62,7 +64,16 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
     let mut ar = Arena::new(scratch);
     let storage = ar.take(norm::storage_words(n, spec))?;
     let yn = ar.take(n)?;
-    let nz = norm::normalize(s, y, spec, C, WORK_FRAC, AShare::from_raw_slice_mut(yn), storage, ar.sub().rest())?;
+    let nz = norm::normalize(
+        s,
+        y,
+        spec,
+        C,
+        WORK_FRAC,
+        AShare::from_raw_slice_mut(yn),
+        storage,
+        ar.sub().rest(),
+    )?;
     let one = 1u64 << WORK_FRAC;
     let p1 = s.party.share_of_public(one);
     // e0 = 1 - Y', x1 = 1 + e0 = 2 - Y'.
@@ -78,7 +89,13 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
     {
         let (x1, e0) = e.split_at_mut(n);
         let _ = x1;
-        square::square_by(s, AShare::from_raw_slice(e0), AShare::from_raw_slice_mut(&mut prod[n..]), WORK_FRAC, ar.sub().rest())?;
+        square::square_by(
+            s,
+            AShare::from_raw_slice(e0),
+            AShare::from_raw_slice_mut(&mut prod[n..]),
+            WORK_FRAC,
+            ar.sub().rest(),
+        )?;
     }
     // [x2, e2] = [x1, e1] * [1 + e1, e1]
     for i in 0..n {

@@ -29,7 +29,7 @@ use super::{mul, square};
 pub const WORK_FRAC: u32 = 28;
 /// The input range of the default spec.
 pub const RANGE: (f64, f64) = (1.0 / 256.0, 16_777_216.0);
-const C2: f64 = 1.171_572_875_253_809_9; // 2 / (1 + 2^-1/2)
+const C2: f64 = 1.171_572_875_253_81; // 2 / (1 + 2^-1/2)
 
 /// The default spec for inputs at `f` fractional bits in [`RANGE`].
 pub fn default_spec(f: u32) -> Spec {
@@ -61,14 +61,29 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
     check_len("rsqrt output", n, r.len())?;
     let mut ar = Arena::new(scratch);
     let y0 = ar.take(n)?;
-    let nz = norm::normalize(s, y, spec, C2, WORK_FRAC, AShare::from_raw_slice_mut(y0), storage, ar.sub().rest())?;
+    let nz = norm::normalize(
+        s,
+        y,
+        spec,
+        C2,
+        WORK_FRAC,
+        AShare::from_raw_slice_mut(y0),
+        storage,
+        ar.sub().rest(),
+    )?;
     let three = s.party.share_of_public(3u64 << WORK_FRAC);
     let m1 = ar.take(n)?;
     for i in 0..n {
         m1[i] = three.wrapping_sub(y0[i]);
     }
     let q = ar.take(n)?;
-    square::square_by(s, AShare::from_raw_slice(m1), AShare::from_raw_slice_mut(q), WORK_FRAC, ar.sub().rest())?;
+    square::square_by(
+        s,
+        AShare::from_raw_slice(m1),
+        AShare::from_raw_slice_mut(q),
+        WORK_FRAC,
+        ar.sub().rest(),
+    )?;
     let y1 = ar.take(n)?;
     mul::mul_by(
         s,
@@ -113,6 +128,23 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
     let mut ar = Arena::new(scratch);
     let storage = ar.take(norm::storage_words(n, spec))?;
     let r = ar.take(n)?;
-    let nz = normalized(s, y, spec, AShare::from_raw_slice_mut(r), storage, ar.sub().rest())?;
-    norm::rescale(s, &nz, AShare::from_raw_slice(r), WORK_FRAC, R_MAX, kappa, out_frac, out, ar.rest())
+    let nz = normalized(
+        s,
+        y,
+        spec,
+        AShare::from_raw_slice_mut(r),
+        storage,
+        ar.sub().rest(),
+    )?;
+    norm::rescale(
+        s,
+        &nz,
+        AShare::from_raw_slice(r),
+        WORK_FRAC,
+        R_MAX,
+        kappa,
+        out_frac,
+        out,
+        ar.rest(),
+    )
 }

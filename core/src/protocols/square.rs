@@ -44,7 +44,8 @@ pub fn square_by<T: Transport, D: Dealer, K: MatMul>(
     let n = x.len();
     check_len("square output", n, out.len())?;
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        s.dealer.request(&[Item::Square { n: n as u32 }, trunc::item(n, shift)])?;
+        s.dealer
+            .request(&[Item::Square { n: n as u32 }, trunc::item(n, shift)])?;
     } else {
         s.dealer.request(&[Item::Square { n: n as u32 }])?;
     }

@@ -102,7 +102,13 @@ pub fn tanh<T: Transport, D: Dealer, K: MatMul>(
         alpha: &TANH_SIN[1..],
         beta: &[],
     };
-    fourier::run(s, x, &series, AShare::from_raw_slice_mut(series_out), ar.sub().rest())?;
+    fourier::run(
+        s,
+        x,
+        &series,
+        AShare::from_raw_slice_mut(series_out),
+        ar.sub().rest(),
+    )?;
 
     let shifted = ar.take(2 * n)?;
     let off = s.party.share_of_public(s.enc.encode(THRESHOLD)?);

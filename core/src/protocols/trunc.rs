@@ -141,7 +141,13 @@ pub fn run_segments<T: Transport, D: Dealer, K: MatMul>(
 }
 
 /// Takes the material of [`item`] into owned buffers (for preparing it offline).
-pub fn take_material<D: Dealer>(dealer: &mut D, n: usize, f: u32, r: &mut [u64], sh: &mut [u64]) -> Result<()> {
+pub fn take_material<D: Dealer>(
+    dealer: &mut D,
+    n: usize,
+    f: u32,
+    r: &mut [u64],
+    sh: &mut [u64],
+) -> Result<()> {
     dealer.take(item(n, f), &mut [r, sh])
 }
 
@@ -184,7 +190,9 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
     {
         let mut at = 0;
         for &(len, shift) in segments {
-            let bias = s.party.share_of_public((1u64 << 62).wrapping_add(1u64 << shift));
+            let bias = s
+                .party
+                .share_of_public((1u64 << 62).wrapping_add(1u64 << shift));
             for i in at..at + len {
                 let v = &mut x[i];
                 *v = v.wrapping_add(bias);
@@ -220,12 +228,17 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
                     .wrapping_add(beta.wrapping_mul(sa).wrapping_mul(rbit))
                     .wrapping_add(common)
             } else {
-                alpha.wrapping_mul(sb).wrapping_mul(rbit).wrapping_add(common)
+                alpha
+                    .wrapping_mul(sb)
+                    .wrapping_mul(rbit)
+                    .wrapping_add(common)
             };
             // This party's share of z's msb: a at P0, b at P1.
             let v = &mut x[i];
             let wshare = (*v >> 63).wrapping_sub(ab);
-            *v = (*v >> shift).wrapping_sub(wshare << hi_shift).wrapping_sub(unbias);
+            *v = (*v >> shift)
+                .wrapping_sub(wshare << hi_shift)
+                .wrapping_sub(unbias);
         }
         at += len;
     }

@@ -1,0 +1,225 @@
+//! Softmax as trained, for unmodified checkpoints: `p_j = exp(x_j - max) / sum_k exp(x_k - max)`.
+//!
+//! 1. Row max by a comparison tree: each level compares pairs (`[a < b]` on `k` bits) and
+//!    selects with one bit-product round (`max = a + [a < b] (b - a)`); all rows in one
+//!    batch per level. Masked entries are replaced by a valid entry of their row (local),
+//!    so they never win.
+//! 2. `z = x - max <= 0`; `[z < -64]` is computed for clipping.
+//! 3. `exp(z) ~ (1 + z / 2^10)^(2^10)` at 28 fractional bits: the base is exact (a shift of
+//!    `z`), then 10 squarings; relative error about `z^2 / 2^11` (max absolute error
+//!    2.6e-4, at z = -2).
+//! 4. Clipped and masked entries are zeroed (one bit-product round), the row sum `S` is in
+//!    `[1, cols]`, and [`super::reciprocal`] on a narrow range gives `1/S`; a row-broadcast
+//!    product gives `p` at `f` bits.
+//!
+//! Correct (max |error| <= 2e-3) for scores whose row spread is below `2^(k-1-f)` (2048 at
+//! the default k = 28) and rows of up to 2^14 keys. All-masked rows give zeros.
+//! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 49 at 128 keys),
+//! `+ rounds(k) + 20 + 1 + 17 + 2` (95 at 128 keys). Bits per element per party: about
+//! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
+//! clipping, `10 x 65` for the squarings, 65 + 64 + 1 for the rest.
+
+use crate::arena::Arena;
+use crate::dealer::Dealer;
+use crate::error::{check_len, Error, Result};
+use crate::kernel::MatMul;
+use crate::prg::words_for_bits;
+use crate::session::Session;
+use crate::share::AShare;
+use crate::transport::Transport;
+
+use super::norm::Spec;
+use super::{bitmul, compare, reciprocal, rowmul, square};
+
+/// Default comparison bits for scores.
+pub const DEFAULT_BITS: u32 = 28;
+const EXP_FRAC: u32 = 28;
+const SQUARINGS: u32 = 10;
+const CLIP: f64 = 64.0;
+const RECIP_FRAC: u32 = 32;
+
+fn spec(cols: usize) -> Spec {
+    let hi = 2 * (usize::BITS - cols.leading_zeros()) as i32 + 1;
+    Spec {
+        in_frac: EXP_FRAC,
+        lo: -2,
+        hi,
+        k: (hi as u32).div_ceil(2) + EXP_FRAC + 2,
+    }
+}
+
+/// Scratch words for `rows x cols`.
+pub fn scratch_words(rows: usize, cols: usize, k: u32) -> usize {
+    let n = rows * cols;
+    let half = n.div_ceil(2) + rows;
+    8 * n
+        + 3 * rows
+        + 2 * words_for_bits(n)
+        + bitmul::convenience_scratch_words(n)
+        + compare::scratch_words(n, k)
+            .max(compare::scratch_words(half, k))
+            .max(square::scratch_words(n))
+            .max(reciprocal::scratch_words(rows, &spec(cols)))
+            .max(rowmul::scratch_words(rows, cols))
+}
+
+/// Exact-ish softmax of each row of `x` (`rows x cols`), `k`-bit comparisons.
+pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    rows: usize,
+    cols: usize,
+    x: &[AShare],
+    mask: Option<&[bool]>,
+    k: u32,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = rows * cols;
+    check_len("softmax input", n, x.len())?;
+    check_len("softmax output", n, out.len())?;
+    if cols == 0 || cols > 1 << 14 {
+        return Err(Error::Param("softmax rows must have 1 to 16384 keys"));
+    }
+    if let Some(m) = mask {
+        check_len("softmax mask", n, m.len())?;
+    }
+    let keep = |i: usize| mask.is_none_or(|m| m[i]);
+    let mut ar = Arena::new(scratch);
+    let xs = AShare::raw_slice(x);
+
+    // Masked entries take a valid entry's value (or 0 in an all-masked row).
+    let v = ar.take(n)?;
+    for i in 0..rows {
+        let first = (0..cols)
+            .find(|&j| keep(i * cols + j))
+            .map(|j| xs[i * cols + j])
+            .unwrap_or(0);
+        for j in 0..cols {
+            let idx = i * cols + j;
+            v[idx] = if keep(idx) { xs[idx] } else { first };
+        }
+    }
+
+    // 1. Row max by a tree; `cur` holds `width` candidates per row.
+    let cur = ar.take(n)?;
+    cur.copy_from_slice(v);
+    let mut width = cols;
+    while width > 1 {
+        let pairs = width / 2;
+        let m = rows * pairs;
+        let mut sub = ar.sub();
+        let diff = sub.take(m)?;
+        let gap = sub.take(m)?;
+        for i in 0..rows {
+            for t in 0..pairs {
+                let (a, b) = (cur[i * width + 2 * t], cur[i * width + 2 * t + 1]);
+                diff[i * pairs + t] = a.wrapping_sub(b);
+                gap[i * pairs + t] = b.wrapping_sub(a);
+            }
+        }
+        let lt = sub.take(words_for_bits(m))?;
+        compare::msb(s, AShare::from_raw_slice(diff), k, lt, sub.sub().rest())?;
+        let sel = sub.take(m)?;
+        bitmul::bit_mul(
+            s,
+            lt,
+            AShare::from_raw_slice(gap),
+            AShare::from_raw_slice_mut(sel),
+            sub.sub().rest(),
+        )?;
+        let nw = width.div_ceil(2);
+        let next = sub.take(rows * nw)?;
+        for i in 0..rows {
+            for t in 0..pairs {
+                next[i * nw + t] = cur[i * width + 2 * t].wrapping_add(sel[i * pairs + t]);
+            }
+            if width % 2 == 1 {
+                next[i * nw + pairs] = cur[i * width + width - 1];
+            }
+        }
+        cur[..rows * nw].copy_from_slice(next);
+        width = nw;
+    }
+
+    // 2. z = v - max, clipping bits [z < -CLIP].
+    let z = ar.take(n)?;
+    for i in 0..rows {
+        for j in 0..cols {
+            z[i * cols + j] = v[i * cols + j].wrapping_sub(cur[i]);
+        }
+    }
+    let clip = ar.take(words_for_bits(n))?;
+    {
+        let mut sub = ar.sub();
+        let shifted = sub.take(n)?;
+        let off = s.party.share_of_public(s.enc.encode(CLIP)?);
+        for (d, zz) in shifted.iter_mut().zip(z.iter()) {
+            *d = zz.wrapping_add(off);
+        }
+        compare::msb(s, AShare::from_raw_slice(shifted), k, clip, sub.rest())?;
+    }
+
+    // 3. exp by repeated squaring at EXP_FRAC bits.
+    let f = s.enc.frac_bits();
+    let e = ar.take(n)?;
+    let one = s.party.share_of_public(1u64 << EXP_FRAC);
+    let up = EXP_FRAC - f - SQUARINGS; // base = 1 + z / 2^SQUARINGS, exactly
+    for (d, zz) in e.iter_mut().zip(z.iter()) {
+        *d = one.wrapping_add(zz << up);
+    }
+    let tmp = ar.take(n)?;
+    for _ in 0..SQUARINGS {
+        square::square_by(
+            s,
+            AShare::from_raw_slice(e),
+            AShare::from_raw_slice_mut(tmp),
+            EXP_FRAC,
+            ar.sub().rest(),
+        )?;
+        e.copy_from_slice(tmp);
+    }
+
+    // 4. Zero clipped and masked entries: keep = NOT clip.
+    let ones = s.party.xor_share_of_public(u64::MAX);
+    for w in clip.iter_mut() {
+        *w ^= ones;
+    }
+    crate::prg::clear_tail(clip, n);
+    bitmul::bit_mul(
+        s,
+        clip,
+        AShare::from_raw_slice(e),
+        AShare::from_raw_slice_mut(tmp),
+        ar.sub().rest(),
+    )?;
+    for (idx, t) in tmp.iter_mut().enumerate() {
+        if !keep(idx) {
+            *t = 0;
+        }
+    }
+    let sums = ar.take(rows)?;
+    for i in 0..rows {
+        sums[i] = tmp[i * cols..(i + 1) * cols]
+            .iter()
+            .fold(0u64, |a, v| a.wrapping_add(*v));
+    }
+    let r = ar.take(rows)?;
+    reciprocal::reciprocal(
+        s,
+        AShare::from_raw_slice(sums),
+        &spec(cols),
+        RECIP_FRAC,
+        AShare::from_raw_slice_mut(r),
+        ar.sub().rest(),
+    )?;
+    rowmul::rowmul(
+        s,
+        rows,
+        cols,
+        AShare::from_raw_slice(tmp),
+        AShare::from_raw_slice(r),
+        EXP_FRAC + RECIP_FRAC - f,
+        out,
+        ar.rest(),
+    )
+}
