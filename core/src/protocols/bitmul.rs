@@ -290,3 +290,18 @@ pub fn select<T: Transport, D: Dealer, K: MatMul>(
     }
     Ok(())
 }
+
+/// Cost of [`first`] (and of [`bit_mul`], [`select`]) for `n` values with `m` bits each.
+pub fn cost(n: usize, m: usize) -> super::Cost {
+    super::Cost::new(1, 8 * (words_for_bits(n * m) + n) as u64)
+}
+
+/// Cost of [`again`] for `n` values.
+pub fn cost_again(n: usize) -> super::Cost {
+    super::Cost::new(1, 8 * n as u64)
+}
+
+/// Cost of [`b2a`] for `n` bits.
+pub fn cost_b2a(n: usize) -> super::Cost {
+    super::Cost::new(1, 8 * words_for_bits(n) as u64)
+}

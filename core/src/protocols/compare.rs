@@ -282,3 +282,8 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
     crate::prg::clear_tail(&mut out[..nw], n);
     Ok(())
 }
+
+/// Cost of comparing `n` elements on `k` bits ([`rounds`], [`bytes`]).
+pub fn cost(n: usize, k: u32) -> super::Cost {
+    super::Cost::new(rounds(k), bytes(n, k))
+}

@@ -166,3 +166,8 @@ pub fn fourier<T: Transport, D: Dealer, K: MatMul>(
     )])?;
     run(s, x, series, out, scratch)
 }
+
+/// Cost of a series on `n` elements with period `2^p`.
+pub fn cost(n: usize, p: u32) -> super::Cost {
+    super::Cost::new(1, bytes(n, p))
+}

@@ -177,3 +177,14 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
     }
     Ok(())
 }
+
+/// Cost of LayerNorm on `rows x h` (at `f` fractional bits).
+pub fn cost(rows: usize, h: usize, f: u32) -> super::Cost {
+    let n = rows * h;
+    trunc::cost(rows)
+        + mul::cost_ring(2 * n)
+        + trunc::cost(rows + n)
+        + rsqrt::cost_normalized(rows, &spec(f))
+        + norm::cost_rescale(rows)
+        + rowmul::cost(rows, h)
+}

@@ -26,3 +26,31 @@ pub mod square;
 pub mod tanh;
 pub mod trunc;
 pub mod weight;
+
+/// Communication of one protocol call for one party: rounds waited and payload bytes
+/// sent. Every protocol documents its cost and exposes it as a `cost` function, which the
+/// tests compare with the transport counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Rounds.
+    pub rounds: u64,
+    /// Payload bytes sent by each party.
+    pub bytes: u64,
+}
+
+impl core::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            rounds: self.rounds + o.rounds,
+            bytes: self.bytes + o.bytes,
+        }
+    }
+}
+
+impl Cost {
+    /// `r` rounds and `b` bytes.
+    pub const fn new(rounds: u64, bytes: u64) -> Cost {
+        Cost { rounds, bytes }
+    }
+}

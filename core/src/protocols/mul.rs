@@ -112,3 +112,13 @@ pub(crate) fn product<T: Transport, D: Dealer, K: MatMul>(
     }
     Ok(())
 }
+
+/// Cost of [`mul`]/[`mul_by`] on `n` elements (faithful truncation).
+pub fn cost(n: usize) -> super::Cost {
+    super::Cost::new(1, 16 * n as u64) + trunc::cost(n)
+}
+
+/// Cost of [`mul_ring`] on `n` elements.
+pub fn cost_ring(n: usize) -> super::Cost {
+    super::Cost::new(1, 16 * n as u64)
+}

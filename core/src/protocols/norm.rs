@@ -239,3 +239,13 @@ pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     }
     trunc::run_by(s, out, g, ar.rest())
 }
+
+/// Cost of [`normalize`] on `n` elements.
+pub fn cost_normalize(n: usize, spec: &Spec) -> super::Cost {
+    compare::cost(n * spec.buckets(), spec.k) + bitmul::cost(n, spec.buckets()) + trunc::cost(n)
+}
+
+/// Cost of [`rescale`] on `n` elements.
+pub fn cost_rescale(n: usize) -> super::Cost {
+    bitmul::cost_again(n) + trunc::cost(n)
+}

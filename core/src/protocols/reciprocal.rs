@@ -137,3 +137,8 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
         ar.rest(),
     )
 }
+
+/// Cost of the reciprocal of `n` elements.
+pub fn cost(n: usize, spec: &Spec) -> super::Cost {
+    norm::cost_normalize(n, spec) + square::cost(n) + mul::cost(2 * n) + mul::cost(n) + norm::cost_rescale(n)
+}

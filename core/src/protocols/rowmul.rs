@@ -100,3 +100,8 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
     }
     trunc::run_by(s, out, shift, scratch)
 }
+
+/// Cost of [`rowmul`] on `rows x cols`.
+pub fn cost(rows: usize, cols: usize) -> super::Cost {
+    super::Cost::new(1, 8 * (rows * cols + rows) as u64) + trunc::cost(rows * cols)
+}

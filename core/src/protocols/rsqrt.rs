@@ -148,3 +148,13 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
         ar.rest(),
     )
 }
+
+/// Cost of [`normalized`] on `n` elements.
+pub fn cost_normalized(n: usize, spec: &Spec) -> super::Cost {
+    norm::cost_normalize(n, spec) + square::cost(n) + mul::cost(n) + mul::cost(n)
+}
+
+/// Cost of [`rsqrt`] on `n` elements.
+pub fn cost(n: usize, spec: &Spec) -> super::Cost {
+    cost_normalized(n, spec) + norm::cost_rescale(n)
+}

@@ -112,3 +112,8 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
         ar.rest(),
     )
 }
+
+/// Cost of the 2Quad softmax on `rows x cols` (at `f` fractional bits).
+pub fn cost(rows: usize, cols: usize, f: u32) -> super::Cost {
+    square::cost(rows * cols) + reciprocal::cost(rows, &spec(f)) + rowmul::cost(rows, cols)
+}

@@ -223,3 +223,20 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
         ar.rest(),
     )
 }
+
+/// Cost of the exact softmax on `rows x cols` with `k`-bit comparisons.
+pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
+    let n = rows * cols;
+    let mut c = super::Cost::default();
+    let mut width = cols;
+    while width > 1 {
+        let m = rows * (width / 2);
+        c = c + compare::cost(m, k) + bitmul::cost(m, 1);
+        width = width.div_ceil(2);
+    }
+    let mut sq = super::Cost::default();
+    for _ in 0..SQUARINGS {
+        sq = sq + square::cost(n);
+    }
+    c + compare::cost(n, k) + sq + bitmul::cost(n, 1) + reciprocal::cost(rows, &spec(cols)) + rowmul::cost(rows, cols)
+}

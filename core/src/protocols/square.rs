@@ -75,3 +75,8 @@ pub fn square_by<T: Transport, D: Dealer, K: MatMul>(
     }
     trunc::run_by(s, out, shift, scratch)
 }
+
+/// Cost of [`square`]/[`square_by`] on `n` elements (faithful truncation).
+pub fn cost(n: usize) -> super::Cost {
+    super::Cost::new(1, 8 * n as u64) + trunc::cost(n)
+}

@@ -260,3 +260,8 @@ pub fn local(party: PartyId, x: &mut [u64], f: u32) {
         }
     }
 }
+
+/// Cost of truncating `n` elements (faithful mode).
+pub fn cost(n: usize) -> super::Cost {
+    super::Cost::new(1, n.div_ceil(8) as u64)
+}
