@@ -11,4 +11,5 @@ pub mod jobs;
 pub mod kernel;
 pub mod model;
 pub mod net;
+pub mod ops;
 pub mod tcp;

@@ -102,6 +102,20 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The nonlinear protocols on the paper's shapes (GeLU 128x3072, LayerNorm 128x768,
+    /// softmaxes 12x128x128, reciprocal and rsqrt 128x128, comparison 128x3072, tanh
+    /// 128x768): seconds, bytes, dealer bytes, rounds, max and mean |error| against f64.
+    Ops {
+        /// Divide the shapes by this factor (1 = the paper's shapes).
+        #[arg(long, default_value_t = 1)]
+        scale: usize,
+        /// Run only this op.
+        #[arg(long)]
+        op: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Clone, Copy)]
@@ -238,6 +252,40 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{}", serde_json::to_string(&b)?);
                 } else {
                     print_matmul(&b);
+                }
+                Ok(())
+            }
+            BenchCmd::Ops { scale, op, json } => {
+                let rows = secformer_host::ops::bench_ops(scale, op.as_deref())?;
+                if json {
+                    println!("{}", serde_json::to_string(&rows)?);
+                } else {
+                    println!(
+                        "{:<14} {:>10} {:>9} {:>14} {:>13} {:>7} {:>10} {:>10} {:>9}",
+                        "op",
+                        "shape",
+                        "seconds",
+                        "bytes/party",
+                        "dealer bytes",
+                        "rounds",
+                        "max err",
+                        "mean err",
+                        "bits/elt"
+                    );
+                    for r in rows {
+                        println!(
+                            "{:<14} {:>10} {:>9.3} {:>14} {:>13} {:>7} {:>10.2e} {:>10.2e} {:>9.0}",
+                            r.op,
+                            r.shape,
+                            r.seconds,
+                            r.online_bytes_per_party,
+                            r.dealer_bytes,
+                            r.rounds,
+                            r.max_abs_error,
+                            r.mean_abs_error,
+                            r.online_bytes_per_party as f64 * 8.0 / r.elements as f64
+                        );
+                    }
                 }
                 Ok(())
             }

@@ -521,6 +521,30 @@ fn softmax_case(exact: bool, lens: &[usize], lim: f64) {
 }
 
 #[test]
+fn softmax_zero_rows_are_uniform() {
+    // Rows of zeros (and negative zeros) give 1/cols everywhere, in both softmaxes.
+    let (rows, cols) = (2, 16);
+    let x = vec![-0.0f64; rows * cols];
+    let (r, _) = run(Net::Mem, |s| {
+        let xs = share(s, PartyId::P0, &x)?;
+        let mut a = vec![AShare::default(); rows * cols];
+        let mut b = a.clone();
+        let mut sc = vec![
+            0u64;
+            softmax_exact::scratch_words(rows, cols, 28)
+                .max(softmax_2quad::scratch_words(rows, cols, 16))
+        ];
+        softmax_2quad::softmax_2quad(s, rows, cols, &xs, None, 5.0, &mut a, &mut sc)?;
+        softmax_exact::softmax_exact(s, rows, cols, &xs, None, 28, &mut b, &mut sc)?;
+        Ok((open(s, &a)?, open(s, &b)?))
+    })
+    .unwrap();
+    for v in r.0.iter().chain(&r.1) {
+        assert!((v - 1.0 / cols as f64).abs() < 1e-3, "{v}");
+    }
+}
+
+#[test]
 fn softmax_2quad_within_bound() {
     softmax_case(false, &[8, 64, 512], 20.0);
 }

@@ -5,7 +5,8 @@
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
 use secformer_core::protocols::{
-    bitmul, compare, fourier, gelu, input, layernorm, reciprocal, rsqrt, softmax_2quad, softmax_exact, tanh, Cost,
+    bitmul, compare, fourier, gelu, input, layernorm, reciprocal, rsqrt, softmax_2quad,
+    softmax_exact, tanh, Cost,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -87,7 +88,12 @@ fn progs() -> Vec<(&'static str, Vec<f64>, Prog, Cost)> {
             |s, x| {
                 let mut o = vec![AShare::default(); x.len()];
                 let mut sc = vec![0u64; fourier::scratch_words(x.len(), 2)];
-                let series = fourier::Series { p: 20, c0: 0.0, alpha: &[1.0, 0.5], beta: &[] };
+                let series = fourier::Series {
+                    p: 20,
+                    c0: 0.0,
+                    alpha: &[1.0, 0.5],
+                    beta: &[],
+                };
                 fourier::fourier(s, x, &series, &mut o, &mut sc)
             },
             fourier::cost(n, 20),
@@ -153,8 +159,16 @@ fn progs() -> Vec<(&'static str, Vec<f64>, Prog, Cost)> {
 fn measured_costs_equal_the_documented_formulas() {
     for (name, x, prog, want) in progs() {
         let got = measure(&x, prog);
-        assert_eq!(got[0], want, "{name}: P0 measured {:?}, documented {want:?}", got[0]);
-        assert_eq!(got[1], want, "{name}: P1 measured {:?}, documented {want:?}", got[1]);
+        assert_eq!(
+            got[0], want,
+            "{name}: P0 measured {:?}, documented {want:?}",
+            got[0]
+        );
+        assert_eq!(
+            got[1], want,
+            "{name}: P1 measured {:?}, documented {want:?}",
+            got[1]
+        );
     }
     // The headline figures of the docs.
     assert_eq!(gelu::cost(64, 28, F).rounds, 9);
@@ -177,22 +191,34 @@ fn nonlinear_openings_are_masked() {
             })
             .collect();
         let len = runs[0].len();
-        assert!(runs.iter().all(|r| r.len() == len), "{name}: schedule depends on the seed");
+        assert!(
+            runs.iter().all(|r| r.len() == len),
+            "{name}: schedule depends on the seed"
+        );
         // Every byte position either varies across runs or is zero padding in all runs.
         let mut zero_pad = 0usize;
         for i in 0..len {
             let first = runs[0][i];
             if runs.iter().all(|r| r[i] == first) {
-                assert_eq!(first, 0, "{name}: byte {i} of P0's transcript is a constant {first}");
+                assert_eq!(
+                    first, 0,
+                    "{name}: byte {i} of P0's transcript is a constant {first}"
+                );
                 zero_pad += 1;
             }
         }
-        assert!(zero_pad * 5 < len, "{name}: {zero_pad} of {len} bytes never change");
+        assert!(
+            zero_pad * 5 < len,
+            "{name}: {zero_pad} of {len} bytes never change"
+        );
         // The plaintext inputs (8-byte encodings) never appear.
         for v in enc(&x) {
             if v.count_ones() > 8 && v.count_ones() < 56 {
                 let b = v.to_le_bytes();
-                assert!(!runs[0].windows(8).any(|w| w == b), "{name}: transcript contains an input");
+                assert!(
+                    !runs[0].windows(8).any(|w| w == b),
+                    "{name}: transcript contains an input"
+                );
             }
         }
     }

@@ -173,5 +173,8 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of GeLU on `n` elements with `k`-bit comparisons (at `f` fractional bits).
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
-    fourier::cost(n, PERIOD_LOG2 + f) + compare::cost(2 * n, k) + bitmul::cost(2 * n, 1) + trunc::cost(n)
+    fourier::cost(n, PERIOD_LOG2 + f)
+        + compare::cost(2 * n, k)
+        + bitmul::cost(2 * n, 1)
+        + trunc::cost(n)
 }

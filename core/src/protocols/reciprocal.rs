@@ -140,5 +140,9 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of the reciprocal of `n` elements.
 pub fn cost(n: usize, spec: &Spec) -> super::Cost {
-    norm::cost_normalize(n, spec) + square::cost(n) + mul::cost(2 * n) + mul::cost(n) + norm::cost_rescale(n)
+    norm::cost_normalize(n, spec)
+        + square::cost(n)
+        + mul::cost(2 * n)
+        + mul::cost(n)
+        + norm::cost_rescale(n)
 }

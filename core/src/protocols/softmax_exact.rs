@@ -238,5 +238,9 @@ pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
     for _ in 0..SQUARINGS {
         sq = sq + square::cost(n);
     }
-    c + compare::cost(n, k) + sq + bitmul::cost(n, 1) + reciprocal::cost(rows, &spec(cols)) + rowmul::cost(rows, cols)
+    c + compare::cost(n, k)
+        + sq
+        + bitmul::cost(n, 1)
+        + reciprocal::cost(rows, &spec(cols))
+        + rowmul::cost(rows, cols)
 }

@@ -155,5 +155,8 @@ pub fn tanh<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of tanh on `n` elements with `k`-bit comparisons (at `f` fractional bits).
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
-    fourier::cost(n, PERIOD_LOG2 + f) + compare::cost(2 * n, k) + bitmul::cost(n, 3) + trunc::cost(n)
+    fourier::cost(n, PERIOD_LOG2 + f)
+        + compare::cost(2 * n, k)
+        + bitmul::cost(n, 3)
+        + trunc::cost(n)
 }
