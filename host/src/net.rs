@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use secformer_core::dealer::server::{identify, DealerService, SessionSummary};
+use secformer_core::dealer::server::{identify_hello, DealerService, SessionSummary};
 use secformer_core::dealer::DealerClient;
 use secformer_core::fxp::Encoding;
 use secformer_core::party::PartyId;
@@ -66,10 +66,15 @@ pub type TcpSession = Session<TcpChannel, DealerClient<TcpChannel>, HostKernel>;
 /// their versions and roles, sends their seeds, and streams material until both finish.
 pub fn run_dealer_session(listener: &TcpListener, t: Timeouts) -> Result<SessionSummary> {
     let mut links: [Option<TcpChannel>; 2] = [None, None];
+    let mut encrypt = false;
     for _ in 0..2 {
         let mut ch =
             tcp::accept(listener, t.connect, t.read).context("dealer: waiting for a party")?;
-        let who = identify(&mut ch).context("dealer: party handshake")?;
+        let hello = identify_hello(&mut ch).context("dealer: party handshake")?;
+        let who = hello.party;
+        if who == PartyId::P1 {
+            encrypt = hello.encrypt;
+        }
         if links[who.index()].is_some() {
             ch.send_error("another party already connected with this id");
             bail!("dealer: two parties connected as {who}");
@@ -81,6 +86,7 @@ pub fn run_dealer_session(listener: &TcpListener, t: Timeouts) -> Result<Session
     };
     let svc = DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
     let mut svc = svc;
+    svc.encrypt_corrections(encrypt);
     svc.greet(&mut t0, &mut t1)
         .context("dealer: greeting parties")?;
     let summary = svc

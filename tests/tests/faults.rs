@@ -253,6 +253,7 @@ fn version_mismatch_is_reported_by_the_dealer() {
             &PartyHello {
                 version: 999,
                 party: PartyId::P0,
+                encrypt: false,
             },
         )
         .unwrap();

@@ -27,17 +27,25 @@ pub struct DealerClient<T> {
     next: usize,
     ack_pending: Option<u32>,
     finished: bool,
+    decrypt: Option<Prg>,
 }
 
 impl<T: Transport> DealerClient<T> {
     /// Performs the handshake with D over `link` (sends the party's hello, receives its
     /// seed and the session id) and returns the client and the session id.
-    pub fn connect(mut link: T, party: PartyId) -> Result<(Self, u64)> {
+    pub fn connect(link: T, party: PartyId) -> Result<(Self, u64)> {
+        Self::connect_with(link, party, false)
+    }
+
+    /// [`DealerClient::connect`], asking D to encrypt P1's corrections with a keystream
+    /// derived from P1's seed (for when another endpoint relays the dealer's traffic).
+    pub fn connect_with(mut link: T, party: PartyId, encrypt: bool) -> Result<(Self, u64)> {
         link.send_msg(
             FrameKind::Hello,
             &PartyHello {
                 version: PROTOCOL_VERSION,
                 party,
+                encrypt,
             },
         )?;
         let hello: DealerHello = link.recv_msg(FrameKind::Hello)?;
@@ -47,7 +55,11 @@ impl<T: Transport> DealerClient<T> {
                 "dealer speaks another protocol version (update both to the same release)",
             ));
         }
-        Ok((Self::from_seed(party, hello.seed, link), hello.session))
+        let mut c = Self::from_seed(party, hello.seed, link);
+        if encrypt && party == PartyId::P1 {
+            c.decrypt = Some(Prg::new(&c.seed, crate::prg::STREAM_CORRECTION_KEY));
+        }
+        Ok((c, hello.session))
     }
 
     /// A client from an already shared seed.
@@ -62,6 +74,7 @@ impl<T: Transport> DealerClient<T> {
             next: 0,
             ack_pending: None,
             finished: false,
+            decrypt: None,
         }
     }
 
@@ -86,6 +99,9 @@ impl<T: Transport> DealerClient<T> {
     fn recv_correction(&mut self, buf: &mut [u64], width: u8) -> Result<()> {
         if width == 8 {
             self.link.recv_u64_of(FrameKind::DealerData, buf)?;
+            if let Some(k) = self.decrypt.as_mut() {
+                k.xor_into(bytemuck::cast_slice_mut(buf));
+            }
             return Ok(());
         }
         let w = width as usize;
@@ -94,6 +110,9 @@ impl<T: Transport> DealerClient<T> {
             let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
             self.link
                 .recv_frame(FrameKind::DealerData, &mut bytes[..n * w], true)?;
+            if let Some(k) = self.decrypt.as_mut() {
+                k.xor_into(&mut bytes[..n * w]);
+            }
         }
         // Widen in place from the back: word i's bytes only overlap narrow entries >= i.
         for i in (0..n).rev() {

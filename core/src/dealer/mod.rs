@@ -16,6 +16,7 @@
 
 mod client;
 pub mod gen;
+pub mod prefetch;
 #[cfg(feature = "alloc")]
 pub mod server;
 
@@ -340,6 +341,8 @@ pub struct PartyHello {
     pub version: u16,
     /// Which party connects.
     pub party: PartyId,
+    /// P1 asks D to encrypt its corrections (when another endpoint relays them).
+    pub encrypt: bool,
 }
 
 /// D's answer: the party's seed and the session id both parties must share.

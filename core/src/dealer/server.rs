@@ -19,6 +19,11 @@ use super::{
 
 /// Reads a party's hello and returns who it is (checking the protocol version).
 pub fn identify<T: Transport>(link: &mut T) -> Result<PartyId> {
+    identify_hello(link).map(|h| h.party)
+}
+
+/// Reads a party's hello (checking the protocol version).
+pub fn identify_hello<T: Transport>(link: &mut T) -> Result<PartyHello> {
     let hello: PartyHello = link.recv_msg(FrameKind::Hello)?;
     if hello.version != PROTOCOL_VERSION {
         let mut m: heapless::String<96> = heapless::String::new();
@@ -30,7 +35,7 @@ pub fn identify<T: Transport>(link: &mut T) -> Result<PartyId> {
         link.send_error(&m);
         return Err(Error::Param("party speaks another protocol version"));
     }
-    Ok(hello.party)
+    Ok(hello)
 }
 
 /// What a served session did.
@@ -52,6 +57,7 @@ pub struct DealerService<K> {
     weights: BTreeMap<u32, (u32, u32, Vec<u64>)>,
     kernel: K,
     seq: u32,
+    encrypt: Option<Prg>,
 }
 
 impl<K: MatMul> DealerService<K> {
@@ -65,7 +71,14 @@ impl<K: MatMul> DealerService<K> {
             weights: BTreeMap::new(),
             kernel,
             seq: 0,
+            encrypt: None,
         }
+    }
+
+    /// Encrypts P1's corrections with the keystream of P1's seed (P1 asked for it in its
+    /// hello because another endpoint relays D's traffic).
+    pub fn encrypt_corrections(&mut self, on: bool) {
+        self.encrypt = on.then(|| Prg::new(&self.seeds[1], crate::prg::STREAM_CORRECTION_KEY));
     }
 
     /// Sends each party its hello (seed and session id). `t0` must be P0's link.
@@ -141,7 +154,7 @@ impl<K: MatMul> DealerService<K> {
             }
             t0.send_msg(FrameKind::Ack, &self.seq)?;
             for (buf, width) in outs {
-                send_correction(t1, &buf, width)?;
+                send_correction(t1, &buf, width, self.encrypt.as_mut())?;
             }
             self.seq += 1;
         }
@@ -208,22 +221,29 @@ impl<K: MatMul> DealerService<K> {
     }
 }
 
-fn send_correction<T: Transport>(t: &mut T, buf: &[u64], width: u8) -> Result<()> {
-    if width == 8 {
-        if buf.is_empty() {
-            t.send_frame(FrameKind::DealerData, &[])?;
-        }
-        for piece in buf.chunks(MAX_FRAME_LEN / 8) {
-            t.send_frame(FrameKind::DealerData, bytemuck::cast_slice(piece))?;
-        }
-        return Ok(());
-    }
+fn send_correction<T: Transport>(
+    t: &mut T,
+    buf: &[u64],
+    width: u8,
+    key: Option<&mut Prg>,
+) -> Result<()> {
     let w = width as usize;
     let mut bytes = vec![0u8; buf.len() * w];
     for (i, x) in buf.iter().enumerate() {
         bytes[i * w..i * w + w].copy_from_slice(&x.to_le_bytes()[..w]);
     }
-    t.send_frame(FrameKind::DealerData, &bytes)?;
+    if let Some(k) = key {
+        k.xor_into(&mut bytes);
+    }
+    if bytes.is_empty() {
+        t.send_frame(FrameKind::DealerData, &[])?;
+    }
+    // Width-8 corrections longer than a frame go as several frames (the client reads
+    // them the same way); narrow ones are bounded by the item sizes.
+    let step = if w == 8 { MAX_FRAME_LEN } else { usize::MAX };
+    for piece in bytes.chunks(step) {
+        t.send_frame(FrameKind::DealerData, piece)?;
+    }
     Ok(())
 }
 
