@@ -43,6 +43,7 @@ pub mod error;
 pub mod fxp;
 pub mod kernel;
 pub mod log;
+pub mod nn;
 pub mod party;
 pub mod prg;
 pub mod protocols;

@@ -12,4 +12,5 @@ pub mod kernel;
 pub mod model;
 pub mod net;
 pub mod ops;
+pub mod secure;
 pub mod tcp;

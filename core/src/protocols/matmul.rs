@@ -71,3 +71,97 @@ pub fn matmul<T: Transport, D: Dealer, K: MatMul>(
     }
     trunc::run(s, out, scratch)
 }
+
+/// Scratch words for [`matmul_batch`].
+pub fn batch_scratch_words(batch: usize, m: usize, k: usize, n: usize) -> usize {
+    (batch * (3 * (m * k + k * n))).max(trunc::scratch_words(batch * m * n))
+}
+
+/// `batch` independent products `out_b = x_b y_b` (e.g. one per attention head) in one
+/// round: every `E_b`, `F_b` goes in one message, then one truncation.
+/// Cost: 2 rounds, `8 batch (mk + kn) + ceil(batch mn / 8)` bytes per party.
+pub fn matmul_batch<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[AShare],
+    y: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    check_len("batched matmul left operand", batch * m * k, x.len())?;
+    check_len("batched matmul right operand", batch * k * n, y.len())?;
+    check_len("batched matmul output", batch * m * n, out.len())?;
+    if batch + 1 > crate::dealer::MAX_ITEMS {
+        return Err(crate::Error::Param("too many products in one batch"));
+    }
+    let item = Item::MatTriple {
+        m: m as u32,
+        k: k as u32,
+        n: n as u32,
+    };
+    let mut items: heapless::Vec<Item, { crate::dealer::MAX_ITEMS }> = heapless::Vec::new();
+    for _ in 0..batch {
+        let _ = items.push(item);
+    }
+    if s.trunc_mode == trunc::TruncMode::Faithful {
+        let _ = items.push(trunc::item(batch * m * n, s.enc.frac_bits()));
+    }
+    s.dealer.request(&items)?;
+    {
+        let (mk, kn, mn) = (m * k, k * n, m * n);
+        let mut ar = Arena::new(scratch);
+        let a = ar.take(batch * mk)?;
+        let b = ar.take(batch * kn)?;
+        let c = AShare::raw_slice_mut(out);
+        for i in 0..batch {
+            s.dealer.take(
+                item,
+                &mut [
+                    &mut a[i * mk..(i + 1) * mk],
+                    &mut b[i * kn..(i + 1) * kn],
+                    &mut c[i * mn..(i + 1) * mn],
+                ],
+            )?;
+        }
+        let mine = ar.take(batch * (mk + kn))?;
+        let theirs = ar.take(batch * (mk + kn))?;
+        crate::ring::sub_into(&mut mine[..batch * mk], AShare::raw_slice(x), a);
+        crate::ring::sub_into(&mut mine[batch * mk..], AShare::raw_slice(y), b);
+        s.peer.exchange_u64(mine, theirs)?;
+        crate::ring::add_assign(theirs, mine);
+        let (e, f) = theirs.split_at(batch * mk);
+        if s.party.is_p0() {
+            crate::ring::add_assign(b, f);
+        }
+        for i in 0..batch {
+            let ci = &mut c[i * mn..(i + 1) * mn];
+            s.kernel.gemm(
+                m,
+                k,
+                n,
+                &e[i * mk..(i + 1) * mk],
+                &b[i * kn..(i + 1) * kn],
+                ci,
+                true,
+            );
+            s.kernel.gemm(
+                m,
+                k,
+                n,
+                &a[i * mk..(i + 1) * mk],
+                &f[i * kn..(i + 1) * kn],
+                ci,
+                true,
+            );
+        }
+    }
+    trunc::run(s, out, scratch)
+}
+
+/// Cost of [`matmul_batch`].
+pub fn batch_cost(batch: usize, m: usize, k: usize, n: usize) -> super::Cost {
+    super::Cost::new(1, 8 * (batch * (m * k + k * n)) as u64) + trunc::cost(batch * m * n)
+}

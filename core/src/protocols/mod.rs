@@ -54,3 +54,36 @@ impl Cost {
         Cost { rounds, bytes }
     }
 }
+
+/// Which scores of a `rows x cols` softmax input take part (public: the token count is
+/// known to both parties).
+#[derive(Debug, Clone, Copy)]
+pub enum Mask<'a> {
+    /// Every entry.
+    All,
+    /// One flag per key (column), the same for every row (padding masks).
+    Keys(&'a [bool]),
+    /// One flag per entry, row-major.
+    Entries(&'a [bool]),
+}
+
+impl Mask<'_> {
+    /// Whether entry `idx` (row-major, `cols` per row) takes part.
+    #[inline]
+    pub fn keep(&self, cols: usize, idx: usize) -> bool {
+        match self {
+            Mask::All => true,
+            Mask::Keys(k) => k[idx % cols],
+            Mask::Entries(e) => e[idx],
+        }
+    }
+
+    /// Checks the mask's length against the shape.
+    pub fn check(&self, rows: usize, cols: usize) -> crate::Result<()> {
+        match self {
+            Mask::All => Ok(()),
+            Mask::Keys(k) => crate::error::check_len("softmax key mask", cols, k.len()),
+            Mask::Entries(e) => crate::error::check_len("softmax mask", rows * cols, e.len()),
+        }
+    }
+}

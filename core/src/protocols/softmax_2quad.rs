@@ -21,7 +21,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::Spec;
-use super::{reciprocal, rowmul, square};
+use super::{reciprocal, rowmul, square, Mask};
 
 /// Fractional bits of the per-row reciprocal.
 const RECIP_FRAC: u32 = 40;
@@ -48,13 +48,13 @@ pub fn scratch_words(rows: usize, cols: usize, f: u32) -> usize {
             .max(rowmul::scratch_words(rows, cols))
 }
 
-/// Masked entries: `mask[i * cols + j] == false` excludes key `j` from row `i`.
+/// 2Quad softmax of each row of `x` (`rows x cols`); masked entries get probability 0.
 pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     rows: usize,
     cols: usize,
     x: &[AShare],
-    mask: Option<&[bool]>,
+    mask: Mask<'_>,
     c: f64,
     out: &mut [AShare],
     scratch: &mut [u64],
@@ -62,9 +62,7 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
     let n = rows * cols;
     check_len("softmax input", n, x.len())?;
     check_len("softmax output", n, out.len())?;
-    if let Some(m) = mask {
-        check_len("softmax mask", n, m.len())?;
-    }
+    mask.check(rows, cols)?;
     let f = s.enc.frac_bits();
     let mut ar = Arena::new(scratch);
     let shifted = ar.take(n)?;
@@ -79,11 +77,9 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
         AShare::from_raw_slice_mut(q),
         ar.sub().rest(),
     )?;
-    if let Some(m) = mask {
-        for (v, keep) in q.iter_mut().zip(m) {
-            if !keep {
-                *v = 0;
-            }
+    for (idx, v) in q.iter_mut().enumerate() {
+        if !mask.keep(cols, idx) {
+            *v = 0;
         }
     }
     let sums = ar.take(rows)?;

@@ -29,7 +29,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::Spec;
-use super::{bitmul, compare, reciprocal, rowmul, square};
+use super::{bitmul, compare, reciprocal, rowmul, square, Mask};
 
 /// Default comparison bits for scores.
 pub const DEFAULT_BITS: u32 = 28;
@@ -69,7 +69,7 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
     rows: usize,
     cols: usize,
     x: &[AShare],
-    mask: Option<&[bool]>,
+    mask: Mask<'_>,
     k: u32,
     out: &mut [AShare],
     scratch: &mut [u64],
@@ -80,10 +80,8 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
     if cols == 0 || cols > 1 << 14 {
         return Err(Error::Param("softmax rows must have 1 to 16384 keys"));
     }
-    if let Some(m) = mask {
-        check_len("softmax mask", n, m.len())?;
-    }
-    let keep = |i: usize| mask.is_none_or(|m| m[i]);
+    mask.check(rows, cols)?;
+    let keep = |i: usize| mask.keep(cols, i);
     let mut ar = Arena::new(scratch);
     let xs = AShare::raw_slice(x);
 

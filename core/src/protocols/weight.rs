@@ -98,6 +98,7 @@ pub fn setup<'a, T: Transport, D: Dealer, K: MatMul>(
 /// The per-inference mask material of one weight product (single use).
 pub struct Prepared<'a> {
     m: usize,
+    truncate: bool,
     a: &'a mut [u64],
     pre: &'a mut [u64],
     trunc_r: &'a mut [u64],
@@ -116,6 +117,28 @@ pub fn prepare<'a, T: Transport, D: Dealer, K: MatMul>(
     m: usize,
     storage: &'a mut [u64],
 ) -> Result<Prepared<'a>> {
+    prepare_with(s, w, m, true, storage)
+}
+
+/// [`prepare`] for a product whose result is not truncated (an integer input such as a
+/// one-hot matrix times a fixed-point weight): no truncation material, and [`apply`]
+/// then returns the ring product.
+pub fn prepare_ring<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &SharedWeight<'_>,
+    m: usize,
+    storage: &'a mut [u64],
+) -> Result<Prepared<'a>> {
+    prepare_with(s, w, m, false, storage)
+}
+
+fn prepare_with<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &SharedWeight<'_>,
+    m: usize,
+    truncate: bool,
+    storage: &'a mut [u64],
+) -> Result<Prepared<'a>> {
     let (k, n) = (w.k, w.n);
     let mut ar = Arena::new(storage);
     let a = ar.take(m * k)?;
@@ -128,7 +151,7 @@ pub fn prepare<'a, T: Transport, D: Dealer, K: MatMul>(
         k: k as u32,
         n: n as u32,
     };
-    let faithful = s.trunc_mode == TruncMode::Faithful;
+    let faithful = truncate && s.trunc_mode == TruncMode::Faithful;
     if faithful {
         s.dealer
             .request(&[item, trunc::item(m * n, s.enc.frac_bits())])?;
@@ -142,6 +165,7 @@ pub fn prepare<'a, T: Transport, D: Dealer, K: MatMul>(
     }
     Ok(Prepared {
         m,
+        truncate,
         a,
         pre,
         trunc_r,
@@ -175,6 +199,9 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     let o = AShare::raw_slice_mut(out);
     o.copy_from_slice(prep.pre);
     s.kernel.gemm(m, k, n, mine, w.wprime, o, true);
+    if !prep.truncate {
+        return Ok(());
+    }
     match s.trunc_mode {
         TruncMode::Faithful => trunc::apply(s, out, prep.trunc_r, prep.trunc_s, ar.rest()),
         TruncMode::LocalSecureMl => {

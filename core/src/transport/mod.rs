@@ -137,7 +137,7 @@ impl fmt::Display for TransportError {
 impl core::error::Error for TransportError {}
 
 /// Traffic counters of one transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Wire bytes sent (framing included).
     pub bytes_sent: u64,
