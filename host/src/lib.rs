@@ -6,6 +6,7 @@
 //! command-line front end.
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod bench;
 pub mod jobs;
 pub mod kernel;

@@ -12,6 +12,7 @@ use secformer_core::party::PartyId;
 use secformer_core::prg::{words_for_bits, Prg, Seed};
 use secformer_core::protocols::{
     compare, gelu, input, layernorm, reciprocal, reveal, rsqrt, softmax_2quad, softmax_exact, tanh,
+    Mask,
 };
 use secformer_core::session::Session;
 use secformer_core::share::AShare;
@@ -227,13 +228,13 @@ fn run_op<T: Transport, D: Dealer, K: MatMul>(
         "softmax_2quad" => {
             let rows = n / l;
             let mut sc = vec![0u64; softmax_2quad::scratch_words(rows, l, f)];
-            softmax_2quad::softmax_2quad(s, rows, l, &xs, None, 5.0, &mut out, &mut sc)?;
+            softmax_2quad::softmax_2quad(s, rows, l, &xs, Mask::All, 5.0, &mut out, &mut sc)?;
         }
         "softmax_exact" => {
             let rows = n / l;
             let k = softmax_exact::DEFAULT_BITS;
             let mut sc = vec![0u64; softmax_exact::scratch_words(rows, l, k)];
-            softmax_exact::softmax_exact(s, rows, l, &xs, None, k, &mut out, &mut sc)?;
+            softmax_exact::softmax_exact(s, rows, l, &xs, Mask::All, k, &mut out, &mut sc)?;
         }
         "reciprocal" => {
             let spec = reciprocal::default_spec(f);
