@@ -84,3 +84,33 @@ fn small_random_bert_matches_plaintext() {
         }
     }
 }
+
+#[test]
+fn classifier_head_matches_plaintext() {
+    let cfg = BertConfig::synthetic(2, 64, 4, 256, 120, 64).with_classifier(3);
+    let w = BertWeights::random(&cfg, 12);
+    let inputs = [encoding(&[1, 5, 9, 33, 2]), encoding(&[1, 17, 2])];
+    for net in NETS {
+        let got = secure(net, &cfg, &w, &inputs);
+        for (enc, r) in inputs.iter().zip(&got) {
+            let want: Vec<f64> = plain::forward_weights(&cfg, &w, enc)
+                .logits
+                .unwrap()
+                .iter()
+                .map(|v| *v as f64)
+                .collect();
+            let l = r.logits.as_ref().unwrap();
+            let d = max_abs_diff(l, &want);
+            assert!(
+                d <= 0.02,
+                "{net:?}: logits differ by {d}: {l:?} vs {want:?}"
+            );
+            let arg = |v: &[f64]| {
+                v.iter()
+                    .enumerate()
+                    .fold(0, |b, (i, x)| if *x > v[b] { i } else { b })
+            };
+            assert_eq!(arg(l), arg(&want));
+        }
+    }
+}

@@ -15,12 +15,15 @@ use secformer_tests::*;
 fn model_dir() -> PathBuf {
     std::env::var_os("SECFORMER_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/all-MiniLM-L6-v2"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/all-MiniLM-L6-v2")
+        })
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt()
+        * b.iter().map(|x| x * x).sum::<f64>().sqrt())
 }
 
 #[test]
@@ -32,13 +35,19 @@ fn secure_minilm_agrees_with_plaintext() {
             "model missing at {} (run scripts/fetch_model.sh)",
             dir.display()
         );
-        eprintln!("SKIPPED: no model at {} (run scripts/fetch_model.sh)", dir.display());
+        eprintln!(
+            "SKIPPED: no model at {} (run scripts/fetch_model.sh)",
+            dir.display()
+        );
         return;
     }
     let model = load_model(&dir).unwrap();
     let fx: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../host/tests/fixtures/minilm_fixtures.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../host/tests/fixtures/minilm_fixtures.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let encs: Vec<Encoding> = fx["cases"]
@@ -46,7 +55,12 @@ fn secure_minilm_agrees_with_plaintext() {
         .unwrap()
         .iter()
         .map(|c| {
-            let ids: Vec<u32> = c["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let ids: Vec<u32> = c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
             Encoding {
                 type_ids: vec![0; ids.len()],
                 attention_mask: vec![1; ids.len()],
@@ -61,17 +75,31 @@ fn secure_minilm_agrees_with_plaintext() {
     let (_, results) = run_with(
         Net::Tcp,
         |s| {
-            run_session(s, cfg, Some(&model.weights), || None, |_| Ok(()), |_, _, _| {})
-                .map_err(|_| secformer_core::Error::Param("P0 failed"))?;
+            run_session(
+                s,
+                cfg,
+                Some(&model.weights),
+                || None,
+                |_| Ok(()),
+                |_, _, _| {},
+            )
+            .map_err(|_| secformer_core::Error::Param("P0 failed"))?;
             Ok(Vec::new())
         },
         |s| {
             let mut it = encs.iter().cloned();
             let mut out = Vec::new();
-            run_session(s, cfg, None, || it.next(), |r| {
-                out.push(r.pooled.clone().unwrap());
-                Ok(())
-            }, |_, _, _| {})
+            run_session(
+                s,
+                cfg,
+                None,
+                || it.next(),
+                |r| {
+                    out.push(r.pooled.clone().unwrap());
+                    Ok(())
+                },
+                |_, _, _| {},
+            )
             .map_err(|e| {
                 eprintln!("P1: {e:#}");
                 secformer_core::Error::Param("P1 failed")
@@ -80,12 +108,24 @@ fn secure_minilm_agrees_with_plaintext() {
         },
     )
     .unwrap();
-    eprintln!("{} sentences in {:.1} s", encs.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "{} sentences in {:.1} s",
+        encs.len(),
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(results.len(), encs.len());
     for (enc, got) in encs.iter().zip(&results) {
-        let want: Vec<f64> = plain::forward(&model, enc).pooled_raw.iter().map(|v| *v as f64).collect();
+        let want: Vec<f64> = plain::forward(&model, enc)
+            .pooled_raw
+            .iter()
+            .map(|v| *v as f64)
+            .collect();
         let c = cosine(got, &want);
-        eprintln!("{:>4} tokens: cosine {c:.6}, max diff {:.4}", enc.ids.len(), max_abs_diff(got, &want));
+        eprintln!(
+            "{:>4} tokens: cosine {c:.6}, max diff {:.4}",
+            enc.ids.len(),
+            max_abs_diff(got, &want)
+        );
         assert!(c >= 0.999, "{} tokens: cosine {c}", enc.ids.len());
     }
 }
