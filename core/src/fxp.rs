@@ -159,6 +159,13 @@ impl Encoding {
     }
 }
 
+/// Rounds half away from zero to an integer (for values well inside `i64`): the hot-path
+/// replacement of `libm::round` in the sine protocol and the dealer.
+#[inline]
+pub fn round_i64(x: f64) -> i64 {
+    (x + if x >= 0.0 { 0.5 } else { -0.5 }) as i64
+}
+
 /// Round half away from zero without `std` (f64::round is not in `core`).
 #[inline]
 fn round(x: f64) -> f64 {

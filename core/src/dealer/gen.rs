@@ -151,9 +151,10 @@ pub fn corrections<K: MatMul>(
                 let (mut ch, mut sh) = (c1, s1);
                 for h in 0..k {
                     let idx = 2 * h * n + e;
-                    p1[1][idx] = (libm::round(ch * scale) as i64 as u64).wrapping_sub(p0[1][idx]);
+                    p1[1][idx] =
+                        (crate::fxp::round_i64(ch * scale) as u64).wrapping_sub(p0[1][idx]);
                     p1[1][idx + n] =
-                        (libm::round(sh * scale) as i64 as u64).wrapping_sub(p0[1][idx + n]);
+                        (crate::fxp::round_i64(sh * scale) as u64).wrapping_sub(p0[1][idx + n]);
                     let (nc, ns) = (ch * c1 - sh * s1, sh * c1 + ch * s1);
                     ch = nc;
                     sh = ns;

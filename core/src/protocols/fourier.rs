@@ -136,8 +136,8 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
             // Coefficients of [cos(h w t)] and [sin(h w t)].
             let u = a * sh + b * ch;
             let v = -a * ch + b * sh;
-            let ue = libm::round(u * scale) as i64 as u64;
-            let ve = libm::round(v * scale) as i64 as u64;
+            let ue = crate::fxp::round_i64(u * scale) as u64;
+            let ve = crate::fxp::round_i64(v * scale) as u64;
             acc = acc
                 .wrapping_add(ue.wrapping_mul(trig[2 * h * n + i]))
                 .wrapping_add(ve.wrapping_mul(trig[2 * h * n + n + i]));
