@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod firmware;
 pub mod jobs;
 pub mod kernel;
 pub mod model;
