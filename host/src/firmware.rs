@@ -139,33 +139,57 @@ pub enum Direction {
     FromFirmware,
 }
 
-/// Flip one payload byte of the `frame`-th peer data frame (`Ring`/`Bits`, counted from
-/// 0) in `direction`, as line noise would.
+/// What happens to the corrupted frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Fault {
+    /// One payload byte is flipped (the receiver's CRC check fails).
+    Flip,
+    /// The frame's last byte is lost (the receiver waits for it: its read times out, or
+    /// the next bytes fail the CRC).
+    Drop,
+}
+
+/// Corrupt the `frame`-th peer data frame (`Ring`/`Bits`, counted from 0) in `direction`,
+/// as line noise would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Corruption {
     /// Which direction.
     pub direction: Direction,
     /// Which peer data frame in that direction.
     pub frame: usize,
+    /// Flip a byte or lose one.
+    pub fault: Fault,
 }
 
 impl FromStr for Corruption {
     type Err = anyhow::Error;
-    /// `to-firmware:N` or `from-firmware:N`.
+    /// `to-firmware:N` or `from-firmware:N`, optionally followed by `:flip` (the default)
+    /// or `:drop`.
     fn from_str(s: &str) -> Result<Self> {
-        let (d, n) = s
-            .split_once(':')
-            .ok_or_else(|| anyhow!("use to-firmware:N or from-firmware:N, not {s:?}"))?;
-        let direction = match d {
-            "to-firmware" => Direction::ToFirmware,
-            "from-firmware" => Direction::FromFirmware,
-            _ => bail!("unknown direction {d:?} (to-firmware or from-firmware)"),
+        let mut parts = s.split(':');
+        let usage = || anyhow!("use to-firmware:N[:drop] or from-firmware:N[:drop], not {s:?}");
+        let direction = match parts.next() {
+            Some("to-firmware") => Direction::ToFirmware,
+            Some("from-firmware") => Direction::FromFirmware,
+            _ => return Err(usage()),
         };
+        let frame = parts
+            .next()
+            .ok_or_else(usage)?
+            .parse()
+            .with_context(|| format!("bad frame number in {s:?}"))?;
+        let fault = match parts.next() {
+            None | Some("flip") => Fault::Flip,
+            Some("drop") => Fault::Drop,
+            Some(_) => return Err(usage()),
+        };
+        if parts.next().is_some() {
+            return Err(usage());
+        }
         Ok(Corruption {
             direction,
-            frame: n
-                .parse()
-                .with_context(|| format!("bad frame number in {s:?}"))?,
+            frame,
+            fault,
         })
     }
 }
@@ -181,8 +205,10 @@ pub struct FirmwarePeerOptions {
     pub elf: PathBuf,
     /// Deadline of the whole run: QEMU runs under `timeout` with it.
     pub timeout: Duration,
-    /// How long any read waits (host links, and the firmware's UART).
+    /// How long a host read waits (P0's and D's links, the UART socket).
     pub read_timeout: Duration,
+    /// How long the firmware's UART reads and writes wait (`None`: `read_timeout`).
+    pub firmware_timeout: Option<Duration>,
     /// Also reveal the nonlinear steps' inputs and outputs to P1 and check each against
     /// f64 (a debugging aid: leaks intermediate values to the data owner).
     pub taps: bool,
@@ -202,6 +228,7 @@ impl Default for FirmwarePeerOptions {
             elf: default_elf(),
             timeout: Duration::from_secs(300),
             read_timeout: Duration::from_secs(60),
+            firmware_timeout: None,
             taps: false,
             seed: 1,
             corrupt: None,
@@ -660,11 +687,45 @@ fn answer_frames(frame: &[u8]) -> Result<(usize, usize)> {
     Ok((n, total))
 }
 
-fn corrupt_frame(f: &mut [u8]) {
-    // A payload byte in the middle, or the checksum of an empty frame.
-    let len = frame_len(f);
-    let at = if len > 0 { HEADER + len / 2 } else { HEADER };
-    f[at] ^= 0x20;
+fn corrupt_frame(f: &mut Vec<u8>, fault: Fault) {
+    match fault {
+        Fault::Flip => {
+            // A payload byte in the middle, or the checksum of an empty frame.
+            let len = frame_len(f);
+            let at = if len > 0 { HEADER + len / 2 } else { HEADER };
+            f[at] ^= 0x20;
+        }
+        Fault::Drop => {
+            f.pop();
+        }
+    }
+}
+
+/// Counts peer data frames of one direction and corrupts the chosen one.
+struct Injector {
+    corrupt: Option<Corruption>,
+    seen: usize,
+}
+
+impl Injector {
+    fn new(corrupt: Option<Corruption>, direction: Direction) -> Self {
+        Injector {
+            corrupt: corrupt.filter(|c| c.direction == direction),
+            seen: 0,
+        }
+    }
+
+    fn apply(&mut self, f: &mut Vec<u8>) {
+        if !is_peer_data(f) {
+            return;
+        }
+        if let Some(c) = self.corrupt {
+            if c.frame == self.seen {
+                corrupt_frame(f, c.fault);
+            }
+        }
+        self.seen += 1;
+    }
 }
 
 fn is_peer_data(f: &[u8]) -> bool {
@@ -762,7 +823,7 @@ pub struct RelayStats {
 fn relay_to_line(
     rx: Receiver<TxMsg>,
     mut w: Box<dyn Write + Send>,
-    corrupt: Option<usize>,
+    mut inject: Injector,
 ) -> (RelayStats, Result<()>) {
     let mut st = RelayStats::default();
     let mut p0 = Assembler::default();
@@ -770,13 +831,9 @@ fn relay_to_line(
     let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
     // D's Hello answers P1's hello: hold P0 (its PairHello) until it is through.
     let mut outstanding = 1usize;
-    let mut peer_frames = 0usize;
     let mut put = |f: &mut Vec<u8>, st: &mut RelayStats, src: Source| -> io::Result<()> {
-        if src == Source::P0 && is_peer_data(f) {
-            if corrupt == Some(peer_frames) {
-                corrupt_frame(f);
-            }
-            peer_frames += 1;
+        if src == Source::P0 {
+            inject.apply(f);
         }
         w.write_all(f)?;
         w.flush()?;
@@ -832,10 +889,9 @@ fn relay_from_line(
     to_p0: Sender<Vec<u8>>,
     to_dealer: Sender<Vec<u8>>,
     tx: Sender<TxMsg>,
-    corrupt: Option<usize>,
+    mut inject: Injector,
 ) -> (RelayStats, Result<()>) {
     let mut st = RelayStats::default();
-    let mut peer_frames = 0usize;
     let res = (|| -> Result<()> {
         loop {
             let f = match read_frame(&mut *r) {
@@ -862,12 +918,7 @@ fn relay_from_line(
                     let _ = to_dealer.send(f);
                 }
                 Some(FrameKind::Ring | FrameKind::Bits | FrameKind::Control | FrameKind::Bye) => {
-                    if is_peer_data(&f) {
-                        if corrupt == Some(peer_frames) {
-                            corrupt_frame(&mut f);
-                        }
-                        peer_frames += 1;
-                    }
+                    inject.apply(&mut f);
                     let _ = to_p0.send(f);
                 }
                 Some(FrameKind::Error) => {
@@ -935,12 +986,8 @@ pub fn serve_line(
     let p0_port = port(Source::P0, p0_rx);
     let d_port = port(Source::Dealer, d_rx);
     let (d0, p0d) = channel_pair();
-    let c_to = corrupt
-        .filter(|c| c.direction == Direction::ToFirmware)
-        .map(|c| c.frame);
-    let c_from = corrupt
-        .filter(|c| c.direction == Direction::FromFirmware)
-        .map(|c| c.frame);
+    let c_to = Injector::new(corrupt, Direction::ToFirmware);
+    let c_from = Injector::new(corrupt, Direction::FromFirmware);
     std::thread::scope(|sc| {
         let writer = sc.spawn(move || relay_to_line(tx_rx, line_w, c_to));
         let txr = tx.clone();
@@ -1057,7 +1104,10 @@ fn qemu_command(opts: &FirmwarePeerOptions, serial: &str) -> Command {
     let mut semi = format!(
         "enable=on,target=native,arg=secformer-fw,arg={},arg=timeout={}",
         opts.link.name(),
-        opts.read_timeout.as_secs().max(1)
+        opts.firmware_timeout
+            .unwrap_or(opts.read_timeout)
+            .as_secs()
+            .max(1)
     );
     if opts.taps {
         semi.push_str(",arg=taps");

@@ -30,7 +30,7 @@ use secformer_core::transport::{Channel, Transport};
 use secformer_host::firmware::block::{self, Role, DIMS};
 use secformer_host::firmware::line::{DealerPort, Line, PeerPort};
 use secformer_host::firmware::{
-    self, Corruption, Direction, FirmwareFailure, FirmwareLink, FirmwarePeerOptions,
+    self, Corruption, Direction, Fault, FirmwareFailure, FirmwareLink, FirmwarePeerOptions,
     FirmwareReport, HostOutcome,
 };
 
@@ -215,6 +215,7 @@ fn device_thread_corrupted_line_fails_on_both_sides() {
         let c = Corruption {
             direction,
             frame: 3,
+            fault: Fault::Flip,
         };
         let (host, dev) = run_in_threads(false, Some(c));
         let de = dev.expect_err("the device must fail").to_string();
@@ -270,6 +271,7 @@ fn qemu_opts(link: FirmwareLink) -> Option<FirmwarePeerOptions> {
         elf: elf(),
         timeout: Duration::from_secs(240),
         read_timeout: Duration::from_secs(30),
+        firmware_timeout: None,
         taps: true,
         seed: 1,
         corrupt: None,
@@ -340,6 +342,7 @@ fn run_corrupt(link: FirmwareLink, direction: Direction) {
     opts.corrupt = Some(Corruption {
         direction,
         frame: 5,
+        fault: Fault::Flip,
     });
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
     let t = std::time::Instant::now();
@@ -384,4 +387,46 @@ fn qemu_semihosting_corrupted_byte_fails_cleanly() {
 #[test]
 fn qemu_uart_corrupted_byte_fails_cleanly() {
     run_corrupt(FirmwareLink::UartTcp { port: 0 }, Direction::FromFirmware);
+}
+
+#[test]
+fn qemu_uart_lost_byte_ends_in_a_timeout_not_a_hang() {
+    // The device's 4th peer frame (the last weight's opened mask) loses its last byte: P0
+    // waits for that byte, while the device goes on to its next dealer request, which D
+    // answers only once P0 has sent the same request. Nothing moves until a read times
+    // out: the firmware's UART read (2 s here, before P0's 10 s), which reports to P0.
+    let Some(mut opts) = qemu_opts(FirmwareLink::UartTcp { port: 0 }) else {
+        return;
+    };
+    opts.taps = false;
+    opts.read_timeout = Duration::from_secs(10);
+    opts.firmware_timeout = Some(Duration::from_secs(2));
+    opts.corrupt = Some(Corruption {
+        direction: Direction::FromFirmware,
+        frame: 3,
+        fault: Fault::Drop,
+    });
+    let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
+    let t = std::time::Instant::now();
+    let e = firmware::run_firmware_peer(&opts).expect_err("a lost byte must fail the run");
+    let secs = t.elapsed().as_secs_f64();
+    let f = e
+        .downcast_ref::<FirmwareFailure>()
+        .unwrap_or_else(|| panic!("not a FirmwareFailure: {e:#}"));
+    eprintln!("[uart lost byte] after {secs:.2} s: {f}");
+    assert!(
+        !f.timed_out,
+        "the run hit the deadline instead of failing: {f}"
+    );
+    assert_eq!(f.qemu_exit, Some(1), "{f}");
+    let fw = f.firmware.as_deref().unwrap_or_default();
+    let p0 = f.p0.as_deref().unwrap_or_default();
+    assert!(
+        fw.starts_with("error:") && fw.contains("timed out"),
+        "firmware: {fw}"
+    );
+    // P0 learns it: the firmware's error frame completes the frame P0 was reading, which
+    // then fails its checksum (a byte was lost), or P0 reads the report itself.
+    assert!(!p0.is_empty(), "P0 must fail too: {f}");
+    assert!(secs < 40.0, "took {secs} s");
 }
