@@ -190,12 +190,25 @@ struct Times {
 impl Times {
     fn mark(&mut self, p: Phase) {
         let t = clock::host_micros();
-        match p {
-            Phase::Setup => self.setup = t,
-            Phase::Prepare => self.prepare = t,
-            Phase::Online => self.online = t,
-            Phase::Done => self.done = t,
-        }
+        let name = match p {
+            Phase::Setup => {
+                self.setup = t;
+                "setup: sharing the weights, opening their masks"
+            }
+            Phase::Prepare => {
+                self.prepare = t;
+                "prepare: this inference's masks"
+            }
+            Phase::Online => {
+                self.online = t;
+                "online: the encoder layer"
+            }
+            Phase::Done => {
+                self.done = t;
+                "done"
+            }
+        };
+        info!("{}", name);
     }
 }
 

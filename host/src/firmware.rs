@@ -296,6 +296,54 @@ pub struct FirmwareReport {
     pub firmware_stats: BTreeMap<String, f64>,
 }
 
+impl FirmwareReport {
+    /// A human-readable summary (several lines).
+    pub fn summary(&self) -> String {
+        let st = |k: &str| self.firmware_stats.get(k).copied().unwrap_or(f64::NAN);
+        let mut s = format!(
+            "firmware P1 over {} ({}): max |y - f64| = {:.2e}, mean {:.2e}\n",
+            self.link, self.dims, self.max_abs_error, self.mean_abs_error
+        );
+        if let Some(t) = &self.tap_errors {
+            s += &format!(
+                "  per step (max |secure - f64|): softmax {:.2e}, LayerNorm1 {:.2e}, GeLU {:.2e}, \
+                 LayerNorm2 {:.2e}\n",
+                t.softmax, t.layernorm1, t.gelu, t.layernorm2
+            );
+        }
+        s += &format!(
+            "  QEMU wall time {:.2} s; on the device (host clock): setup {:.0} ms, prepare {:.0} \
+             ms, online {:.0} ms (linear {:.0}, softmax {:.0}, GeLU {:.0}, LayerNorm {:.0})\n",
+            self.qemu_wall_seconds,
+            st("ms_setup"),
+            st("ms_prepare"),
+            st("ms_online"),
+            st("linear_ms"),
+            st("softmax_ms"),
+            st("gelu_ms"),
+            st("layernorm_ms"),
+        );
+        s += &format!(
+            "  P1<->P0: {} B sent, {} B received, {} rounds; D->P1: {} B in {} requests \
+             (largest {} B); line: {} B to / {} B from the device\n",
+            st("peer_sent"),
+            st("peer_received"),
+            st("peer_rounds"),
+            self.dealer_bytes_to_p1,
+            self.dealer_requests,
+            self.max_dealer_answer,
+            self.line_bytes_to_firmware,
+            self.line_bytes_from_firmware,
+        );
+        s += &format!(
+            "  device memory: stack peak {} B, stash peak {} B",
+            st("stack_peak"),
+            st("stash_peak")
+        );
+        s
+    }
+}
+
 /// A failed run: what each side said.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FirmwareFailure {

@@ -280,37 +280,7 @@ fn qemu_opts(link: FirmwareLink) -> Option<FirmwarePeerOptions> {
 }
 
 fn print_report(r: &FirmwareReport) {
-    let st = |k: &str| r.firmware_stats.get(k).copied().unwrap_or(f64::NAN);
-    eprintln!(
-        "[{}] {}: max |y - f64| = {:.2e} (mean {:.2e}); taps {:?}\n  QEMU wall {:.2} s; \
-         firmware: setup {:.0} ms, prepare {:.0} ms, online {:.0} ms (linear {:.0}, softmax \
-         {:.0}, gelu {:.0}, layernorm {:.0}); P1 peer {} B sent / {} B received, {} rounds; \
-         dealer -> P1 {} B in {} requests (largest {} B); line {} B to / {} B from the \
-         device; stash peak {} B; stack peak {} B",
-        r.link,
-        r.dims,
-        r.max_abs_error,
-        r.mean_abs_error,
-        r.tap_errors,
-        r.qemu_wall_seconds,
-        st("ms_setup"),
-        st("ms_prepare"),
-        st("ms_online"),
-        st("linear_ms"),
-        st("softmax_ms"),
-        st("gelu_ms"),
-        st("layernorm_ms"),
-        st("peer_sent"),
-        st("peer_received"),
-        st("peer_rounds"),
-        r.dealer_bytes_to_p1,
-        r.dealer_requests,
-        r.max_dealer_answer,
-        r.line_bytes_to_firmware,
-        r.line_bytes_from_firmware,
-        st("stash_peak"),
-        st("stack_peak"),
-    );
+    eprintln!("{}", r.summary());
 }
 
 fn check_ok(r: &FirmwareReport) {
