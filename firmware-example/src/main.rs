@@ -9,6 +9,7 @@
 //! * `semihosting`: the line is the host's stdin/stdout (QEMU's pipes);
 //! * `taps`: also reveal the nonlinear steps' inputs and outputs to P1 (debugging);
 //! * `timeout=<seconds>`: how long a UART read or write waits (default 60);
+//! * `crash=panic`, `crash=hardfault`: exercise the failure paths (exit status 1);
 //! * nothing: print how to drive the firmware and exit (what `cargo run` does).
 //!
 //! No heap: every buffer is a static array (sizes in `block.rs`). Results and statistics go
@@ -66,10 +67,17 @@ enum Link {
     Semihosting,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    Panic,
+    HardFault,
+}
+
 struct Options {
     link: Option<Link>,
     taps: bool,
     timeout_s: u32,
+    crash: Option<Crash>,
 }
 
 fn parse_args(cmdline: &str) -> Result<Options, heapless::String<96>> {
@@ -77,6 +85,7 @@ fn parse_args(cmdline: &str) -> Result<Options, heapless::String<96>> {
         link: None,
         taps: false,
         timeout_s: 60,
+        crash: None,
     };
     // The first word is the program (the ELF path when QEMU falls back to -kernel).
     for w in cmdline.split_ascii_whitespace().skip(1) {
@@ -84,6 +93,8 @@ fn parse_args(cmdline: &str) -> Result<Options, heapless::String<96>> {
             "uart" => o.link = Some(Link::Uart),
             "semihosting" => o.link = Some(Link::Semihosting),
             "taps" => o.taps = true,
+            "crash=panic" => o.crash = Some(Crash::Panic),
+            "crash=hardfault" => o.crash = Some(Crash::HardFault),
             _ => {
                 if let Some(v) = w.strip_prefix("timeout=") {
                     o.timeout_s = v
@@ -140,6 +151,12 @@ fn app() -> bool {
             return false;
         }
     };
+    match opts.crash {
+        // Self-tests of the failure paths: both must end QEMU with status 1.
+        Some(Crash::Panic) => panic!("crash=panic requested"),
+        Some(Crash::HardFault) => cortex_m::asm::udf(),
+        None => {}
+    }
     match opts.link {
         None => {
             banner();
@@ -342,7 +359,16 @@ fn report_stats(t: &Traffic, l: &line::LineStats, times: &Times) {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     cortex_m::interrupt::disable();
-    report::line(format_args!("panic: {info}"));
+    // One line (PanicInfo's Display puts the message on a second line).
+    match info.location() {
+        Some(l) => report::line(format_args!(
+            "panic: {} at {}:{}",
+            info.message(),
+            l.file(),
+            l.line()
+        )),
+        None => report::line(format_args!("panic: {}", info.message())),
+    }
     semi::exit(false)
 }
 

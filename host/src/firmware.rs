@@ -1235,6 +1235,44 @@ fn accept_qemu(l: &TcpListener, child: &mut Child, deadline: Duration) -> Result
     }
 }
 
+/// Runs the firmware under QEMU with these command-line words and no line (serial and
+/// stdin unused), e.g. `crash=hardfault`; returns QEMU's exit code and the firmware's
+/// report lines. For self-tests of the boot and failure paths.
+pub fn run_firmware_alone(
+    qemu: &Path,
+    elf: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(Option<i32>, Vec<String>)> {
+    let mut semi = String::from("enable=on,target=native,arg=secformer-fw");
+    for a in args {
+        semi.push_str(",arg=");
+        semi.push_str(a);
+    }
+    let mut cmd = match in_path("timeout") {
+        Some(t) => {
+            let mut c = Command::new(t);
+            c.args(["--kill-after=5", &timeout.as_secs().max(1).to_string()])
+                .arg(qemu);
+            c
+        }
+        None => Command::new(qemu),
+    };
+    let out = cmd
+        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
+        .args(["-display", "none", "-monitor", "none", "-serial", "null"])
+        .args(["-semihosting-config", &semi])
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {}", qemu.display()))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let reports = report_lines(&lines).iter().map(|s| s.to_string()).collect();
+    Ok((out.status.code(), reports))
+}
+
 /// The firmware's report lines (without the prefix).
 fn report_lines(lines: &[String]) -> Vec<&str> {
     lines

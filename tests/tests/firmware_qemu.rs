@@ -400,3 +400,54 @@ fn qemu_uart_lost_byte_ends_in_a_timeout_not_a_hang() {
     assert!(!p0.is_empty(), "P0 must fail too: {f}");
     assert!(secs < 40.0, "took {secs} s");
 }
+
+#[test]
+fn qemu_boot_banner_panic_and_hardfault_exit_through_semihosting() {
+    // Without a handler that exits through semihosting, a fault would leave QEMU spinning
+    // until the deadline; the test's timeout (20 s) would then fail it.
+    let Some(opts) = qemu_opts(FirmwareLink::Semihosting) else {
+        return;
+    };
+    let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
+    let run = |args: &[&str]| {
+        let t = std::time::Instant::now();
+        let (code, lines) =
+            firmware::run_firmware_alone(&opts.qemu, &opts.elf, args, Duration::from_secs(20))
+                .unwrap();
+        eprintln!(
+            "{args:?}: exit {code:?} after {:.2} s: {lines:?}",
+            t.elapsed().as_secs_f64()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "{args:?} took too long"
+        );
+        (code, lines)
+    };
+    let (code, lines) = run(&[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        lines.iter().any(|l| l.contains("no transport given")),
+        "{lines:?}"
+    );
+    let (code, lines) = run(&["crash=panic"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("panic: crash=panic requested at")),
+        "{lines:?}"
+    );
+    let (code, lines) = run(&["crash=hardfault"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        lines.iter().any(|l| l.starts_with("hardfault pc=")),
+        "{lines:?}"
+    );
+    let (code, lines) = run(&["bogus"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        lines.iter().any(|l| l.contains("unknown argument")),
+        "{lines:?}"
+    );
+}
