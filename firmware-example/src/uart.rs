@@ -2,10 +2,10 @@
 //! an `embedded-io` byte link whose reads and writes time out.
 //!
 //! QEMU exposes it as a character device (`-serial tcp:127.0.0.1:PORT,nodelay=on` here).
-//! Two QEMU quirks are handled: after RX is enabled, one dummy read of `DATA` makes QEMU
-//! poll its chardev again (otherwise the first byte waits for the next main-loop timeout,
-//! about a second); and every byte is polled out of a 1-byte register, so this link is
-//! far slower than the semihosting one.
+//! After RX is enabled, one dummy read of `DATA` makes QEMU poll its chardev again (a
+//! first byte that arrived while RX was off could otherwise wait for the next main-loop
+//! timeout, about a second). Every byte is polled out of a 1-byte register, so this link
+//! is far slower than the semihosting one.
 
 use core::ptr::{read_volatile, write_volatile};
 
