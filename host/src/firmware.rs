@@ -237,6 +237,72 @@ impl Default for FirmwarePeerOptions {
     }
 }
 
+/// The flags of `secformer firmware-peer`, for the CLI's clap parser (flatten it into the
+/// subcommand and call [`FirmwarePeerArgs::options`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FirmwarePeerArgs {
+    /// The serial line: `uart` (UART0, which QEMU connects to a TCP socket on
+    /// 127.0.0.1), `uart:PORT`, or `semihosting` (QEMU's stdin/stdout, ~100x faster).
+    #[arg(long, default_value = "semihosting")]
+    pub transport: FirmwareLink,
+    /// The QEMU binary.
+    #[arg(long, default_value = "qemu-system-arm")]
+    pub qemu: PathBuf,
+    /// The firmware ELF [default: firmware-example/target/thumbv7em-none-eabihf/release/
+    /// secformer-firmware of this checkout].
+    #[arg(long)]
+    pub elf: Option<PathBuf>,
+    /// Build the firmware first (cargo build --release in firmware-example/).
+    #[arg(long)]
+    pub build: bool,
+    /// Deadline of the whole run in seconds (QEMU runs under timeout(1) with it).
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Seconds a host read waits for the device.
+    #[arg(long, default_value_t = 60)]
+    pub read_timeout: u64,
+    /// Seconds the firmware's UART reads wait [default: --read-timeout].
+    #[arg(long)]
+    pub firmware_timeout: Option<u64>,
+    /// Also reveal the nonlinear steps' inputs and outputs to P1 and check each against
+    /// f64 (debugging: leaks intermediate values to the data owner).
+    #[arg(long)]
+    pub taps: bool,
+    /// Seed of P0's random weights.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Corrupt the line (fault test): `to-firmware:N` or `from-firmware:N` flips a byte
+    /// of the N-th peer data frame in that direction; append `:drop` to lose its last byte.
+    #[arg(long)]
+    pub corrupt: Option<Corruption>,
+    /// Echo the firmware's report lines as they arrive.
+    #[arg(long)]
+    pub echo: bool,
+}
+
+impl FirmwarePeerArgs {
+    /// The options these flags describe (builds the firmware first with `--build`).
+    pub fn options(&self) -> Result<FirmwarePeerOptions> {
+        let elf = if self.build {
+            build_firmware()?
+        } else {
+            self.elf.clone().unwrap_or_else(default_elf)
+        };
+        Ok(FirmwarePeerOptions {
+            link: self.transport,
+            qemu: self.qemu.clone(),
+            elf,
+            timeout: Duration::from_secs(self.timeout),
+            read_timeout: Duration::from_secs(self.read_timeout),
+            firmware_timeout: self.firmware_timeout.map(Duration::from_secs),
+            taps: self.taps,
+            seed: self.seed,
+            corrupt: self.corrupt,
+            echo: self.echo,
+        })
+    }
+}
+
 /// Errors of the taps: max |secure - f64| of each nonlinear step on the values it saw.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct TapErrors {
@@ -1483,4 +1549,83 @@ pub fn run_firmware_peer(opts: &FirmwarePeerOptions) -> Result<FirmwareReport> {
         dealer_bytes_to_p1: summary.p1.bytes_sent,
         firmware_stats: stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: FirmwarePeerArgs,
+    }
+
+    #[test]
+    fn flags_parse_into_options() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--transport",
+            "uart:7777",
+            "--taps",
+            "--corrupt",
+            "from-firmware:3:drop",
+            "--elf",
+            "/tmp/fw.elf",
+            "--firmware-timeout",
+            "2",
+        ])
+        .unwrap();
+        let o = cli.args.options().unwrap();
+        assert_eq!(o.link, FirmwareLink::UartTcp { port: 7777 });
+        assert!(o.taps);
+        assert_eq!(
+            o.corrupt,
+            Some(Corruption {
+                direction: Direction::FromFirmware,
+                frame: 3,
+                fault: Fault::Drop
+            })
+        );
+        assert_eq!(o.elf, PathBuf::from("/tmp/fw.elf"));
+        assert_eq!(o.firmware_timeout, Some(Duration::from_secs(2)));
+        let o = Cli::try_parse_from(["x"]).unwrap().args.options().unwrap();
+        assert_eq!(o.link, FirmwareLink::Semihosting);
+        assert_eq!(o.elf, default_elf());
+        assert!(Cli::try_parse_from(["x", "--transport", "spi"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--corrupt", "sideways:1"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--corrupt", "to-firmware:1:melt"]).is_err());
+    }
+
+    #[test]
+    fn answer_frames_counts_correction_slots() {
+        use secformer_core::dealer::Item;
+        let mut req = Request {
+            seq: 0,
+            items: Default::default(),
+        };
+        for it in [
+            Item::Triple { n: 4 },                  // one correction slot, 8 bytes each
+            Item::WeightMask { id: 1, k: 2, n: 2 }, // none
+            Item::Trunc { n: 8, f: 16 },            // one, 2 bytes each
+        ] {
+            req.items.push(it).unwrap();
+        }
+        let mut ch = Channel::new(Capture(Vec::new()));
+        ch.send_msg(FrameKind::DealerRequest, &req).unwrap();
+        let f = ch.into_link().0;
+        assert_eq!(answer_frames(&f).unwrap(), (2, 4 * 8 + 8 * 2));
+    }
+
+    #[test]
+    fn error_frames_are_core_frames() {
+        let f = error_frame("relay: x");
+        let mut ch = Channel::new(FrameBytes(&f));
+        let mut buf = [0u8; 4];
+        match ch.recv_frame(FrameKind::Ring, &mut buf, false) {
+            Err(secformer_core::transport::TransportError::Peer(m)) => assert_eq!(m, "relay: x"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
