@@ -121,3 +121,22 @@ pub fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(
         })
     }
 }
+
+/// A short message that keeps as much of the formatted text as fits (heapless'
+/// `write!` would drop a whole argument that does not fit).
+pub fn short_message(args: core::fmt::Arguments<'_>) -> heapless::String<96> {
+    struct Cut(heapless::String<96>);
+    impl core::fmt::Write for Cut {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for c in s.chars() {
+                if self.0.push(c).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut w = Cut(heapless::String::new());
+    let _ = core::fmt::write(&mut w, args);
+    w.0
+}

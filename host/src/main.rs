@@ -159,6 +159,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// P0 and the dealer against the Cortex-M4 firmware (P1 of a secure Transformer block)
+    /// running under QEMU, over the emulated UART or semihosting; checks the firmware's
+    /// result against the plaintext block. See firmware-example/README.md.
+    FirmwarePeer {
+        #[command(flatten)]
+        args: secformer_host::firmware::FirmwarePeerArgs,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks: dealer + P0 + P1 on 127.0.0.1 over real TCP.
     Bench {
         #[command(subcommand)]
@@ -541,6 +551,16 @@ fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 print_demo(&rep);
+            }
+            Ok(())
+        }
+        Cmd::FirmwarePeer { args, json } => {
+            let opts = args.options()?;
+            let rep = secformer_host::firmware::run_firmware_peer(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string(&rep)?);
+            } else {
+                println!("{}", rep.summary());
             }
             Ok(())
         }

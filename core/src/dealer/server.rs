@@ -5,7 +5,6 @@
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt::Write as _;
 
 use crate::error::{Error, Result};
 use crate::kernel::MatMul;
@@ -26,12 +25,10 @@ pub fn identify<T: Transport>(link: &mut T) -> Result<PartyId> {
 pub fn identify_hello<T: Transport>(link: &mut T) -> Result<PartyHello> {
     let hello: PartyHello = link.recv_msg(FrameKind::Hello)?;
     if hello.version != PROTOCOL_VERSION {
-        let mut m: heapless::String<96> = heapless::String::new();
-        let _ = write!(
-            m,
+        let m = crate::error::short_message(format_args!(
             "protocol version mismatch: dealer {PROTOCOL_VERSION}, party {}",
             hello.version
-        );
+        ));
         link.send_error(&m);
         return Err(Error::Param("party speaks another protocol version"));
     }
@@ -105,8 +102,7 @@ impl<K: MatMul> DealerService<K> {
     ) -> Result<SessionSummary> {
         let res = self.serve_inner(t0, t1);
         if let Err(e) = &res {
-            let mut m: heapless::String<96> = heapless::String::new();
-            let _ = write!(m, "dealer: {e}");
+            let m = crate::error::short_message(format_args!("dealer: {e}"));
             t0.send_error(&m);
             t1.send_error(&m);
         }
@@ -148,13 +144,15 @@ impl<K: MatMul> DealerService<K> {
             if r0.items.is_empty() {
                 return Ok(self.seq);
             }
+            t0.send_msg(FrameKind::Ack, &self.seq)?;
+            // Stream each item's corrections as soon as it is generated, so P1 starts on
+            // the first item while the later ones are still being made.
             let mut outs: Vec<(Vec<u64>, u8)> = Vec::new();
             for item in r0.items.iter() {
                 self.generate(item, &mut outs)?;
-            }
-            t0.send_msg(FrameKind::Ack, &self.seq)?;
-            for (buf, width) in outs {
-                send_correction(t1, &buf, width, self.encrypt.as_mut())?;
+                for (buf, width) in outs.drain(..) {
+                    send_correction(t1, &buf, width, self.encrypt.as_mut())?;
+                }
             }
             self.seq += 1;
         }
