@@ -58,10 +58,12 @@ pub struct MatmulBench {
     pub setup_seconds: f64,
     /// Repetitions.
     pub reps: usize,
+    /// Whether P0 owned the weight in the clear (only P1's half of E sent, P1 no matmul).
+    pub owned: bool,
 }
 
 /// Runs the weight-product benchmark.
-pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize) -> Result<MatmulBench> {
+pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize, owned: bool) -> Result<MatmulBench> {
     let enc = Encoding::default();
     let mut prg = Prg::new(&Seed::from_u64_for_tests(0xbe7c), 0);
     let mut gen = |len: usize, scale: f64| -> Vec<u64> {
@@ -86,12 +88,12 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize) -> Result<MatmulB
     let (wc, da0) = (w.clone(), daddr.clone());
     let p0 = std::thread::spawn(move || -> Result<MatmulReport> {
         let mut s = connect_party(PartyId::P0, &PeerAddr::Bound(pl), &da0, t)?;
-        matmul_job(&mut s, m, k, n, Some(&wc), None, reps)
+        matmul_job(&mut s, m, k, n, Some(&wc), None, reps, owned)
     });
     let (xc, da1) = (x.clone(), daddr);
     let p1 = std::thread::spawn(move || -> Result<MatmulReport> {
         let mut s = connect_party(PartyId::P1, &PeerAddr::Connect(paddr), &da1, t)?;
-        matmul_job(&mut s, m, k, n, None, Some(&xc), reps)
+        matmul_job(&mut s, m, k, n, None, Some(&xc), reps, owned)
     });
     let r0 = p0
         .join()
@@ -163,5 +165,6 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize) -> Result<MatmulB
         prepare_seconds: r0.prepare_seconds.max(r1.prepare_seconds),
         setup_seconds: r0.setup_seconds.max(r1.setup_seconds),
         reps,
+        owned,
     })
 }

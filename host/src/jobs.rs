@@ -34,7 +34,8 @@ pub struct MatmulReport {
 
 /// Runs the weight product `X W` as party `s.party()`: P0 owns `w` (`k x n`, encoded),
 /// P1 owns `x` (`m x k`, encoded); `reps` inferences each prepare a fresh mask and run the
-/// online product; the last output is revealed to P1.
+/// online product; the last output is revealed to P1. With `owned`, P0 keeps `W` in the
+/// clear ([`weight::setup_owned`]); otherwise `W` is secret-shared.
 pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     m: usize,
@@ -43,6 +44,7 @@ pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     w: Option<&[u64]>,
     x: Option<&[u64]>,
     reps: usize,
+    owned: bool,
 ) -> Result<MatmulReport> {
     let reps = reps.max(1);
     let mut rep = MatmulReport::default();
@@ -56,8 +58,12 @@ pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     let mut fmat = vec![0u64; k * n];
     let mut scratch =
         vec![0u64; weight::setup_scratch_words(k, n).max(weight::apply_scratch_words(m, k, n))];
-    let sw = weight::setup(s, 0, k, n, &wsh, &mut wprime, &mut fmat, &mut scratch)
-        .context("weight setup")?;
+    let sw = if owned {
+        weight::setup_owned(s, 0, k, n, w, &mut wprime, &mut fmat).context("weight setup")?
+    } else {
+        weight::setup(s, 0, k, n, &wsh, &mut wprime, &mut fmat, &mut scratch)
+            .context("weight setup")?
+    };
     rep.setup_seconds = t0.elapsed().as_secs_f64();
 
     let mut out = vec![AShare::default(); m * n];

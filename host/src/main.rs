@@ -221,6 +221,10 @@ enum BenchCmd {
         /// Repetitions (the median online time is reported).
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// P0 owns W in the clear (the model-owner variant: only P1 sends its half of E,
+        /// only P0 multiplies) instead of W being secret-shared.
+        #[arg(long)]
+        owned: bool,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -332,7 +336,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 (None, Some(&data[..]))
             };
-            let r = matmul_job(&mut s, m, k, n, w, x, 1)
+            let r = matmul_job(&mut s, m, k, n, w, x, 1, false)
                 .inspect_err(|e| s.abort(&format!("{party} failed: {e}")))?;
             let out_head: Vec<f64> = r
                 .output
@@ -588,9 +592,10 @@ fn run(cli: Cli) -> Result<()> {
                 k,
                 n,
                 reps,
+                owned,
                 json,
             } => {
-                let b = bench_matmul(m, k, n, reps)?;
+                let b = bench_matmul(m, k, n, reps, owned)?;
                 if json {
                     println!("{}", serde_json::to_string(&b)?);
                 } else {

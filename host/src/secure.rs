@@ -209,8 +209,19 @@ pub fn run_session<T: Transport, D: Dealer, K: MatMul>(
     let t_setup = Instant::now();
     let st0 = s.peer_stats();
 
-    // Parameter shares.
+    // Parameter shares (the vectors are used as shares; the matrices, which P0 owns in the
+    // clear, go through the owned weight product).
+    let enc = s.encoding();
+    let encode_all = |vals: &[f64]| -> Result<Vec<u64>> {
+        vals.iter()
+            .map(|x| {
+                enc.encode(*x)
+                    .map_err(|e| anyhow::anyhow!("a weight does not fit in fixed point: {e}"))
+            })
+            .collect()
+    };
     let mut params = Vec::with_capacity(nl);
+    let mut plains: Vec<Option<Vec<u64>>> = Vec::with_capacity(nl);
     for l in 0..nl {
         progress("sharing weights", l, nl + 1);
         let vals = weights.map(|w| layer_values(cfg, &w.layers[l]));
@@ -219,9 +230,11 @@ pub fn run_session<T: Transport, D: Dealer, K: MatMul>(
             vals.as_deref(),
             nn::layer_param_words(h, i),
         )?);
+        plains.push(vals.as_deref().map(encode_all).transpose()?);
     }
-    let emb_vals = weights.map(|w| f32s(&w.word_emb.data));
-    let emb_sh = share_values(s, emb_vals.as_deref(), v * h)?;
+    let emb_plain = weights
+        .map(|w| encode_all(&f32s(&w.word_emb.data)))
+        .transpose()?;
     let emb_ln_vals = weights.map(|w| {
         let mut x = f32s(&w.emb_ln.gamma);
         x.extend(f32s(&w.emb_ln.beta));
@@ -252,6 +265,7 @@ pub fn run_session<T: Transport, D: Dealer, K: MatMul>(
         }
     }
     let head = share_values(s, head_vals.as_deref(), head_len)?;
+    let head_plain = head_vals.as_deref().map(encode_all).transpose()?;
 
     // Open the weights' masks.
     let mut scratch =
@@ -260,24 +274,40 @@ pub fn run_session<T: Transport, D: Dealer, K: MatMul>(
         .map(|_| vec![0u64; layer::layer_storage_words(h, i)])
         .collect();
     let mut layers = Vec::with_capacity(nl);
-    for (l, (p, st)) in params.iter().zip(storages.iter_mut()).enumerate() {
+    for (l, ((p, st), plain)) in params
+        .iter()
+        .zip(storages.iter_mut())
+        .zip(&plains)
+        .enumerate()
+    {
         progress("opening weight masks", l, nl + 1);
         layers.push(
-            nn::setup_layer(s, 4 * l as u32, h, i, eps, p, st, &mut scratch)
-                .context("layer setup")?,
+            nn::setup_layer_owned(
+                s,
+                4 * l as u32,
+                h,
+                i,
+                eps,
+                p,
+                plain.as_deref(),
+                st,
+                &mut scratch,
+            )
+            .context("layer setup")?,
         );
     }
+    drop(plains);
     let (mut emb_wp, mut emb_f) = (vec![0u64; v * h], vec![0u64; v * h]);
-    let emb = weight::setup(
+    let emb = weight::setup_owned(
         s,
         EMB_ID,
         v,
         h,
-        &emb_sh,
+        emb_plain.as_deref(),
         &mut emb_wp,
         &mut emb_f,
-        &mut scratch,
     )?;
+    drop(emb_plain);
     let (mut hw, mut hf) = (
         vec![0u64; h * h + h * labels],
         vec![0u64; h * h + h * labels],
@@ -285,16 +315,16 @@ pub fn run_session<T: Transport, D: Dealer, K: MatMul>(
     let heads_w = if cls {
         let (wp, wc) = hw.split_at_mut(h * h);
         let (fp, fc) = hf.split_at_mut(h * h);
-        let pw = weight::setup(s, POOLER_ID, h, h, &head[..h * h], wp, fp, &mut scratch)?;
-        let cw = weight::setup(
+        let hp = head_plain.as_deref();
+        let pw = weight::setup_owned(s, POOLER_ID, h, h, hp.map(|p| &p[..h * h]), wp, fp)?;
+        let cw = weight::setup_owned(
             s,
             CLASSIFIER_ID,
             h,
             labels,
-            &head[h * h + h..h * h + h + h * labels],
+            hp.map(|p| &p[h * h + h..h * h + h + h * labels]),
             wc,
             fc,
-            &mut scratch,
         )?;
         Some((pw, cw))
     } else {

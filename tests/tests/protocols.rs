@@ -360,3 +360,43 @@ fn local_truncation_opt_in_is_within_one_lsb_for_small_values() {
         assert!(err.abs() <= 1.0 + 1e-9, "local trunc({x}) = {}", *g as i64);
     }
 }
+
+#[test]
+fn owned_weight_product_across_inferences() {
+    let (m, k, n) = (5, 33, 7);
+    let w = reals(16, k * n, -1.0, 1.0);
+    let inputs = [reals(17, m * k, -8.0, 8.0), reals(18, m * k, -8.0, 8.0)];
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let plain = enc(&w);
+            let own = s.party().is_p0().then_some(&plain[..]);
+            let mut wprime = vec![0u64; k * n];
+            let mut f = vec![0u64; k * n];
+            let sw = weight::setup_owned(s, 9, k, n, own, &mut wprime, &mut f)?;
+            let mut scratch = vec![0u64; weight::apply_scratch_words(m, k, n)];
+            let mut outs = Vec::new();
+            for x in &inputs {
+                let mut storage = vec![0u64; weight::prepare_words(m, k, n)];
+                let prep = weight::prepare(s, &sw, m, &mut storage)?;
+                let xs = share(s, PartyId::P1, x)?;
+                let mut z = vec![AShare::default(); m * n];
+                let before = s.peer_stats();
+                weight::apply(s, &sw, prep, &xs, &mut z, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let want = weight::apply_cost(m, k, n, true, s.party().is_p0());
+                assert_eq!((st.rounds, st.payload_sent), (want.rounds, want.bytes));
+                outs.push(open(s, &z)?);
+            }
+            Ok(outs)
+        })
+        .unwrap();
+        for (x, got) in inputs.iter().zip(&r) {
+            let want = plain_matmul(m, k, n, &grid(x), &grid(&w));
+            assert!(
+                max_abs_diff(got, &want) < LSB,
+                "max diff {}",
+                max_abs_diff(got, &want)
+            );
+        }
+    }
+}

@@ -206,12 +206,16 @@ impl<T: Transport> Dealer for DealerClient<T> {
             }
         }
         let mut weight_prg = match item {
-            Item::WeightMask { id, .. } => {
+            Item::WeightMask { id, .. } | Item::WeightMaskOwned { id, .. } => {
                 Some(Prg::new(&self.seed, STREAM_WEIGHT_BASE + id as u64))
             }
             _ => None,
         };
         for (slot, buf) in slots.iter().zip(bufs.iter_mut()) {
+            if self.party == PartyId::P1 && slot.p1 == P1Source::Zero {
+                buf.fill(0);
+                continue;
+            }
             let from_prg = self.party == PartyId::P0 || slot.p1 == P1Source::Prg;
             if from_prg {
                 let prg = weight_prg.as_mut().unwrap_or(&mut self.prg);

@@ -61,7 +61,7 @@ pub fn corrections<K: MatMul>(
             kernel.gemm(m, k, n, a, b, c1, false);
             crate::ring::sub_assign(c1, p0[2]);
         }
-        Item::WeightMask { .. } => {}
+        Item::WeightMask { .. } | Item::WeightMaskOwned { .. } => {}
         Item::WeightTriple { m, k, n, .. } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
             let bmask = weight_mask.ok_or(crate::Error::Param(

@@ -67,6 +67,17 @@ pub enum Item {
         /// Columns.
         n: u32,
     },
+    /// The fixed mask `B (k x n)` of a weight that P0 owns in the clear: P0 draws all of
+    /// `B` from the weight's stream, P1 holds nothing of it (see
+    /// [`crate::protocols::weight::setup_owned`]).
+    WeightMaskOwned {
+        /// Weight id, unique per session.
+        id: u32,
+        /// Rows.
+        k: u32,
+        /// Columns.
+        n: u32,
+    },
     /// A fresh `A (m x k)` and `C = A B` for the fixed mask `B` of weight `id`.
     WeightTriple {
         /// Weight id (registered by a [`Item::WeightMask`]).
@@ -156,6 +167,8 @@ pub enum Fill {
 pub enum P1Source {
     /// P1's own seed.
     Prg,
+    /// Nothing: P1's buffer is zero (the value is P0's alone).
+    Zero,
     /// A correction from D, sent as `width` little-endian bytes per word (1, 2, 4 or 8).
     Correction {
         /// Bytes per word on the wire.
@@ -220,6 +233,11 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(corr(m * n, 8));
         }
         Item::WeightMask { k, n, .. } => push(words(k as usize * n as usize)),
+        Item::WeightMaskOwned { k, n, .. } => push(Slot {
+            len: k as usize * n as usize,
+            fill: Fill::Words,
+            p1: P1Source::Zero,
+        }),
         Item::WeightTriple { m, k, n, .. } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
             push(words(m * k));
@@ -282,7 +300,7 @@ pub fn correction_bytes(item: &Item) -> u64 {
     layout(item)
         .iter()
         .map(|s| match s.p1 {
-            P1Source::Prg => 0,
+            P1Source::Prg | P1Source::Zero => 0,
             P1Source::Correction { width } => s.len as u64 * width as u64,
         })
         .sum()

@@ -164,7 +164,7 @@ impl<K: MatMul> DealerService<K> {
         let mut p0: Vec<Vec<u64>> = slots.iter().map(|s| vec![0u64; s.len]).collect();
         let mut p1: Vec<Vec<u64>> = slots.iter().map(|s| vec![0u64; s.len]).collect();
         let mut wprg = match item {
-            Item::WeightMask { id, .. } => Some([
+            Item::WeightMask { id, .. } | Item::WeightMaskOwned { id, .. } => Some([
                 Prg::new(&self.seeds[0], STREAM_WEIGHT_BASE + *id as u64),
                 Prg::new(&self.seeds[1], STREAM_WEIGHT_BASE + *id as u64),
             ]),
@@ -205,7 +205,7 @@ impl<K: MatMul> DealerService<K> {
             let mut p1r: Vec<&mut [u64]> = p1.iter_mut().map(|v| v.as_mut_slice()).collect();
             gen::corrections(item, &p0r, &mut p1r, mask, &self.kernel, &mut scratch)?;
         }
-        if let Item::WeightMask { id, k, n } = *item {
+        if let Item::WeightMask { id, k, n } | Item::WeightMaskOwned { id, k, n } = *item {
             let mut b = core::mem::take(&mut p0[0]);
             crate::ring::add_assign(&mut b, &p1[0]);
             self.weights.insert(id, (k, n, b));

@@ -52,6 +52,61 @@ pub fn setup_layer<'a, T: Transport, D: Dealer, K: MatMul>(
     storage: &'a mut [u64],
     scratch: &mut [u64],
 ) -> Result<SharedLayer<'a>> {
+    setup_layer_with(
+        s, id_base, hidden, inter, eps, params, None, storage, scratch,
+    )
+}
+
+/// Sets up one layer whose four weight matrices P0 owns in the clear
+/// ([`weight::setup_owned`]: P1 does no matmul online and only P1's half of each `E`
+/// crosses the line). `plain` is P0's parameter vector as ring elements in the
+/// [`ParamLayout`] (only its matrices are read); `None` at P1. The vector parameters
+/// (biases, LayerNorm) still come from the shares in `params`.
+pub fn setup_layer_owned<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    id_base: u32,
+    hidden: usize,
+    inter: usize,
+    eps: f64,
+    params: &'a [AShare],
+    plain: Option<&[u64]>,
+    storage: &'a mut [u64],
+    scratch: &mut [u64],
+) -> Result<SharedLayer<'a>> {
+    if s.party().is_p0() {
+        let p = plain.ok_or(crate::Error::Param(
+            "P0 must provide the layer's plaintext weights",
+        ))?;
+        check_len(
+            "plaintext layer parameters",
+            ParamLayout::new(hidden, inter).total,
+            p.len(),
+        )?;
+    }
+    setup_layer_with(
+        s,
+        id_base,
+        hidden,
+        inter,
+        eps,
+        params,
+        Some(plain),
+        storage,
+        scratch,
+    )
+}
+
+fn setup_layer_with<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    id_base: u32,
+    hidden: usize,
+    inter: usize,
+    eps: f64,
+    params: &'a [AShare],
+    owned: Option<Option<&[u64]>>,
+    storage: &'a mut [u64],
+    scratch: &mut [u64],
+) -> Result<SharedLayer<'a>> {
     let l = ParamLayout::new(hidden, inter);
     check_len("layer parameters", l.total, params.len())?;
     let (h, i) = (hidden, inter);
@@ -64,7 +119,12 @@ pub fn setup_layer<'a, T: Transport, D: Dealer, K: MatMul>(
      -> Result<SharedWeight<'a>> {
         let wp = st.take(k * n)?;
         let f = st.take(k * n)?;
-        weight::setup(s, id, k, n, &params[off..off + k * n], wp, f, scratch)
+        match owned {
+            Some(plain) => {
+                weight::setup_owned(s, id, k, n, plain.map(|p| &p[off..off + k * n]), wp, f)
+            }
+            None => weight::setup(s, id, k, n, &params[off..off + k * n], wp, f, scratch),
+        }
     };
     let qkv = mk(s, id_base, l.wqkv, h, 3 * h)?;
     let o = mk(s, id_base + 1, l.wo, h, h)?;

@@ -18,7 +18,9 @@ pub mod embed;
 pub mod layer;
 pub mod pool;
 
-pub use layer::{encoder_layer, prepare_layer, setup_layer, PreparedLayer, SharedLayer};
+pub use layer::{
+    encoder_layer, prepare_layer, setup_layer, setup_layer_owned, PreparedLayer, SharedLayer,
+};
 
 /// The parts of a forward pass that profiles report (as in SecFormer's Table 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,18 @@
 //!
 //! A [`Prepared`] mask is consumed by [`apply`] (it is moved), so a mask `A` can never
 //! be used twice.
+//!
+//! # Weights owned by P0 ([`setup_owned`])
+//!
+//! When P0 holds `W` in the clear (the model owner), D gives the whole mask `B` to P0
+//! (drawn from P0's weight stream; P1 holds none of it) and P0 sends `F = W - B` to P1
+//! (uniform to P1, since `B` is P0's and D's only). The preparation is unchanged
+//! (`P_i = A_i F + C_i`). Online P1 sends only `E_1 = X_1 - A_1` and keeps `Z_1 = P_1`;
+//! P0 computes `E = X_0 - A_0 + E_1` and `Z_0 = E W + P_0` (`E W + A F + A B = X W`).
+//! So P1 does no matmul online, P0 does one, and only P1's half of `E` crosses the line:
+//! online cost: P1 sends `8mk` bytes (0 rounds), P0 receives them (1 round), then the
+//! truncation (1 round, `ceil(mn/8)` bytes each). Setup: P0 sends `8kn` bytes. P0 learns
+//! `B`, which tells it nothing: every value P0 receives is masked by P1's `A_1`.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -34,6 +46,7 @@ pub struct SharedWeight<'a> {
     n: usize,
     wprime: &'a [u64],
     f: &'a [u64],
+    owned: bool,
 }
 
 impl SharedWeight<'_> {
@@ -92,6 +105,46 @@ pub fn setup<'a, T: Transport, D: Dealer, K: MatMul>(
         n,
         wprime,
         f,
+        owned: false,
+    })
+}
+
+/// Sets up weight `id` that P0 owns in the clear: `w` (`k x n`, ring elements) at P0,
+/// `None` at P1 (see the module docs). P0 keeps `W` in `wprime`; both keep `F` in `f`.
+pub fn setup_owned<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    id: u32,
+    k: usize,
+    n: usize,
+    w: Option<&[u64]>,
+    wprime: &'a mut [u64],
+    f: &'a mut [u64],
+) -> Result<SharedWeight<'a>> {
+    check_len("weight storage", k * n, wprime.len())?;
+    check_len("weight storage", k * n, f.len())?;
+    let item = Item::WeightMaskOwned {
+        id,
+        k: k as u32,
+        n: n as u32,
+    };
+    s.dealer.request(&[item])?;
+    s.dealer.take(item, &mut [&mut *wprime])?; // B at P0, zeros at P1
+    if s.party.is_p0() {
+        let w = w.ok_or(crate::Error::Param("P0 must provide the weight it owns"))?;
+        check_len("owned weight", k * n, w.len())?;
+        crate::ring::sub_into(f, w, wprime);
+        s.peer.send_u64(f)?;
+        wprime.copy_from_slice(w);
+    } else {
+        s.peer.recv_u64(f)?;
+    }
+    Ok(SharedWeight {
+        id,
+        k,
+        n,
+        wprime,
+        f,
+        owned: true,
     })
 }
 
@@ -194,11 +247,22 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     let mine = ar.take(m * k)?;
     let theirs = ar.take(m * k)?;
     crate::ring::sub_into(mine, AShare::raw_slice(x), prep.a);
-    s.peer.exchange_u64(mine, theirs)?;
-    crate::ring::add_assign(mine, theirs); // E
     let o = AShare::raw_slice_mut(out);
     o.copy_from_slice(prep.pre);
-    s.kernel.gemm(m, k, n, mine, w.wprime, o, true);
+    if w.owned {
+        // Only P1's half of E travels; only P0 multiplies.
+        if s.party.is_p0() {
+            s.peer.recv_u64(theirs)?;
+            crate::ring::add_assign(mine, theirs); // E
+            s.kernel.gemm(m, k, n, mine, w.wprime, o, true);
+        } else {
+            s.peer.send_u64(mine)?;
+        }
+    } else {
+        s.peer.exchange_u64(mine, theirs)?;
+        crate::ring::add_assign(mine, theirs); // E
+        s.kernel.gemm(m, k, n, mine, w.wprime, o, true);
+    }
     if !prep.truncate {
         return Ok(());
     }
@@ -209,4 +273,15 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
             Ok(())
         }
     }
+}
+
+/// Online cost of [`apply`] for `m` rows of a `k x n` weight, for party P0 (`p0`) or P1:
+/// shared weights open `E` both ways; owned weights send P1's half to P0 only.
+pub fn apply_cost(m: usize, k: usize, n: usize, owned: bool, p0: bool) -> super::Cost {
+    let e = match (owned, p0) {
+        (false, _) => super::Cost::new(1, 8 * (m * k) as u64),
+        (true, true) => super::Cost::new(1, 0),
+        (true, false) => super::Cost::new(0, 8 * (m * k) as u64),
+    };
+    e + super::trunc::cost(m * n)
 }
