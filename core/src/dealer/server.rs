@@ -55,6 +55,8 @@ pub struct DealerService<K> {
     kernel: K,
     seq: u32,
     encrypt: Option<Prg>,
+    // Buffers reused across items: fresh multi-megabyte allocations cost page faults.
+    pool: Vec<Vec<u64>>,
 }
 
 impl<K: MatMul> DealerService<K> {
@@ -69,6 +71,20 @@ impl<K: MatMul> DealerService<K> {
             kernel,
             seq: 0,
             encrypt: None,
+            pool: Vec::new(),
+        }
+    }
+
+    fn buffer(&mut self, len: usize) -> Vec<u64> {
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.resize(len, 0);
+        v
+    }
+
+    fn recycle(&mut self, v: Vec<u64>) {
+        if self.pool.len() < 16 {
+            self.pool.push(v);
         }
     }
 
@@ -150,8 +166,9 @@ impl<K: MatMul> DealerService<K> {
             let mut outs: Vec<(Vec<u64>, u8)> = Vec::new();
             for item in r0.items.iter() {
                 self.generate(item, &mut outs)?;
-                for (buf, width) in outs.drain(..) {
+                for (buf, width) in core::mem::take(&mut outs) {
                     send_correction(t1, &buf, width, self.encrypt.as_mut())?;
+                    self.recycle(buf);
                 }
             }
             self.seq += 1;
@@ -161,8 +178,8 @@ impl<K: MatMul> DealerService<K> {
     /// Generates one item; pushes P1's correction slots to `outs`.
     fn generate(&mut self, item: &Item, outs: &mut Vec<(Vec<u64>, u8)>) -> Result<()> {
         let slots = layout(item);
-        let mut p0: Vec<Vec<u64>> = slots.iter().map(|s| vec![0u64; s.len]).collect();
-        let mut p1: Vec<Vec<u64>> = slots.iter().map(|s| vec![0u64; s.len]).collect();
+        let mut p0: Vec<Vec<u64>> = slots.iter().map(|s| self.buffer(s.len)).collect();
+        let mut p1: Vec<Vec<u64>> = slots.iter().map(|s| self.buffer(s.len)).collect();
         let mut wprg = match item {
             Item::WeightMask { id, .. } | Item::WeightMaskOwned { id, .. } => Some([
                 Prg::new(&self.seeds[0], STREAM_WEIGHT_BASE + *id as u64),
@@ -213,7 +230,12 @@ impl<K: MatMul> DealerService<K> {
         for (s, buf) in slots.iter().zip(p1) {
             if let P1Source::Correction { width } = s.p1 {
                 outs.push((buf, width));
+            } else {
+                self.recycle(buf);
             }
+        }
+        for buf in p0 {
+            self.recycle(buf);
         }
         Ok(())
     }
