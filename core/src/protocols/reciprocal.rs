@@ -146,3 +146,53 @@ pub fn cost(n: usize, spec: &Spec) -> super::Cost {
         + mul::cost(n)
         + norm::cost_rescale(n)
 }
+
+/// Scratch words for [`divide_by_row_sums`].
+pub fn divide_scratch_words(rows: usize, cols: usize, spec: &Spec) -> usize {
+    2 * rows + scratch_words(rows, spec).max(super::rowmul::scratch_words(rows, cols))
+}
+
+/// `out_ij = q_ij / sum_j q_ij` for each row of `q` (`rows x cols`, at `spec.in_frac`
+/// bits): the row sums are local, their reciprocal is computed at `recip_frac` bits, and one
+/// row-broadcast product truncated by `shift` brings the quotients to the output precision.
+/// The softmaxes' common last step.
+pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    rows: usize,
+    cols: usize,
+    q: &[AShare],
+    spec: &Spec,
+    recip_frac: u32,
+    shift: u32,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    check_len("row division input", rows * cols, q.len())?;
+    let mut ar = Arena::new(scratch);
+    let sums = ar.take(rows)?;
+    let qs = AShare::raw_slice(q);
+    for i in 0..rows {
+        sums[i] = qs[i * cols..(i + 1) * cols]
+            .iter()
+            .fold(0u64, |a, v| a.wrapping_add(*v));
+    }
+    let r = ar.take(rows)?;
+    reciprocal(
+        s,
+        AShare::from_raw_slice(sums),
+        spec,
+        recip_frac,
+        AShare::from_raw_slice_mut(r),
+        ar.sub().rest(),
+    )?;
+    super::rowmul::rowmul(
+        s,
+        rows,
+        cols,
+        q,
+        AShare::from_raw_slice(r),
+        shift,
+        out,
+        ar.rest(),
+    )
+}

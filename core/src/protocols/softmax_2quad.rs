@@ -82,27 +82,13 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
             *v = 0;
         }
     }
-    let sums = ar.take(rows)?;
-    for i in 0..rows {
-        sums[i] = q[i * cols..(i + 1) * cols]
-            .iter()
-            .fold(0u64, |a, v| a.wrapping_add(*v));
-    }
-    let r = ar.take(rows)?;
-    reciprocal::reciprocal(
-        s,
-        AShare::from_raw_slice(sums),
-        &spec(f),
-        RECIP_FRAC,
-        AShare::from_raw_slice_mut(r),
-        ar.sub().rest(),
-    )?;
-    rowmul::rowmul(
+    reciprocal::divide_by_row_sums(
         s,
         rows,
         cols,
         AShare::from_raw_slice(q),
-        AShare::from_raw_slice(r),
+        &spec(f),
+        RECIP_FRAC,
         RECIP_FRAC,
         out,
         ar.rest(),

@@ -195,27 +195,13 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
             *t = 0;
         }
     }
-    let sums = ar.take(rows)?;
-    for i in 0..rows {
-        sums[i] = tmp[i * cols..(i + 1) * cols]
-            .iter()
-            .fold(0u64, |a, v| a.wrapping_add(*v));
-    }
-    let r = ar.take(rows)?;
-    reciprocal::reciprocal(
-        s,
-        AShare::from_raw_slice(sums),
-        &spec(cols),
-        RECIP_FRAC,
-        AShare::from_raw_slice_mut(r),
-        ar.sub().rest(),
-    )?;
-    rowmul::rowmul(
+    reciprocal::divide_by_row_sums(
         s,
         rows,
         cols,
         AShare::from_raw_slice(tmp),
-        AShare::from_raw_slice(r),
+        &spec(cols),
+        RECIP_FRAC,
         EXP_FRAC + RECIP_FRAC - f,
         out,
         ar.rest(),
