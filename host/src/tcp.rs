@@ -8,7 +8,7 @@
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +23,8 @@ pub struct TcpLink {
     reader: BufReader<TcpStream>,
     out: Vec<u8>,
     tx: Option<Sender<Vec<u8>>>,
+    // Written buffers come back for reuse: fresh large allocations cost page faults.
+    spare: Receiver<Vec<u8>>,
     writer: Option<JoinHandle<()>>,
     write_err: Arc<Mutex<Option<io::ErrorKind>>>,
     peer: String,
@@ -42,17 +44,20 @@ impl TcpLink {
             .unwrap_or_else(|_| "?".into());
         let mut wstream = stream.try_clone()?;
         let (tx, rx) = channel::<Vec<u8>>();
+        let (back_tx, back_rx) = channel::<Vec<u8>>();
         let write_err = Arc::new(Mutex::new(None));
         let err2 = write_err.clone();
         let writer = std::thread::Builder::new()
             .name("tcp-writer".into())
             .spawn(move || {
-                for buf in rx {
+                for mut buf in rx {
                     if let Err(e) = wstream.write_all(&buf) {
                         *err2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.kind());
                         let _ = wstream.shutdown(Shutdown::Both);
                         return;
                     }
+                    buf.clear();
+                    let _ = back_tx.send(buf);
                 }
                 let _ = wstream.flush();
                 let _ = wstream.shutdown(Shutdown::Write);
@@ -61,6 +66,7 @@ impl TcpLink {
             reader: BufReader::with_capacity(1 << 16, stream),
             out: Vec::new(),
             tx: Some(tx),
+            spare: back_rx,
             writer: Some(writer),
             write_err,
             peer,
@@ -175,7 +181,8 @@ impl embedded_io::Write for TcpLink {
         if self.out.is_empty() {
             return Ok(());
         }
-        let buf = std::mem::take(&mut self.out);
+        let next = self.spare.try_recv().unwrap_or_default();
+        let buf = std::mem::replace(&mut self.out, next);
         match &self.tx {
             Some(tx) => tx
                 .send(buf)
