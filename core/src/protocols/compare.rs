@@ -287,3 +287,26 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
 pub fn cost(n: usize, k: u32) -> super::Cost {
     super::Cost::new(rounds(k), bytes(n, k))
 }
+
+/// The segment bits of `|x|` against a public threshold `t`, on already-requested
+/// material for `2n` comparisons: bits `0..n` of `out` are `[x < -t]`, bits `n..2n` are
+/// `[x < t]` (one batch, so one comparison's rounds). Used by GeLU and tanh.
+/// Scratch: `2n` words plus [`scratch_words`]`(2n, k)`.
+pub fn segments_run<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    t: f64,
+    k: u32,
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    let mut ar = Arena::new(scratch);
+    let shifted = ar.take(2 * n)?;
+    let off = s.party.share_of_public(s.enc.encode(t)?);
+    for (i, v) in AShare::raw_slice(x).iter().enumerate() {
+        shifted[i] = v.wrapping_add(off);
+        shifted[n + i] = v.wrapping_sub(off);
+    }
+    msb_run(s, AShare::from_raw_slice(shifted), k, out, ar.rest())
+}

@@ -129,16 +129,9 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
     }
 
     // c1 = [x + T < 0], c2 = [x - T < 0] in one batch.
-    let shifted = ar.take(2 * n)?;
-    let te = s.enc.encode(THRESHOLD)?;
-    let off = s.party.share_of_public(te);
-    for i in 0..n {
-        shifted[i] = xs[i].wrapping_add(off);
-        shifted[n + i] = xs[i].wrapping_sub(off);
-    }
     let w2 = words_for_bits(2 * n);
     let c = ar.take(w2)?;
-    compare::msb_run(s, AShare::from_raw_slice(shifted), k, c, ar.sub().rest())?;
+    compare::segments_run(s, x, THRESHOLD, k, c, ar.sub().rest())?;
 
     // Bits: [1 - c1 (n), c1 ^ c2 (n)].
     let b = ar.take_zeroed(w2)?;

@@ -94,7 +94,6 @@ pub fn tanh<T: Transport, D: Dealer, K: MatMul>(
     let f = s.enc.frac_bits();
     s.dealer.request(&items(n, k, f))?;
     let mut ar = Arena::new(scratch);
-    let xs = AShare::raw_slice(x);
     let series_out = ar.take(n)?;
     let series = Series {
         p: PERIOD_LOG2 + f,
@@ -110,14 +109,8 @@ pub fn tanh<T: Transport, D: Dealer, K: MatMul>(
         ar.sub().rest(),
     )?;
 
-    let shifted = ar.take(2 * n)?;
-    let off = s.party.share_of_public(s.enc.encode(THRESHOLD)?);
-    for i in 0..n {
-        shifted[i] = xs[i].wrapping_add(off);
-        shifted[n + i] = xs[i].wrapping_sub(off);
-    }
     let c = ar.take(words_for_bits(2 * n))?;
-    compare::msb_run(s, AShare::from_raw_slice(shifted), k, c, ar.sub().rest())?;
+    compare::segments_run(s, x, THRESHOLD, k, c, ar.sub().rest())?;
 
     // Bits per element: [e, 1 - c2, c1].
     let b = ar.take_zeroed(words_for_bits(3 * n))?;
