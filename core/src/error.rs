@@ -50,10 +50,22 @@ pub enum Error {
         /// What went wrong.
         what: &'static str,
     },
+    /// The dealer refuses a request: an item with parameters no protocol uses, or more
+    /// material than its memory limit.
+    DealerRequest {
+        /// Index of the request in the dealer stream.
+        seq: u32,
+        /// The refused item.
+        item: ItemKind,
+        /// Why.
+        what: &'static str,
+    },
     /// A parameter is outside what the protocol supports.
     Param(&'static str),
     /// The other side reported an error (its message, truncated).
     Peer(heapless::String<96>),
+    /// Preprocessed material was refused or could not be read.
+    Material(crate::dealer::material::MaterialError),
 }
 
 impl fmt::Display for Error {
@@ -85,8 +97,12 @@ impl fmt::Display for Error {
             Error::DealerSequence { seq, what } => {
                 write!(f, "dealer stream out of order at request #{seq}: {what}")
             }
+            Error::DealerRequest { seq, item, what } => {
+                write!(f, "the dealer refuses request #{seq}: {item:?} {what}")
+            }
             Error::Param(what) => write!(f, "unsupported parameter: {what}"),
             Error::Peer(msg) => write!(f, "the other side reported an error: {msg}"),
+            Error::Material(e) => write!(f, "{e}"),
         }
     }
 }

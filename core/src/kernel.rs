@@ -17,6 +17,51 @@ pub trait MatMul {
         c: &mut [u64],
         accumulate: bool,
     );
+
+    /// As [`MatMul::gemm`] with `b` given as signed 32-bit values, each standing for the
+    /// ring element it sign-extends to. Plaintext fixed-point weights fit (the loader bounds
+    /// them by 4096, `2^28` at `f = 16`), so P0 keeps them in half the memory. The default
+    /// is the portable loop; a host kernel widens while packing.
+    fn gemm_i32(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u64],
+        b: &[i32],
+        c: &mut [u64],
+        accumulate: bool,
+    ) {
+        portable_i32(m, k, n, a, b, c, accumulate)
+    }
+}
+
+/// The portable `c (+)= a * b` with `b` sign-extended from 32 bits (blocked i-k-j loops).
+pub fn portable_i32(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[u64],
+    b: &[i32],
+    c: &mut [u64],
+    accumulate: bool,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm: slice too short"
+    );
+    if !accumulate {
+        c[..m * n].fill(0);
+    }
+    for i in 0..m {
+        let crow = &mut c[i * n..(i + 1) * n];
+        for p in 0..k {
+            let av = a[i * k + p];
+            for (cv, bv) in crow.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cv = cv.wrapping_add(av.wrapping_mul(*bv as i64 as u64));
+            }
+        }
+    }
 }
 
 impl<K: MatMul + ?Sized> MatMul for &K {
@@ -31,6 +76,19 @@ impl<K: MatMul + ?Sized> MatMul for &K {
         accumulate: bool,
     ) {
         (**self).gemm(m, k, n, a, b, c, accumulate)
+    }
+
+    fn gemm_i32(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u64],
+        b: &[i32],
+        c: &mut [u64],
+        accumulate: bool,
+    ) {
+        (**self).gemm_i32(m, k, n, a, b, c, accumulate)
     }
 }
 
@@ -109,5 +167,35 @@ mod tests {
         for (x, y) in c.iter().zip(&r) {
             assert_eq!(*x, y.wrapping_mul(2));
         }
+    }
+}
+
+/// A kernel that multiplies nothing (for dry runs that only record a program's shape).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullKernel;
+
+impl MatMul for NullKernel {
+    fn gemm(
+        &self,
+        _m: usize,
+        _k: usize,
+        _n: usize,
+        _a: &[u64],
+        _b: &[u64],
+        _c: &mut [u64],
+        _accumulate: bool,
+    ) {
+    }
+
+    fn gemm_i32(
+        &self,
+        _m: usize,
+        _k: usize,
+        _n: usize,
+        _a: &[u64],
+        _b: &[i32],
+        _c: &mut [u64],
+        _accumulate: bool,
+    ) {
     }
 }

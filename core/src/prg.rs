@@ -34,6 +34,18 @@ pub const STREAM_CORRECTION_KEY: u64 = 3;
 /// Base of the per-weight mask streams (`STREAM_WEIGHT_BASE + weight id`).
 pub const STREAM_WEIGHT_BASE: u64 = 1 << 32;
 
+/// The stream of one pass of preprocessed material: pass `index` of preprocessing `prep`
+/// (the top bit set keeps it apart from the main and weight streams). Every pass has its
+/// own stream, so passes can be drawn in any order and never share randomness.
+pub fn pass_stream(prep: u64, index: u32) -> u64 {
+    // splitmix64 finalizer: a bijection, so distinct preprocessing ids map apart.
+    let mut z = prep.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (1 << 63) | ((z ^ index as u64) & !(1 << 63))
+}
+
 /// A ChaCha12 generator with helpers that fill word buffers quickly.
 pub struct Prg {
     rng: ChaCha12Rng,

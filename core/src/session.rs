@@ -27,6 +27,50 @@ pub struct PairHello {
     pub seed: Seed,
 }
 
+/// The party handshake: P0 sends the pair seed (`pair_seed`, drawn from the OS by the
+/// caller) with the dealer session id; P1 checks version and session and returns the seed.
+/// The handshake is setup traffic, not protocol rounds.
+pub fn exchange_pair_seed<T: Transport>(
+    party: PartyId,
+    peer: &mut T,
+    session: u64,
+    pair_seed: Option<Seed>,
+) -> Result<Seed> {
+    let rounds = peer.stats().rounds;
+    let seed = match party {
+        PartyId::P0 => {
+            let seed = pair_seed.ok_or(Error::Param("P0 needs a pair seed"))?;
+            peer.send_msg(
+                FrameKind::Hello,
+                &PairHello {
+                    version: PROTOCOL_VERSION,
+                    session,
+                    seed: seed.clone(),
+                },
+            )?;
+            seed
+        }
+        PartyId::P1 => {
+            let h: PairHello = peer.recv_msg(FrameKind::Hello)?;
+            if h.version != PROTOCOL_VERSION {
+                peer.send_error("protocol version mismatch between P0 and P1");
+                return Err(Error::Param(
+                    "P0 speaks another protocol version (update both to the same release)",
+                ));
+            }
+            if h.session != session {
+                peer.send_error("P0 and P1 joined different dealer sessions");
+                return Err(Error::Param(
+                    "P0 and P1 joined different dealer sessions (point both at the same dealer)",
+                ));
+            }
+            h.seed
+        }
+    };
+    peer.stats_mut().rounds = rounds;
+    Ok(seed)
+}
+
 /// One party's side of a two-party computation.
 pub struct Session<T, D, K> {
     pub(crate) party: PartyId,
@@ -59,8 +103,30 @@ impl<T: Transport, D: Dealer, K: MatMul> Session<T, D, K> {
         }
     }
 
-    /// Runs the party handshake: P0 sends the pair seed (`pair_seed`, drawn from the OS by
-    /// the caller) with the dealer session id; P1 checks version and session.
+    /// A session for one pass of preprocessed material: the input-sharing stream of the
+    /// pair seed is the pass's own (`stream`, e.g. [`crate::prg::pass_stream`]), so no two
+    /// passes share input masks.
+    pub fn with_pair_stream(
+        party: PartyId,
+        enc: Encoding,
+        peer: T,
+        dealer: D,
+        kernel: K,
+        pair_seed: &Seed,
+        stream: u64,
+    ) -> Self {
+        Session {
+            party,
+            enc,
+            peer,
+            dealer,
+            kernel,
+            pair: Prg::new(pair_seed, stream),
+            trunc_mode: TruncMode::Faithful,
+        }
+    }
+
+    /// Runs the party handshake ([`exchange_pair_seed`]) and builds the session.
     pub fn establish(
         party: PartyId,
         enc: Encoding,
@@ -70,40 +136,8 @@ impl<T: Transport, D: Dealer, K: MatMul> Session<T, D, K> {
         session: u64,
         pair_seed: Option<Seed>,
     ) -> Result<Self> {
-        let seed = match party {
-            PartyId::P0 => {
-                let seed = pair_seed.ok_or(Error::Param("P0 needs a pair seed"))?;
-                peer.send_msg(
-                    FrameKind::Hello,
-                    &PairHello {
-                        version: PROTOCOL_VERSION,
-                        session,
-                        seed: seed.clone(),
-                    },
-                )?;
-                seed
-            }
-            PartyId::P1 => {
-                let h: PairHello = peer.recv_msg(FrameKind::Hello)?;
-                if h.version != PROTOCOL_VERSION {
-                    peer.send_error("protocol version mismatch between P0 and P1");
-                    return Err(Error::Param(
-                        "P0 speaks another protocol version (update both to the same release)",
-                    ));
-                }
-                if h.session != session {
-                    peer.send_error("P0 and P1 joined different dealer sessions");
-                    return Err(Error::Param(
-                        "P0 and P1 joined different dealer sessions (point both at the same dealer)",
-                    ));
-                }
-                h.seed
-            }
-        };
-        let mut s = Self::new(party, enc, peer, dealer, kernel, &seed);
-        // The handshake is setup traffic, not protocol rounds.
-        s.peer.stats_mut().rounds = 0;
-        Ok(s)
+        let seed = exchange_pair_seed(party, &mut peer, session, pair_seed)?;
+        Ok(Self::new(party, enc, peer, dealer, kernel, &seed))
     }
 
     /// This party.

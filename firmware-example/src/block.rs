@@ -126,6 +126,7 @@ impl Dims {
     /// The core's view of the shape.
     pub const fn layer(&self) -> LayerDims {
         LayerDims {
+            batch: 1,
             seq: self.seq,
             hidden: self.hidden,
             heads: self.heads,
@@ -368,7 +369,8 @@ pub fn mem_words(d: &Dims, f: u32, taps: bool) -> usize {
     let online = if taps {
         d.tap_words() + tapped_activations(d) + tapped_scratch(d, f)
     } else {
-        nn::layer::layer_scratch_words(&d.layer(), softmax_kind(), f)
+        let products = nn::layer::shared_products_scratch(m, h, fi);
+        nn::layer::layer_scratch_words(products, &d.layer(), softmax_kind(), f)
     };
     fixed + setup.max(online)
 }
@@ -392,7 +394,7 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
     phase: &mut dyn FnMut(Phase),
 ) -> Result<Profile> {
     d.check()?;
-    let (m, h, fi, nh) = (d.seq, d.hidden, d.inter, d.heads);
+    let (m, h, fi) = (d.seq, d.hidden, d.inter);
     let f = s.encoding().frac_bits();
     let need = mem_words(d, f, taps);
     if mem.len() < need {
@@ -454,17 +456,17 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
             ar.sub().rest(),
         )?;
         phase(Phase::Prepare);
-        let prep = nn::prepare_layer(s, &layer, m, prep_storage)?;
+        let mut prep = nn::prepare_layer(s, &layer, m, prep_storage)?;
         phase(Phase::Online);
         let x = AShare::from_raw_slice_mut(ar.take(m * h)?);
         input::share_input(s, PartyId::P1, input, x)?;
         nn::encoder_layer(
             s,
-            &layer,
-            prep,
+            &mut prep,
+            &layer.params,
+            &d.layer(),
             x,
-            nh,
-            None,
+            nn::Keys::All,
             softmax_kind(),
             &mut rec,
             ar.rest(),

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::jobs::{matmul_job, MatmulReport};
 use crate::kernel::HostKernel;
-use crate::net::{connect_party, run_dealer_session, PeerAddr, Timeouts};
+use crate::net::{connect_party, local_endpoints, run_dealer_session, PeerAddr, Timeouts};
 
 /// The result of `bench matmul`.
 #[derive(Debug, Clone, Serialize)]
@@ -79,20 +79,20 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: usize, owned: bool) -> R
     let w = gen(k * n, 1.0);
     let x = gen(m * k, 4.0);
 
-    let t = Timeouts::default();
+    let [de, e0, e1] = local_endpoints(Timeouts::default())?;
     let dl = TcpListener::bind("127.0.0.1:0")?;
     let daddr = dl.local_addr()?.to_string();
     let pl = TcpListener::bind("127.0.0.1:0")?;
     let paddr = pl.local_addr()?.to_string();
-    let dealer = std::thread::spawn(move || run_dealer_session(&dl, t));
+    let dealer = std::thread::spawn(move || run_dealer_session(&dl, &de));
     let (wc, da0) = (w.clone(), daddr.clone());
     let p0 = std::thread::spawn(move || -> Result<MatmulReport> {
-        let mut s = connect_party(PartyId::P0, &PeerAddr::Bound(pl), &da0, t)?;
+        let mut s = connect_party(PartyId::P0, &PeerAddr::Bound(pl), &da0, &e0)?;
         matmul_job(&mut s, m, k, n, Some(&wc), None, reps, owned)
     });
     let (xc, da1) = (x.clone(), daddr);
     let p1 = std::thread::spawn(move || -> Result<MatmulReport> {
-        let mut s = connect_party(PartyId::P1, &PeerAddr::Connect(paddr), &da1, t)?;
+        let mut s = connect_party(PartyId::P1, &PeerAddr::Connect(paddr), &da1, &e1)?;
         matmul_job(&mut s, m, k, n, None, Some(&xc), reps, owned)
     });
     let r0 = p0

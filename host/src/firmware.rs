@@ -40,6 +40,8 @@
 //! reads time out too, a semihosting read returns end-of-stream when this process closes
 //! the pipe, and QEMU runs under `timeout(1)` with the run's deadline.
 
+// Shared with the firmware, whose MSRV (1.85) predates `is_multiple_of`.
+#[allow(clippy::manual_is_multiple_of)]
 #[path = "../../firmware-example/src/block.rs"]
 pub mod block;
 #[path = "../../firmware-example/src/line.rs"]
@@ -58,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use secformer_core::dealer::server::{identify_hello, DealerService, SessionSummary};
-use secformer_core::dealer::{layout, DealerClient, P1Source, Request};
+use secformer_core::dealer::{layout, DealerClient, Request};
 use secformer_core::fxp::Encoding;
 use secformer_core::party::PartyId;
 use secformer_core::prg::{Prg, Seed};
@@ -785,16 +787,10 @@ fn answer_frames(frame: &[u8]) -> Result<(usize, usize)> {
     let (mut n, mut total) = (0, 0);
     for item in req.items.iter() {
         for slot in layout(item) {
-            if let P1Source::Correction { width } = slot.p1 {
-                let bytes = slot.len * width as usize;
+            if slot.p1 == secformer_core::dealer::Source::Dealer {
+                let bytes = slot.len * slot.width as usize;
                 total += bytes;
-                n += if bytes == 0 {
-                    1
-                } else if width == 8 {
-                    bytes.div_ceil(MAX_FRAME_LEN)
-                } else {
-                    1
-                };
+                n += bytes.div_ceil(MAX_FRAME_LEN).max(1);
             }
         }
     }

@@ -3,7 +3,17 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use secformer_core::dealer::Dealer;
+use secformer_core::dealer::material::{
+    pass_bytes, plan_hash, read_header, write_header, Header, PassReader, PassWriter, PlanRecorder,
+    FORMAT_VERSION,
+};
+use secformer_core::dealer::{layout, Dealer, Item, Request, Source};
+use secformer_core::fxp::Encoding as Fxp;
+use secformer_core::kernel::NullKernel;
+use secformer_core::prg::Seed;
+use secformer_core::transport::NullTransport;
+
+use crate::kernel::HostKernel;
 use secformer_core::kernel::MatMul;
 use secformer_core::party::PartyId;
 use secformer_core::protocols::{input, reveal, weight};
@@ -35,7 +45,8 @@ pub struct MatmulReport {
 /// Runs the weight product `X W` as party `s.party()`: P0 owns `w` (`k x n`, encoded),
 /// P1 owns `x` (`m x k`, encoded); `reps` inferences each prepare a fresh mask and run the
 /// online product; the last output is revealed to P1. With `owned`, P0 keeps `W` in the
-/// clear ([`weight::setup_owned`]); otherwise `W` is secret-shared.
+/// clear ([`weight::setup_owned`]) and each product's material is prepared into memory
+/// ahead of its online phase ([`prepare_live`]); otherwise `W` is secret-shared.
 pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     m: usize,
@@ -46,6 +57,9 @@ pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     reps: usize,
     owned: bool,
 ) -> Result<MatmulReport> {
+    if owned {
+        return owned_job(s, m, k, n, w, x, reps.max(1));
+    }
     let reps = reps.max(1);
     let mut rep = MatmulReport::default();
     let mut wsh = vec![AShare::default(); k * n];
@@ -58,12 +72,8 @@ pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     let mut fmat = vec![0u64; k * n];
     let mut scratch =
         vec![0u64; weight::setup_scratch_words(k, n).max(weight::apply_scratch_words(m, k, n))];
-    let sw = if owned {
-        weight::setup_owned(s, 0, k, n, w, &mut wprime, &mut fmat).context("weight setup")?
-    } else {
-        weight::setup(s, 0, k, n, &wsh, &mut wprime, &mut fmat, &mut scratch)
-            .context("weight setup")?
-    };
+    let sw = weight::setup(s, 0, k, n, &wsh, &mut wprime, &mut fmat, &mut scratch)
+        .context("weight setup")?;
     rep.setup_seconds = t0.elapsed().as_secs_f64();
 
     let mut out = vec![AShare::default(); m * n];
@@ -124,4 +134,160 @@ pub fn matmul_job<T: Transport, D: Dealer, K: MatMul>(
     }
     s.finish().context("ending the dealer stream")?;
     Ok(rep)
+}
+
+/// The request plan of one owned product of `m x k` by `k x n` (a dry run).
+fn owned_plan(m: usize, k: usize, n: usize) -> Result<Vec<Request>> {
+    let mut s = Session::new(
+        PartyId::P1,
+        Fxp::default(),
+        NullTransport::default(),
+        PlanRecorder::new(PartyId::P1),
+        NullKernel,
+        &Seed([0; 32]),
+    );
+    let wt = weight::OwnedWeight::shape_only(0, k, n);
+    let xs = vec![AShare::default(); m * k];
+    let mut out = vec![AShare::default(); m * n];
+    let mut scratch = vec![0u64; weight::owned_scratch_words(m, k, n)];
+    weight::apply_owned(&mut s, &wt, &xs, &mut out, &mut scratch)?;
+    Ok(s.into_parts().1.requests)
+}
+
+/// Draws the material of `plan` from a live dealer stream into memory (a preprocessing
+/// stream with one pass), P1 computing `A F + C` for its owned triples with `f`.
+pub fn prepare_live<D: Dealer, K: MatMul>(
+    dealer: &mut D,
+    plan: &[Request],
+    f: Option<&[u64]>,
+    kernel: &K,
+) -> Result<Vec<u8>> {
+    let party = dealer.party();
+    let h = Header {
+        version: FORMAT_VERSION,
+        prep: 0,
+        first: 0,
+        count: 1,
+        party,
+        identities: [[0; 32]; 2],
+        model: [0; 32],
+        batch: 1,
+        bucket: 0,
+        plan: plan_hash(plan),
+        requests: plan.len() as u32,
+        pass_bytes: pass_bytes(plan, party),
+        checksums: false,
+    };
+    let mut buf = Vec::with_capacity(h.pass_bytes as usize + 256);
+    write_header(&mut buf, &h)?;
+    let mut w = PassWriter::new(buf, false);
+    w.begin(0)?;
+    let mut bufs: Vec<Vec<u64>> = Vec::new();
+    for req in plan {
+        dealer.request(&req.items)?;
+        w.request(req)?;
+        for item in req.items.iter() {
+            let slots = layout(item);
+            bufs.resize_with(slots.len(), Vec::new);
+            let mut views: Vec<&mut [u64]> = slots
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|(sl, b)| {
+                    let len = if sl.source(party) == Source::Zero {
+                        0
+                    } else {
+                        sl.len
+                    };
+                    b.resize(len, 0);
+                    b.as_mut_slice()
+                })
+                .collect();
+            dealer.take(*item, &mut views)?;
+            if let (Item::OwnedTriple { m, k, n, .. }, Some(f)) = (*item, f) {
+                let (a, c) = views.split_at_mut(1);
+                weight::prepare_owned(kernel, (m as usize, k as usize, n as usize), a[0], f, c[0])?;
+            }
+            let ro: Vec<&[u64]> = views.iter().map(|v| &**v).collect();
+            w.item(item, party, &ro)?;
+        }
+    }
+    w.end()?;
+    Ok(w.into_inner()?)
+}
+
+fn owned_job<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    m: usize,
+    k: usize,
+    n: usize,
+    w: Option<&[u64]>,
+    x: Option<&[u64]>,
+    reps: usize,
+) -> Result<MatmulReport> {
+    let mut rep = MatmulReport::default();
+    let mut xsh = vec![AShare::default(); m * k];
+    input::share_input(s, PartyId::P1, x, &mut xsh).context("sharing the input")?;
+    let t0 = Instant::now();
+    let p0 = s.party().is_p0();
+    let mut fmat = vec![0u64; if p0 { 0 } else { k * n }];
+    let mut scratch = vec![0u64; weight::setup_owned_scratch_words(s.party(), k, n)];
+    let ow = weight::setup_owned(s, 0, k, n, w, &mut fmat, &mut scratch).context("weight setup")?;
+    rep.setup_seconds = t0.elapsed().as_secs_f64();
+    let plan = owned_plan(m, k, n)?;
+    let mut out = vec![AShare::default(); m * n];
+    let mut scratch = vec![0u64; weight::owned_scratch_words(m, k, n)];
+    let (mut times, mut prep_total) = (Vec::new(), 0.0);
+    for r in 0..reps {
+        let d0 = s.dealer_stats();
+        let tp = Instant::now();
+        let f = (!p0).then_some(ow.matrix());
+        let mat = prepare_live(s.dealer_mut(), &plan, f, &HostKernel::detect())?;
+        prep_total += tp.elapsed().as_secs_f64();
+        let d1 = s.dealer_stats();
+        let mut sync = [0u64; 1];
+        s.peer_mut().exchange_u64(&[0], &mut sync)?;
+        let before = s.peer_stats();
+        let t = Instant::now();
+        online_from(s, &ow, &mat, &xsh, &mut out, &mut scratch)?;
+        times.push(t.elapsed().as_secs_f64());
+        if r == 0 {
+            rep.online = s.peer_stats().since(&before);
+            rep.dealer = d1.since(&d0);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    rep.online_seconds = times[times.len() / 2];
+    rep.prepare_seconds = prep_total / reps as f64;
+    if s.party() == PartyId::P1 {
+        let mut o = vec![0u64; m * n];
+        reveal::reveal_to(s, PartyId::P1, &out, Some(&mut o))?;
+        rep.output = Some(o);
+    } else {
+        reveal::reveal_to(s, PartyId::P1, &out, None)?;
+    }
+    s.finish().context("ending the dealer stream")?;
+    Ok(rep)
+}
+
+/// The online product from prepared material `mat` (no dealer traffic).
+fn online_from<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    ow: &weight::OwnedWeight<'_>,
+    mat: &[u8],
+    x: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let mut src = mat;
+    let h = read_header(&mut src)?;
+    let reader = PassReader::new(src, &h, 0)?;
+    let party = s.party();
+    let enc = s.encoding();
+    let (peer, _) = (s.peer_mut(), ());
+    // The owned product shares no inputs, so the pair stream is unused here.
+    let kernel = HostKernel::detect();
+    let mut on = Session::new(party, enc, peer, reader, kernel, &Seed([0; 32]));
+    weight::apply_owned(&mut on, ow, x, out, scratch)?;
+    on.finish()?;
+    Ok(())
 }

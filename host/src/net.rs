@@ -1,38 +1,23 @@
-//! Connecting the three endpoints over TCP: the dealer service, and a party's session
-//! (dealer link + peer link + handshakes).
+//! Connecting two parties and a dealer over TCP for the programs that run one live
+//! session (the weight-product job and the protocol benchmarks): the connecting party
+//! sends a fresh session token, both join D with it, then P0 sends the pair seed.
 
 use std::net::TcpListener;
-use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use secformer_core::dealer::server::{identify_hello, DealerService, SessionSummary};
-use secformer_core::dealer::DealerClient;
+use secformer_core::dealer::{DealerClient, PartyHello, PROTOCOL_VERSION};
 use secformer_core::fxp::Encoding;
 use secformer_core::party::PartyId;
 use secformer_core::prg::Seed;
 use secformer_core::session::Session;
-use secformer_core::transport::Transport;
+use secformer_core::transport::{FrameKind, Transport};
 
 use crate::kernel::HostKernel;
-use crate::tcp::{self, TcpChannel};
+use crate::link::LinkSecurity;
+use crate::service::{new_token, read_client_hello, ClientHello, Endpoint, NetChannel};
 
-/// Timeouts of the TCP endpoints.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// How long to keep retrying a connect, or to wait for an incoming connection.
-    pub connect: Duration,
-    /// How long a read waits for the other side before failing.
-    pub read: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            connect: Duration::from_secs(30),
-            read: tcp::DEFAULT_READ_TIMEOUT,
-        }
-    }
-}
+pub use crate::service::Timeouts;
 
 /// A 32-byte seed from the operating system.
 pub fn os_seed() -> Result<Seed> {
@@ -59,79 +44,106 @@ pub enum PeerAddr {
     Connect(String),
 }
 
-/// A party's session over TCP.
-pub type TcpSession = Session<TcpChannel, DealerClient<TcpChannel>, HostKernel>;
+/// A party's session over authenticated links.
+pub type NetSession = Session<NetChannel, DealerClient<NetChannel>, HostKernel>;
 
-/// Serves one dealer session on `listener`: accepts P0 and P1 (in any order), checks
-/// their versions and roles, sends their seeds, and streams material until both finish.
-pub fn run_dealer_session(listener: &TcpListener, t: Timeouts) -> Result<SessionSummary> {
-    let mut links: [Option<TcpChannel>; 2] = [None, None];
-    let mut encrypt = false;
-    for _ in 0..2 {
-        let mut ch =
-            tcp::accept(listener, t.connect, t.read).context("dealer: waiting for a party")?;
-        let hello = identify_hello(&mut ch).context("dealer: party handshake")?;
-        let who = hello.party;
-        if who == PartyId::P1 {
-            encrypt = hello.encrypt;
-        }
-        if links[who.index()].is_some() {
-            ch.send_error("another party already connected with this id");
-            bail!("dealer: two parties connected as {who}");
-        }
-        links[who.index()] = Some(ch);
-    }
-    let (Some(mut t0), Some(mut t1)) = (links[0].take(), links[1].take()) else {
-        bail!("dealer: missing a party");
-    };
-    let svc = DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
-    let mut svc = svc;
-    svc.encrypt_corrections(encrypt);
-    svc.greet(&mut t0, &mut t1)
-        .context("dealer: greeting parties")?;
-    let summary = svc
-        .serve(&mut t0, &mut t1)
-        .context("dealer: serving the session")?;
-    Ok(summary)
+/// Endpoints of the dealer, P0 and P1 for programs that start all three themselves:
+/// fresh in-memory identities, each trusting the other two.
+pub fn local_endpoints(t: Timeouts) -> Result<[Endpoint; 3]> {
+    let mut g = LinkSecurity::ephemeral_group(&["dealer", "p0", "p1"])?.into_iter();
+    let mut next =
+        || -> Result<Endpoint> { Ok(Endpoint::new(g.next().context("three identities")?, t)) };
+    Ok([next()?, next()?, next()?])
 }
 
-/// Connects a party: to the dealer at `dealer`, and to the other party per `peer`.
+fn accept_one(listener: &TcpListener, e: &Endpoint) -> Result<NetChannel> {
+    let start = std::time::Instant::now();
+    listener.set_nonblocking(true)?;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false)?;
+                return Ok(e.accept(s)?.0);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                if start.elapsed() > e.timeouts.connect {
+                    anyhow::bail!("no connection within {:?}", e.timeouts.connect);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Serves one live dealer session on `listener`: accepts P0 and P1 (in any order), checks
+/// their versions, roles and tokens, sends their seeds, and streams material until both
+/// finish.
+pub fn run_dealer_session(listener: &TcpListener, e: &Endpoint) -> Result<SessionSummary> {
+    let mut links: [Option<(NetChannel, PartyHello)>; 2] = [None, None];
+    for _ in 0..2 {
+        let mut ch = accept_one(listener, e).context("dealer: waiting for a party")?;
+        let hello = identify_hello(&mut ch).context("dealer: party handshake")?;
+        let who = hello.party;
+        if links[who.index()].is_some() {
+            ch.send_error("another party already connected with this id");
+            anyhow::bail!("dealer: two parties connected as {who}");
+        }
+        links[who.index()] = Some((ch, hello));
+    }
+    let (Some((mut t0, h0)), Some((mut t1, h1))) = (links[0].take(), links[1].take()) else {
+        anyhow::bail!("dealer: missing a party");
+    };
+    if h0.token != h1.token {
+        let m = "P0 and P1 presented different session tokens";
+        t0.send_error(m);
+        t1.send_error(m);
+        anyhow::bail!("dealer: {m}");
+    }
+    let mut svc = DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
+    svc.encrypt_corrections(h1.encrypt);
+    svc.greet(&mut t0, &mut t1)
+        .context("dealer: greeting parties")?;
+    svc.serve(&mut t0, &mut t1)
+        .context("dealer: serving the session")
+}
+
+/// Connects a party: to the other party per `peer` (the connecting side sends a fresh
+/// session token), then to the dealer at `dealer` with that token.
 pub fn connect_party(
     party: PartyId,
     peer: &PeerAddr,
     dealer: &str,
-    t: Timeouts,
-) -> Result<TcpSession> {
-    let dlink = tcp::connect(dealer, t.connect, t.read)
-        .with_context(|| format!("{party}: connecting to the dealer at {dealer}"))?;
-    let (client, session) = DealerClient::connect(dlink, party)
-        .with_context(|| format!("{party}: dealer handshake"))?;
-    let plink = match peer {
+    e: &Endpoint,
+) -> Result<NetSession> {
+    let mut plink = match peer {
         PeerAddr::Listen(a) => {
             let l = TcpListener::bind(a).with_context(|| format!("{party}: listening on {a}"))?;
-            tcp::accept(&l, t.connect, t.read)
+            accept_one(&l, e)
                 .with_context(|| format!("{party}: waiting for the other party on {a}"))?
         }
-        PeerAddr::Bound(l) => tcp::accept(l, t.connect, t.read)
-            .with_context(|| format!("{party}: waiting for the other party"))?,
-        PeerAddr::Connect(a) => tcp::connect(a, t.connect, t.read)
-            .with_context(|| format!("{party}: connecting to the other party at {a}"))?,
+        PeerAddr::Bound(l) => {
+            accept_one(l, e).with_context(|| format!("{party}: waiting for the other party"))?
+        }
+        PeerAddr::Connect(a) => e.connect(a, "the other party", true)?.0,
     };
-    session_over(party, plink, client, session)
-}
-
-/// Builds a session from an accepted/connected peer link and a dealer client.
-pub fn session_over(
-    party: PartyId,
-    plink: TcpChannel,
-    client: DealerClient<TcpChannel>,
-    session: u64,
-) -> Result<TcpSession> {
-    let pair = if party == PartyId::P0 {
-        Some(os_seed()?)
-    } else {
-        None
+    let token = match peer {
+        PeerAddr::Connect(_) => {
+            let token = new_token()?;
+            plink.send_msg(
+                FrameKind::Hello,
+                &ClientHello {
+                    version: PROTOCOL_VERSION,
+                    token,
+                    resume: None,
+                },
+            )?;
+            token
+        }
+        _ => read_client_hello(&mut plink, &e.timeouts)?.token,
     };
+    let (client, session, _) = e.join_dealer(dealer, party, token, None)?;
+    let pair = (party == PartyId::P0).then(os_seed).transpose()?;
     Session::establish(
         party,
         Encoding::default(),

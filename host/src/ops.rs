@@ -19,7 +19,7 @@ use secformer_core::share::AShare;
 use secformer_core::transport::{Stats, Transport};
 use serde::Serialize;
 
-use crate::net::{connect_party, run_dealer_session, PeerAddr, Timeouts};
+use crate::net::{connect_party, local_endpoints, run_dealer_session, PeerAddr, Timeouts};
 
 /// One row of `bench ops`.
 #[derive(Debug, Clone, Serialize)]
@@ -286,17 +286,17 @@ pub fn bench_ops(scale: usize, only: Option<&str>) -> Result<Vec<OpRow>> {
     if all.is_empty() {
         return Err(anyhow!("no such op; choose one of comparison, gelu, layernorm, softmax_2quad, softmax_exact, reciprocal, rsqrt, tanh"));
     }
-    let t = Timeouts::default();
+    let [de, e0, e1] = local_endpoints(Timeouts::default())?;
     let dl = TcpListener::bind("127.0.0.1:0")?;
     let daddr = dl.local_addr()?.to_string();
     let pl = TcpListener::bind("127.0.0.1:0")?;
     let paddr = pl.local_addr()?.to_string();
-    let dealer = std::thread::spawn(move || run_dealer_session(&dl, t));
+    let dealer = std::thread::spawn(move || run_dealer_session(&dl, &de));
     let results = std::thread::scope(|sc| -> Result<Vec<OpRow>> {
         let all = &all;
         let da0 = daddr.clone();
         let h0 = sc.spawn(move || -> Result<Vec<Measured>> {
-            let mut s = connect_party(PartyId::P0, &PeerAddr::Bound(pl), &da0, t)?;
+            let mut s = connect_party(PartyId::P0, &PeerAddr::Bound(pl), &da0, &e0)?;
             let r = all
                 .iter()
                 .map(|op| run_op(&mut s, op, scale))
@@ -308,7 +308,7 @@ pub fn bench_ops(scale: usize, only: Option<&str>) -> Result<Vec<OpRow>> {
             r
         });
         let h1 = sc.spawn(move || -> Result<Vec<Measured>> {
-            let mut s = connect_party(PartyId::P1, &PeerAddr::Connect(paddr), &daddr, t)?;
+            let mut s = connect_party(PartyId::P1, &PeerAddr::Connect(paddr), &daddr, &e1)?;
             let r = all
                 .iter()
                 .map(|op| run_op(&mut s, op, scale))

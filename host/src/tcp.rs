@@ -8,7 +8,7 @@
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct TcpLink {
     reader: BufReader<TcpStream>,
     out: Vec<u8>,
-    tx: Option<Sender<Vec<u8>>>,
+    tx: Option<SyncSender<Vec<u8>>>,
     // Written buffers come back for reuse: fresh large allocations cost page faults.
     spare: Receiver<Vec<u8>>,
     writer: Option<JoinHandle<()>>,
@@ -38,12 +38,16 @@ impl TcpLink {
     pub fn new(stream: TcpStream, read_timeout: Duration) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(read_timeout))?;
+        // A peer that reads nothing we send for as long fails the link.
+        stream.set_write_timeout(Some(read_timeout))?;
         let peer = stream
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| "?".into());
         let mut wstream = stream.try_clone()?;
-        let (tx, rx) = channel::<Vec<u8>>();
+        // A bounded queue: a peer that stops reading blocks the sender instead of growing
+        // this process's memory without end.
+        let (tx, rx) = sync_channel::<Vec<u8>>(8);
         let (back_tx, back_rx) = channel::<Vec<u8>>();
         let write_err = Arc::new(Mutex::new(None));
         let err2 = write_err.clone();
@@ -73,6 +77,11 @@ impl TcpLink {
         })
     }
 
+    /// Changes how long a read waits (a short one for handshakes, a long one after).
+    pub fn set_read_timeout(&mut self, d: Duration) -> io::Result<()> {
+        self.reader.get_ref().set_read_timeout(Some(d))
+    }
+
     /// The peer's address.
     pub fn peer(&self) -> &str {
         &self.peer
@@ -80,28 +89,7 @@ impl TcpLink {
 
     /// Connects to `addr`, retrying until `deadline` elapses (the peer may start later).
     pub fn connect(addr: &str, deadline: Duration, read_timeout: Duration) -> io::Result<Self> {
-        let start = Instant::now();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("could not resolve {addr}"));
-        loop {
-            match addr.to_socket_addrs() {
-                Ok(addrs) => {
-                    for a in addrs {
-                        match TcpStream::connect_timeout(&a, Duration::from_secs(5)) {
-                            Ok(s) => return Self::new(s, read_timeout),
-                            Err(e) => last = e,
-                        }
-                    }
-                }
-                Err(e) => last = e,
-            }
-            if start.elapsed() >= deadline {
-                return Err(io::Error::new(
-                    last.kind(),
-                    format!("could not connect to {addr} within {:?}: {last}", deadline),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        Self::new(connect_stream(addr, deadline, true)?, read_timeout)
     }
 
     /// Accepts one connection on `listener`, waiting at most `deadline`.
@@ -181,14 +169,71 @@ impl embedded_io::Write for TcpLink {
         if self.out.is_empty() {
             return Ok(());
         }
-        let next = self.spare.try_recv().unwrap_or_default();
+        // Reuse a buffer the writer returned; drop the others (a burst of large frames
+        // would otherwise leave many large buffers queued here).
+        let mut next = self.spare.try_recv().unwrap_or_default();
+        while let Ok(b) = self.spare.try_recv() {
+            if b.capacity() > next.capacity() {
+                next = b;
+            }
+        }
         let buf = std::mem::replace(&mut self.out, next);
         match &self.tx {
-            Some(tx) => tx
-                .send(buf)
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "writer stopped")),
+            Some(tx) => {
+                if tx.send(buf).is_err() {
+                    self.check_writer()?;
+                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "writer stopped"));
+                }
+                Ok(())
+            }
             None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "link closed")),
         }
+    }
+}
+
+/// Connects to `addr`: an address without a port or an unknown host fails at once; a
+/// refused connection fails at once unless `retry_refused` (for peers that may start
+/// later); an unreachable or silent host is retried until `deadline`.
+pub fn connect_stream(
+    addr: &str,
+    deadline: Duration,
+    retry_refused: bool,
+) -> io::Result<TcpStream> {
+    if !addr.contains(':') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr:?} has no port (write HOST:PORT)"),
+        ));
+    }
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {addr}: {e}")))?
+        .collect();
+    let start = Instant::now();
+    loop {
+        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{addr} has no address"));
+        for a in &addrs {
+            let left = deadline
+                .saturating_sub(start.elapsed())
+                .max(Duration::from_millis(100));
+            match TcpStream::connect_timeout(a, left.min(Duration::from_secs(5))) {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !retry_refused => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("nothing is listening at {addr} (connection refused)"),
+                    ));
+                }
+                Err(e) => last = e,
+            }
+        }
+        if start.elapsed() >= deadline {
+            return Err(io::Error::new(
+                last.kind(),
+                format!("could not connect to {addr} within {deadline:?}: {last}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -212,4 +257,14 @@ pub fn accept(
         deadline,
         read_timeout,
     )?))
+}
+
+/// Two connected ends of a fresh TCP connection on 127.0.0.1 (for endpoints started in
+/// one process: demos, tests).
+pub fn loopback_pair(read_timeout: Duration) -> io::Result<(TcpChannel, TcpChannel)> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?.to_string();
+    let c = connect(&addr, Duration::from_secs(10), read_timeout)?;
+    let a = accept(&l, Duration::from_secs(10), read_timeout)?;
+    Ok((a, c))
 }

@@ -1,23 +1,14 @@
-//! The BERT commands as processes: bad input gives a clear error and a non-zero exit on
-//! every side (missing model, different models at P0 and P1, a too-long text with
-//! --no-truncate, the dealer disappearing mid-inference); the demo's JSON has its fields.
+//! The BERT commands as processes: bad input gives a clear error and a non-zero exit for
+//! the one-shot client while the services stay up (missing model, different models at P0
+//! and P1, a too-long text with --no-truncate, the dealer disappearing mid-run); the
+//! demo's JSON has its fields.
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_secformer"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{bin, free_port, Keys};
 
 fn model_dir() -> Option<PathBuf> {
     let d = std::env::var_os("SECFORMER_MODEL_DIR")
@@ -57,35 +48,45 @@ fn wait(mut c: Child, limit: Duration) -> (bool, String) {
     }
 }
 
-fn trio(
-    dir: &Path,
-    p1_model: &Path,
-    extra: &[&str],
-) -> ((bool, String), (bool, String), (bool, String)) {
+/// Runs the client against fresh dealer and server processes; returns the client's
+/// outcome and whether both services were still running afterwards.
+fn trio(dir: &Path, p1_model: &Path, extra: &[&str]) -> ((bool, String), bool) {
+    let keys = Keys::new();
     let (dp, pp) = (free_port(), free_port());
     let dealer = format!("127.0.0.1:{dp}");
     let peer = format!("127.0.0.1:{pp}");
-    let d = bin()
+    let mut d = bin()
         .args(["dealer", "--listen", &dealer])
-        .stderr(Stdio::piped())
+        .args(keys.of("dealer"))
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let p0 = bin()
-        .args(["serve", "--listen", &peer, "--dealer", &dealer, "--model"])
+    let mut p0 = bin()
+        .args(["serve", "--listen", &peer, "--dealer", &dealer])
+        .args(keys.of("p0"))
+        .arg("--model")
         .arg(dir)
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let p1 = bin()
-        .args(["infer", "--connect", &peer, "--dealer", &dealer, "--model"])
+        .args(["infer", "--connect", &peer, "--dealer", &dealer])
+        .args(keys.of("p1"))
+        .arg("--model")
         .arg(p1_model)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lim = Duration::from_secs(120);
-    (wait(p1, lim), wait(p0, lim), wait(d, lim))
+    let out = wait(p1, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(300));
+    let up = d.try_wait().unwrap().is_none() && p0.try_wait().unwrap().is_none();
+    for c in [&mut d, &mut p0] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    (out, up)
 }
 
 #[test]
@@ -110,10 +111,10 @@ fn p0_and_p1_with_different_models_both_fail() {
     let mut lines: Vec<&str> = vocab.lines().collect();
     lines.swap(2000, 2001);
     std::fs::write(tmp.join("vocab.txt"), lines.join("\n") + "\n").unwrap();
-    let ((ok1, e1), (ok0, e0), (okd, _)) = trio(&dir, &tmp, &["--text", "hello"]);
-    assert!(!ok1 && !ok0 && !okd);
+    let ((ok1, e1), up) = trio(&dir, &tmp, &["--text", "hello"]);
+    assert!(!ok1, "P1 must fail");
     assert!(e1.contains("different model"), "P1: {e1}");
-    assert!(e0.contains("error:"), "P0: {e0}");
+    assert!(up, "P0 and the dealer must stay up");
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
@@ -141,17 +142,19 @@ fn too_long_text_is_refused_with_no_truncate() {
 }
 
 #[test]
-fn dealer_disappearing_mid_inference_fails_both_parties() {
+fn dealer_disappearing_mid_run_fails_the_client_and_p0_stays_up() {
     let Some(dir) = model_dir() else { return };
+    let keys = Keys::new();
     let (dp, pp) = (free_port(), free_port());
     let dealer = format!("127.0.0.1:{dp}");
     let peer = format!("127.0.0.1:{pp}");
     let mut d = bin()
         .args(["dealer", "--listen", &dealer])
+        .args(keys.of("dealer"))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let p0 = bin()
+    let mut p0 = bin()
         .args([
             "serve",
             "--listen",
@@ -163,6 +166,7 @@ fn dealer_disappearing_mid_inference_fails_both_parties() {
             "--model",
         ])
         .arg(&dir)
+        .args(keys.of("p0"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -177,6 +181,7 @@ fn dealer_disappearing_mid_inference_fails_both_parties() {
         dealer.clone(),
     ];
     args.extend(["--read-timeout".into(), "20".into()]);
+    args.extend(keys.of("p1"));
     for t in &texts {
         args.extend(["--text".into(), t.clone()]);
     }
@@ -192,11 +197,11 @@ fn dealer_disappearing_mid_inference_fails_both_parties() {
     d.kill().unwrap();
     let _ = d.wait();
     let (ok1, e1) = wait(p1, Duration::from_secs(90));
-    let (ok0, e0) = wait(p0, Duration::from_secs(90));
     assert!(!ok1, "P1 should fail");
-    assert!(!ok0, "P0 should fail");
-    assert!(e1.contains("error:"), "P1: {e1}");
-    assert!(e0.contains("error:"), "P0: {e0}");
+    assert!(e1.contains("dealer"), "P1 names the dealer: {e1}");
+    assert!(p0.try_wait().unwrap().is_none(), "P0 stays up");
+    let _ = p0.kill();
+    let _ = p0.wait();
 }
 
 #[test]
@@ -237,5 +242,118 @@ fn demo_json_has_the_fields() {
         }
         assert!(r["text"].is_string());
         assert!(r["agreement"].as_f64().unwrap() >= 0.999);
+    }
+}
+
+/// A tiny random model, the same at P0 and P1.
+const TINY: [&str; 12] = [
+    "--layers",
+    "1",
+    "--hidden",
+    "32",
+    "--heads",
+    "2",
+    "--intermediate",
+    "64",
+    "--vocab",
+    "100",
+    "--max-positions",
+    "32",
+];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Services killed when the test ends, also when it fails.
+struct Services(Vec<Child>);
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_restored_copy_of_p1s_kept_session_cannot_use_a_pass_twice() {
+    let keys = Keys::new();
+    let (dp, pp) = (free_port(), free_port());
+    let dealer = format!("127.0.0.1:{dp}");
+    let peer = format!("127.0.0.1:{pp}");
+    let ready = tempfile::tempdir().unwrap();
+    let (dfile, pfile) = (ready.path().join("d"), ready.path().join("p0"));
+    let d = bin()
+        .args(["dealer", "--listen", &dealer])
+        .arg("--port-file")
+        .arg(&dfile)
+        .args(keys.of("dealer"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let p0 = bin()
+        .args([
+            "serve",
+            "--synthetic",
+            "--listen",
+            &peer,
+            "--dealer",
+            &dealer,
+        ])
+        .arg("--port-file")
+        .arg(&pfile)
+        .args(TINY)
+        .args(keys.of("p0"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut services = Services(vec![d, p0]);
+    let start = Instant::now();
+    while !(dfile.exists() && pfile.exists()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "services did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let state = tempfile::tempdir().unwrap();
+    let infer = || {
+        bin()
+            .env("SECFORMER_STATE", state.path())
+            .args(["infer", "--synthetic", "--tokens", "5", "--connect", &peer])
+            .args(["--dealer", &dealer])
+            .args(TINY)
+            .args(keys.of("p1"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (ok, err) = wait(infer(), Duration::from_secs(60));
+    assert!(ok, "first run: {err}");
+    let backup = tempfile::tempdir().unwrap();
+    copy_dir(state.path(), backup.path());
+    let (ok, err) = wait(infer(), Duration::from_secs(60));
+    assert!(ok, "resumed run: {err}");
+    assert!(err.contains("resum"), "the second run resumes: {err}");
+    std::fs::remove_dir_all(state.path()).unwrap();
+    copy_dir(backup.path(), state.path());
+    let (ok, err) = wait(infer(), Duration::from_secs(60));
+    assert!(!ok, "a restored copy must not run");
+    assert!(err.contains("already used"), "P0 names the reuse: {err}");
+    for (c, who) in services.0.iter_mut().zip(["the dealer", "P0"]) {
+        assert!(c.try_wait().unwrap().is_none(), "{who} stays up");
     }
 }

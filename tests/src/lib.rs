@@ -61,7 +61,8 @@ impl<R> Outcome<R> {
     }
 }
 
-fn links(net: Net) -> [(DynTransport, DynTransport); 3] {
+/// Three duplex links of `net` (each as its two ends).
+pub fn links(net: Net) -> [(DynTransport, DynTransport); 3] {
     match net {
         Net::Mem => {
             let mk = || {

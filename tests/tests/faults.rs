@@ -254,6 +254,8 @@ fn version_mismatch_is_reported_by_the_dealer() {
                 version: 999,
                 party: PartyId::P0,
                 encrypt: false,
+                token: [0; 16],
+                resume: None,
             },
         )
         .unwrap();

@@ -370,20 +370,18 @@ fn owned_weight_product_across_inferences() {
         let (r, _) = run(net, |s| {
             let plain = enc(&w);
             let own = s.party().is_p0().then_some(&plain[..]);
-            let mut wprime = vec![0u64; k * n];
-            let mut f = vec![0u64; k * n];
-            let sw = weight::setup_owned(s, 9, k, n, own, &mut wprime, &mut f)?;
-            let mut scratch = vec![0u64; weight::apply_scratch_words(m, k, n)];
+            let mut f = vec![0u64; if s.party().is_p0() { 0 } else { k * n }];
+            let mut setup = vec![0u64; weight::setup_owned_scratch_words(s.party(), k, n)];
+            let sw = weight::setup_owned(s, 9, k, n, own, &mut f, &mut setup)?;
+            let mut scratch = vec![0u64; weight::owned_scratch_words(m, k, n)];
             let mut outs = Vec::new();
             for x in &inputs {
-                let mut storage = vec![0u64; weight::prepare_words(m, k, n)];
-                let prep = weight::prepare(s, &sw, m, &mut storage)?;
                 let xs = share(s, PartyId::P1, x)?;
                 let mut z = vec![AShare::default(); m * n];
                 let before = s.peer_stats();
-                weight::apply(s, &sw, prep, &xs, &mut z, &mut scratch)?;
+                weight::apply_owned(s, &sw, &xs, &mut z, &mut scratch)?;
                 let st = s.peer_stats().since(&before);
-                let want = weight::apply_cost(m, k, n, true, s.party().is_p0());
+                let want = weight::owned_cost(m, k, n, s.party().is_p0());
                 assert_eq!((st.rounds, st.payload_sent), (want.rounds, want.bytes));
                 outs.push(open(s, &z)?);
             }

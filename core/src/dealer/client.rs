@@ -1,14 +1,15 @@
-//! The party side of a dealer stream.
+//! The party side of a live dealer stream.
 
 use crate::error::{Error, Result};
 use crate::party::PartyId;
-use crate::prg::{Prg, Seed, STREAM_MAIN, STREAM_WEIGHT_BASE};
+use crate::prg::{Prg, Seed, STREAM_MAIN};
 use crate::transport::{FrameKind, Stats, Transport};
 
-use super::{
-    layout, Dealer, DealerHello, Fill, Item, P1Source, PartyHello, Request, MAX_ITEMS,
-    PROTOCOL_VERSION,
-};
+use super::draw::{draw, widen_in_place};
+use super::{Dealer, DealerHello, Item, PartyHello, Request, MAX_ITEMS, PROTOCOL_VERSION};
+
+/// Most weights one session registers (a BERT-large has 99).
+pub const MAX_WEIGHTS: usize = 256;
 
 /// A party's dealer source over a transport to D: P0 draws everything from its seed and
 /// only exchanges requests and acknowledgements with D; P1 draws the random half from its
@@ -28,6 +29,7 @@ pub struct DealerClient<T> {
     ack_pending: Option<u32>,
     finished: bool,
     decrypt: Option<Prg>,
+    weights: heapless::Vec<u32, MAX_WEIGHTS>,
 }
 
 impl<T: Transport> DealerClient<T> {
@@ -39,15 +41,24 @@ impl<T: Transport> DealerClient<T> {
 
     /// [`DealerClient::connect`], asking D to encrypt P1's corrections with a keystream
     /// derived from P1's seed (for when another endpoint relays the dealer's traffic).
-    pub fn connect_with(mut link: T, party: PartyId, encrypt: bool) -> Result<(Self, u64)> {
-        link.send_msg(
-            FrameKind::Hello,
-            &PartyHello {
+    pub fn connect_with(link: T, party: PartyId, encrypt: bool) -> Result<(Self, u64)> {
+        Self::join(
+            link,
+            PartyHello {
                 version: PROTOCOL_VERSION,
                 party,
                 encrypt,
+                token: [0; 16],
+                resume: None,
             },
-        )?;
+        )
+    }
+
+    /// Sends `hello` to D (the party, its session token, a session to resume) and reads
+    /// D's answer: returns the client and the session id.
+    pub fn join(mut link: T, hello: PartyHello) -> Result<(Self, u64)> {
+        let (party, encrypt) = (hello.party, hello.encrypt);
+        link.send_msg(FrameKind::Hello, &hello)?;
         let hello: DealerHello = link.recv_msg(FrameKind::Hello)?;
         if hello.version != PROTOCOL_VERSION {
             link.send_error("protocol version mismatch");
@@ -75,12 +86,42 @@ impl<T: Transport> DealerClient<T> {
             ack_pending: None,
             finished: false,
             decrypt: None,
+            weights: heapless::Vec::new(),
         }
+    }
+
+    /// The seed this party shares with D.
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+
+    /// Consumes the client, returning the transport to D (after [`Dealer::finish`], for
+    /// the preprocessing that follows the live stream).
+    pub fn into_link(self) -> T {
+        self.link
     }
 
     /// The transport to D.
     pub fn link_mut(&mut self) -> &mut T {
         &mut self.link
+    }
+
+    /// Refuses a second registration of a weight id: two weights under one id would
+    /// share a mask, and the difference of the two opened `W - B` would reveal `W1 - W2`.
+    fn register_weights(&mut self, items: &[Item]) -> Result<()> {
+        for it in items {
+            if let Item::WeightMask { id, .. } | Item::WeightMaskOwned { id, .. } = *it {
+                if self.weights.contains(&id) {
+                    return Err(Error::Param(
+                        "weight id registered twice (a mask must never serve two weights)",
+                    ));
+                }
+                self.weights
+                    .push(id)
+                    .map_err(|_| Error::Param("too many weights in one session"))?;
+            }
+        }
+        Ok(())
     }
 
     fn read_ack(&mut self) -> Result<()> {
@@ -95,36 +136,26 @@ impl<T: Transport> DealerClient<T> {
         }
         Ok(())
     }
+}
 
-    fn recv_correction(&mut self, buf: &mut [u64], width: u8) -> Result<()> {
-        if width == 8 {
-            self.link.recv_u64_of(FrameKind::DealerData, buf)?;
-            if let Some(k) = self.decrypt.as_mut() {
-                k.xor_into(bytemuck::cast_slice_mut(buf));
-            }
-            return Ok(());
+/// Reads one correction slot of `width` bytes per word from D (decrypting it if the
+/// corrections are encrypted) and widens it to words.
+pub fn recv_correction<T: Transport>(
+    link: &mut T,
+    decrypt: Option<&mut Prg>,
+    buf: &mut [u64],
+    width: u8,
+) -> Result<()> {
+    let n = buf.len() * width as usize;
+    {
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
+        link.recv_chunked(FrameKind::DealerData, &mut bytes[..n])?;
+        if let Some(k) = decrypt {
+            k.xor_into(&mut bytes[..n]);
         }
-        let w = width as usize;
-        let n = buf.len();
-        {
-            let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
-            self.link
-                .recv_frame(FrameKind::DealerData, &mut bytes[..n * w], true)?;
-            if let Some(k) = self.decrypt.as_mut() {
-                k.xor_into(&mut bytes[..n * w]);
-            }
-        }
-        // Widen in place from the back: word i's bytes only overlap narrow entries >= i.
-        for i in (0..n).rev() {
-            let mut tmp = [0u8; 8];
-            {
-                let bytes: &[u8] = bytemuck::cast_slice(&buf[..]);
-                tmp[..w].copy_from_slice(&bytes[i * w..i * w + w]);
-            }
-            buf[i] = u64::from_le_bytes(tmp);
-        }
-        Ok(())
     }
+    widen_in_place(buf, width);
+    Ok(())
 }
 
 impl<T: Transport> Dealer for DealerClient<T> {
@@ -148,6 +179,7 @@ impl<T: Transport> Dealer for DealerClient<T> {
         if items.is_empty() {
             return Err(Error::Param("empty dealer request"));
         }
+        self.register_weights(items)?;
         self.read_ack()?;
         let mut v = heapless::Vec::new();
         for it in items {
@@ -183,51 +215,15 @@ impl<T: Transport> Dealer for DealerClient<T> {
                 actual: item,
             });
         }
-        if let Item::BitMul { uses, .. } = item {
-            if uses > super::MAX_BITMUL_USES {
-                return Err(Error::Param("BitMul with too many uses"));
-            }
-        }
-        let slots = layout(&item);
-        if bufs.len() != slots.len() {
-            return Err(Error::Shape {
-                what: "dealer item buffers",
-                expected: slots.len(),
-                actual: bufs.len(),
-            });
-        }
-        for (slot, buf) in slots.iter().zip(bufs.iter()) {
-            if buf.len() != slot.len {
-                return Err(Error::Shape {
-                    what: "dealer item buffer length",
-                    expected: slot.len,
-                    actual: buf.len(),
-                });
-            }
-        }
-        let mut weight_prg = match item {
-            Item::WeightMask { id, .. } | Item::WeightMaskOwned { id, .. } => {
-                Some(Prg::new(&self.seed, STREAM_WEIGHT_BASE + id as u64))
-            }
-            _ => None,
-        };
-        for (slot, buf) in slots.iter().zip(bufs.iter_mut()) {
-            if self.party == PartyId::P1 && slot.p1 == P1Source::Zero {
-                buf.fill(0);
-                continue;
-            }
-            let from_prg = self.party == PartyId::P0 || slot.p1 == P1Source::Prg;
-            if from_prg {
-                let prg = weight_prg.as_mut().unwrap_or(&mut self.prg);
-                match slot.fill {
-                    Fill::Words => prg.fill(buf),
-                    Fill::Bits(n) => prg.fill_bits(buf, n),
-                    Fill::Mod(k) => prg.fill_mod(buf, k),
-                }
-            } else if let P1Source::Correction { width } = slot.p1 {
-                self.recv_correction(buf, width)?;
-            }
-        }
+        let (link, decrypt) = (&mut self.link, &mut self.decrypt);
+        draw(
+            self.party,
+            &self.seed,
+            &mut self.prg,
+            &item,
+            bufs,
+            |buf, width| recv_correction(link, decrypt.as_mut(), buf, width),
+        )?;
         self.next += 1;
         Ok(())
     }

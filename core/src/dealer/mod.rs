@@ -15,12 +15,15 @@
 //! same draws ([`server`], feature `alloc`) so its corrections line up with P1's stream.
 
 mod client;
+pub mod draw;
 pub mod gen;
+pub mod limits;
+pub mod material;
 pub mod prefetch;
 #[cfg(feature = "alloc")]
 pub mod server;
 
-pub use client::DealerClient;
+pub use client::{recv_correction, DealerClient};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +60,18 @@ pub enum Item {
         /// Columns of B.
         n: u32,
     },
+    /// `batch` independent matrix triples in one item (all heads of an attention layer):
+    /// `A (batch x m x k)`, `B (batch x k x n)`, `C_b = A_b B_b`.
+    MatTriples {
+        /// Products.
+        batch: u32,
+        /// Rows of each A.
+        m: u32,
+        /// Inner dimension.
+        k: u32,
+        /// Columns of each B.
+        n: u32,
+    },
     /// The fixed mask `B (k x n)` of weight `id`, drawn once per model load from the
     /// weight's own PRG stream (no corrections: each party draws its share).
     WeightMask {
@@ -81,6 +96,21 @@ pub enum Item {
     /// A fresh `A (m x k)` and `C = A B` for the fixed mask `B` of weight `id`.
     WeightTriple {
         /// Weight id (registered by a [`Item::WeightMask`]).
+        id: u32,
+        /// Rows of A.
+        m: u32,
+        /// Inner dimension (rows of B).
+        k: u32,
+        /// Columns of B.
+        n: u32,
+    },
+    /// A fresh mask for one product with a weight that P0 owns in the clear
+    /// ([`crate::protocols::weight::apply_owned`]): P1 draws `A (m x k)`, P0 holds no
+    /// share of it, and both get shares of `C = A B` for the weight's mask `B` (drawn from
+    /// P0's stream of weight `id`). Before the online phase P1 turns its `C` share into
+    /// `A F + C` (see [`Dealer::prepared_weights`]).
+    OwnedTriple {
+        /// Weight id (its mask `B` is P0's draw of [`Item::WeightMaskOwned`]).
         id: u32,
         /// Rows of A.
         m: u32,
@@ -162,50 +192,78 @@ pub enum Fill {
     Mod(u32),
 }
 
-/// Where P1's share of a slot comes from.
+/// Where a party's share of a slot comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum P1Source {
-    /// P1's own seed.
+pub enum Source {
+    /// The party's own seed (P0 always draws its random shares this way).
     Prg,
-    /// Nothing: P1's buffer is zero (the value is P0's alone).
+    /// Nothing: the party's share is zero (the value belongs to the other party alone).
+    /// Consumers may pass an empty buffer for such a slot.
     Zero,
-    /// A correction from D, sent as `width` little-endian bytes per word (1, 2, 4 or 8).
-    Correction {
-        /// Bytes per word on the wire.
-        width: u8,
-    },
+    /// A correction computed by D (only P1 receives corrections), sent as
+    /// [`Slot::width`] little-endian bytes per word.
+    Dealer,
 }
 
-/// One buffer of an item: `len` words; P0 always draws it from its seed.
+/// One buffer of an item: `len` words, drawn from the parties' seeds or corrected by D.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
     /// Words.
     pub len: usize,
     /// How the PRG draw is shaped.
     pub fill: Fill,
+    /// Bytes of each word that matter (1..=8): the protocol uses the slot modulo
+    /// `2^(8 width)`, so corrections travel and material is stored at this width.
+    pub width: u8,
+    /// P0's source (never [`Source::Dealer`]).
+    pub p0: Source,
     /// P1's source.
-    pub p1: P1Source,
+    pub p1: Source,
+}
+
+impl Slot {
+    /// This party's source.
+    pub fn source(&self, party: PartyId) -> Source {
+        match party {
+            PartyId::P0 => self.p0,
+            PartyId::P1 => self.p1,
+        }
+    }
+
+    /// Bytes of this party's share when stored or sent (0 for a [`Source::Zero`] slot).
+    pub fn stored_bytes(&self, party: PartyId) -> u64 {
+        match self.source(party) {
+            Source::Zero => 0,
+            _ => self.len as u64 * self.width as u64,
+        }
+    }
 }
 
 const fn words(len: usize) -> Slot {
     Slot {
         len,
         fill: Fill::Words,
-        p1: P1Source::Prg,
+        width: 8,
+        p0: Source::Prg,
+        p1: Source::Prg,
     }
 }
 const fn corr(len: usize, width: u8) -> Slot {
     Slot {
         len,
         fill: Fill::Words,
-        p1: P1Source::Correction { width },
+        width,
+        p0: Source::Prg,
+        p1: Source::Dealer,
     }
 }
 const fn bits(nbits: usize) -> Slot {
     Slot {
         len: words_for_bits(nbits),
         fill: Fill::Bits(nbits),
-        p1: P1Source::Prg,
+        width: 8,
+        p0: Source::Prg,
+        p1: Source::Prg,
     }
 }
 
@@ -232,20 +290,33 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(words(k * n));
             push(corr(m * n, 8));
         }
+        Item::MatTriples { batch, m, k, n } => {
+            let (b, m, k, n) = (batch as usize, m as usize, k as usize, n as usize);
+            push(words(b * m * k));
+            push(words(b * k * n));
+            push(corr(b * m * n, 8));
+        }
         Item::WeightMask { k, n, .. } => push(words(k as usize * n as usize)),
         Item::WeightMaskOwned { k, n, .. } => push(Slot {
-            len: k as usize * n as usize,
-            fill: Fill::Words,
-            p1: P1Source::Zero,
+            p1: Source::Zero,
+            ..words(k as usize * n as usize)
         }),
         Item::WeightTriple { m, k, n, .. } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
             push(words(m * k));
             push(corr(m * n, 8));
         }
+        Item::OwnedTriple { m, k, n, .. } => {
+            let (m, k, n) = (m as usize, k as usize, n as usize);
+            push(Slot {
+                p0: Source::Zero,
+                ..words(m * k)
+            });
+            push(corr(m * n, 8));
+        }
         Item::Trunc { n, f } => {
             push(bits(n as usize));
-            push(corr(n as usize, (f as u32).div_ceil(8).max(1) as u8));
+            push(corr(n as usize, (f as u32).div_ceil(8).clamp(1, 8) as u8));
         }
         Item::AndTriple { words: w } => {
             let w = w as usize;
@@ -282,9 +353,9 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
         }
         Item::Sine { n, p, k, .. } => {
             push(Slot {
-                len: n as usize,
                 fill: Fill::Mod(p as u32),
-                p1: P1Source::Prg,
+                width: (p as u32).div_ceil(8).clamp(1, 8) as u8,
+                ..words(n as usize)
             });
             push(corr(2 * k as usize * n as usize, 8));
         }
@@ -295,15 +366,19 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
 /// Largest `uses` of a [`Item::BitMul`] (slots are bounded).
 pub const MAX_BITMUL_USES: u8 = 2;
 
-/// Bytes of corrections D sends P1 for an item.
+/// Bytes of corrections D sends P1 for an item (saturating: an item decoded from a peer
+/// may announce more than fits in `u64`).
 pub fn correction_bytes(item: &Item) -> u64 {
     layout(item)
         .iter()
-        .map(|s| match s.p1 {
-            P1Source::Prg | P1Source::Zero => 0,
-            P1Source::Correction { width } => s.len as u64 * width as u64,
-        })
-        .sum()
+        .filter(|s| s.p1 == Source::Dealer)
+        .map(|s| (s.len as u64).saturating_mul(s.width as u64))
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Bytes of one party's material of an item, as stored in a pass (see [`material`]).
+pub fn stored_bytes(item: &Item, party: PartyId) -> u64 {
+    layout(item).iter().map(|s| s.stored_bytes(party)).sum()
 }
 
 /// A request: the next items a party will consume, with its sequence number.
@@ -332,6 +407,13 @@ pub trait Dealer {
 
     /// Traffic with D so far.
     fn stats(&self) -> Stats;
+
+    /// Whether P1's [`Item::OwnedTriple`] material already holds `A F + C` in its second
+    /// slot (material prepared ahead of the online phase, [`material`]) rather than D's
+    /// raw `C` (a live stream, where the consumer multiplies `A F` itself).
+    fn prepared_weights(&self) -> bool {
+        false
+    }
 }
 
 impl<D: Dealer + ?Sized> Dealer for &mut D {
@@ -350,6 +432,9 @@ impl<D: Dealer + ?Sized> Dealer for &mut D {
     fn stats(&self) -> Stats {
         (**self).stats()
     }
+    fn prepared_weights(&self) -> bool {
+        (**self).prepared_weights()
+    }
 }
 
 /// Handshake from a party to D.
@@ -361,6 +446,11 @@ pub struct PartyHello {
     pub party: PartyId,
     /// P1 asks D to encrypt its corrections (when another endpoint relays them).
     pub encrypt: bool,
+    /// The session token P1 drew for this session (D pairs P0 and P1 by it, never by
+    /// arrival order); zeros for a single-session dealer.
+    pub token: [u8; 16],
+    /// The session to resume (P1 reconnecting to an existing session), if any.
+    pub resume: Option<u64>,
 }
 
 /// D's answer: the party's seed and the session id both parties must share.

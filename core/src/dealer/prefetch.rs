@@ -9,7 +9,7 @@
 
 use crate::transport::{FrameKind, Stats, Transport, TransportError};
 
-use super::{layout, P1Source, Request};
+use super::{layout, Request, Source};
 
 /// Most correction frames of one request.
 const MAX_FRAMES: usize = 80;
@@ -50,8 +50,8 @@ impl<'a, T: Transport> Prefetch<'a, T> {
         let mut off = 0usize;
         for item in req.items.iter() {
             for slot in layout(item) {
-                if let P1Source::Correction { width } = slot.p1 {
-                    let len = slot.len * width as usize;
+                if slot.p1 == Source::Dealer {
+                    let len = slot.len * slot.width as usize;
                     if off + len > self.buf.len() {
                         return Err(TransportError::TooLarge((off + len) as u64));
                     }

@@ -1,6 +1,18 @@
 //! The dealer service: serves one session of P0 and P1 over any two transports (threads
 //! with in-memory links in tests and demos, TCP connections in the `secformer dealer`
 //! process). Requires the `alloc` feature.
+//!
+//! Two ways to serve material:
+//!
+//! * **Live** ([`DealerService::serve`]): both parties announce each request as they run;
+//!   D checks the two announcements are the same, acknowledges P0's and streams P1's
+//!   corrections. Used for the one-time weight setup, in tests, and by devices without
+//!   preprocessing.
+//! * **Passes** ([`DealerService::serve_pass`]): the whole request plan of a forward pass
+//!   is known ahead (it depends only on public shapes), so D streams P1's corrections of a
+//!   pass identified by `(preprocessing id, index)` before the input exists; P0 draws its
+//!   share of the same pass from its own seed without talking to D at all
+//!   ([`super::material`]). Each pass has its own PRG streams, so passes are independent.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -9,12 +21,11 @@ use alloc::vec::Vec;
 use crate::error::{Error, Result};
 use crate::kernel::MatMul;
 use crate::party::PartyId;
-use crate::prg::{Prg, Seed, STREAM_MAIN, STREAM_WEIGHT_BASE};
-use crate::transport::{FrameKind, Stats, Transport, MAX_FRAME_LEN};
+use crate::prg::{pass_stream, Prg, Seed, STREAM_MAIN};
+use crate::transport::{FrameKind, Stats, Transport};
 
-use super::{
-    gen, layout, DealerHello, Fill, Item, P1Source, PartyHello, Request, PROTOCOL_VERSION,
-};
+use super::draw::{draw, narrow_in_place, weight_stream};
+use super::{gen, layout, DealerHello, Item, PartyHello, Request, Source, PROTOCOL_VERSION};
 
 /// Reads a party's hello and returns who it is (checking the protocol version).
 pub fn identify<T: Transport>(link: &mut T) -> Result<PartyId> {
@@ -46,17 +57,29 @@ pub struct SessionSummary {
     pub p1: Stats,
 }
 
+/// The two parties' shares of one item as D drew them: one buffer per slot each.
+pub struct Drawn {
+    /// P0's share (empty buffers for slots P0 holds nothing of).
+    pub p0: Vec<Vec<u64>>,
+    /// P1's share, corrections included.
+    pub p1: Vec<Vec<u64>>,
+}
+
 /// The dealer of one session.
 pub struct DealerService<K> {
     seeds: [Seed; 2],
     prgs: [Prg; 2],
     session: u64,
+    /// Masks of secret-shared weights (needed for their triples), by weight id.
     weights: BTreeMap<u32, (u32, u32, Vec<u64>)>,
+    /// Shapes of weights owned by P0 (their masks are regenerated from P0's stream).
+    owned: BTreeMap<u32, (u32, u32)>,
     kernel: K,
     seq: u32,
     encrypt: Option<Prg>,
     // Buffers reused across items: fresh multi-megabyte allocations cost page faults.
     pool: Vec<Vec<u64>>,
+    max_request_words: u64,
 }
 
 impl<K: MatMul> DealerService<K> {
@@ -68,11 +91,25 @@ impl<K: MatMul> DealerService<K> {
             seeds: [seed0, seed1],
             session,
             weights: BTreeMap::new(),
+            owned: BTreeMap::new(),
             kernel,
             seq: 0,
             encrypt: None,
             pool: Vec::new(),
+            max_request_words: super::limits::MAX_REQUEST_WORDS,
         }
+    }
+
+    /// The session id.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// Sets the most ring words one request may make the dealer generate
+    /// (default [`super::limits::MAX_REQUEST_WORDS`]).
+    pub fn with_request_limit(mut self, words: u64) -> Self {
+        self.max_request_words = words;
+        self
     }
 
     fn buffer(&mut self, len: usize) -> Vec<u64> {
@@ -83,8 +120,16 @@ impl<K: MatMul> DealerService<K> {
     }
 
     fn recycle(&mut self, v: Vec<u64>) {
-        if self.pool.len() < 16 {
+        // One item holds at most 6 slots per party at once.
+        if self.pool.len() < 12 {
             self.pool.push(v);
+        }
+    }
+
+    /// Returns the buffers of a drawn item for reuse.
+    pub fn recycle_drawn(&mut self, d: Drawn) {
+        for v in d.p0.into_iter().chain(d.p1) {
+            self.recycle(v);
         }
     }
 
@@ -109,8 +154,21 @@ impl<K: MatMul> DealerService<K> {
         Ok(())
     }
 
-    /// Serves requests until both parties end their streams. A mismatch between the two
-    /// parties' requests is reported to both and ends the session with an error.
+    /// Sends one party its hello (a party rejoining a session).
+    pub fn greet_one<T: Transport>(&self, party: PartyId, t: &mut T) -> Result<()> {
+        t.send_msg(
+            FrameKind::Hello,
+            &DealerHello {
+                version: PROTOCOL_VERSION,
+                session: self.session,
+                seed: self.seeds[party.index()].clone(),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Serves live requests until both parties end their streams. A mismatch between the
+    /// two parties' requests is reported to both and ends the session with an error.
     pub fn serve<T0: Transport, T1: Transport>(
         &mut self,
         t0: &mut T0,
@@ -160,49 +218,130 @@ impl<K: MatMul> DealerService<K> {
             if r0.items.is_empty() {
                 return Ok(self.seq);
             }
+            super::limits::check_request(&r0, self.max_request_words)?;
+            self.register(&r0.items)?;
             t0.send_msg(FrameKind::Ack, &self.seq)?;
             // Stream each item's corrections as soon as it is generated, so P1 starts on
             // the first item while the later ones are still being made.
-            let mut outs: Vec<(Vec<u64>, u8)> = Vec::new();
-            for item in r0.items.iter() {
-                self.generate(item, &mut outs)?;
-                for (buf, width) in core::mem::take(&mut outs) {
-                    send_correction(t1, &buf, width, self.encrypt.as_mut())?;
-                    self.recycle(buf);
-                }
-            }
+            let fresh = self.fresh_prgs(STREAM_MAIN);
+            let mut prgs = core::mem::replace(&mut self.prgs, fresh);
+            let r = self.stream_items(&r0.items, &mut prgs, t1);
+            self.prgs = prgs;
+            r?;
             self.seq += 1;
         }
     }
 
-    /// Generates one item; pushes P1's correction slots to `outs`.
-    fn generate(&mut self, item: &Item, outs: &mut Vec<(Vec<u64>, u8)>) -> Result<()> {
-        let slots = layout(item);
-        let mut p0: Vec<Vec<u64>> = slots.iter().map(|s| self.buffer(s.len)).collect();
-        let mut p1: Vec<Vec<u64>> = slots.iter().map(|s| self.buffer(s.len)).collect();
-        let mut wprg = match item {
-            Item::WeightMask { id, .. } | Item::WeightMaskOwned { id, .. } => Some([
-                Prg::new(&self.seeds[0], STREAM_WEIGHT_BASE + *id as u64),
-                Prg::new(&self.seeds[1], STREAM_WEIGHT_BASE + *id as u64),
-            ]),
-            _ => None,
-        };
-        for (i, s) in slots.iter().enumerate() {
-            for party in 0..2 {
-                if party == 1 && s.p1 != P1Source::Prg {
-                    continue;
+    fn fresh_prgs(&self, stream: u64) -> [Prg; 2] {
+        [
+            Prg::new(&self.seeds[0], stream),
+            Prg::new(&self.seeds[1], stream),
+        ]
+    }
+
+    /// Records weight registrations, refusing an id registered twice (its mask would serve
+    /// two weights) and triples for weights never registered.
+    fn register(&mut self, items: &[Item]) -> Result<()> {
+        for it in items {
+            match *it {
+                Item::WeightMask { id, .. } | Item::WeightMaskOwned { id, .. }
+                    if self.weights.contains_key(&id) || self.owned.contains_key(&id) =>
+                {
+                    return Err(Error::Param(
+                        "weight id registered twice (a mask must never serve two weights)",
+                    ));
                 }
-                let buf = if party == 0 { &mut p0[i] } else { &mut p1[i] };
-                let prg = match wprg.as_mut() {
-                    Some(w) => &mut w[party],
-                    None => &mut self.prgs[party],
-                };
-                match s.fill {
-                    Fill::Words => prg.fill(buf),
-                    Fill::Bits(n) => prg.fill_bits(buf, n),
-                    Fill::Mod(k) => prg.fill_mod(buf, k),
+                Item::WeightMaskOwned { id, k, n } => {
+                    self.owned.insert(id, (k, n));
                 }
+                _ => {}
             }
+        }
+        Ok(())
+    }
+
+    fn stream_items<T1: Transport>(
+        &mut self,
+        items: &[Item],
+        prgs: &mut [Prg; 2],
+        t1: &mut T1,
+    ) -> Result<()> {
+        for item in items {
+            let Drawn { p0, p1 } = self.draw_item(item, prgs)?;
+            for (slot, mut buf) in layout(item).iter().zip(p1) {
+                if slot.p1 == Source::Dealer {
+                    send_correction(t1, &mut buf, slot.width, self.encrypt.as_mut())?;
+                }
+                self.recycle(buf);
+            }
+            for buf in p0 {
+                self.recycle(buf);
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws both parties' shares of `item` from `prgs` (the streams of the unit of
+    /// material being served) and computes P1's corrections.
+    pub fn draw_item(&mut self, item: &Item, prgs: &mut [Prg; 2]) -> Result<Drawn> {
+        let slots = layout(item);
+        let mut p0: Vec<Vec<u64>> = Vec::with_capacity(slots.len());
+        let mut p1: Vec<Vec<u64>> = Vec::with_capacity(slots.len());
+        for s in slots.iter() {
+            let l0 = if s.p0 == Source::Zero { 0 } else { s.len };
+            let b0 = self.buffer(l0);
+            p0.push(b0);
+            let b1 = self.buffer(s.len);
+            p1.push(b1);
+        }
+        {
+            let [g0, g1] = prgs;
+            let mut r0: Vec<&mut [u64]> = p0.iter_mut().map(|v| v.as_mut_slice()).collect();
+            draw(PartyId::P0, &self.seeds[0], g0, item, &mut r0, |_, _| {
+                Err(Error::Param("P0 receives no corrections"))
+            })?;
+            let mut r1: Vec<&mut [u64]> = p1.iter_mut().map(|v| v.as_mut_slice()).collect();
+            draw(
+                PartyId::P1,
+                &self.seeds[1],
+                g1,
+                item,
+                &mut r1,
+                |_, _| Ok(()),
+            )?;
+        }
+        self.correct(item, &p0, &mut p1)?;
+        if let Item::WeightMask { id, k, n } = *item {
+            let mut b = p0[0].clone();
+            crate::ring::add_assign(&mut b, &p1[0]);
+            self.weights.insert(id, (k, n, b));
+        }
+        Ok(Drawn { p0, p1 })
+    }
+
+    fn correct(&mut self, item: &Item, p0: &[Vec<u64>], p1: &mut [Vec<u64>]) -> Result<()> {
+        if let Item::OwnedTriple { id, m, k, n } = *item {
+            match self.owned.get(&id) {
+                Some(&(wk, wn)) if (wk, wn) != (k, n) => {
+                    return Err(Error::Param(
+                        "owned-weight triple shape differs from the registered weight",
+                    ))
+                }
+                _ => {}
+            }
+            let (m, k, n) = (m as usize, k as usize, n as usize);
+            let mut scratch = vec![0u64; gen::owned_scratch_words(m, k, n)];
+            let mut brows = Prg::new(&self.seeds[0], weight_stream(id));
+            let (a1, c1) = p1.split_at_mut(1);
+            return gen::owned_correction(
+                (m, k, n),
+                &a1[0],
+                &p0[1],
+                &mut brows,
+                &self.kernel,
+                &mut c1[0],
+                &mut scratch,
+            );
         }
         let mask = match item {
             Item::WeightTriple { id, k, n, .. } => match self.weights.get(id) {
@@ -217,53 +356,48 @@ impl<K: MatMul> DealerService<K> {
             _ => None,
         };
         let mut scratch = vec![0u64; gen::scratch_words(item)];
-        {
-            let p0r: Vec<&[u64]> = p0.iter().map(|v| v.as_slice()).collect();
-            let mut p1r: Vec<&mut [u64]> = p1.iter_mut().map(|v| v.as_mut_slice()).collect();
-            gen::corrections(item, &p0r, &mut p1r, mask, &self.kernel, &mut scratch)?;
+        let p0r: Vec<&[u64]> = p0.iter().map(|v| v.as_slice()).collect();
+        let mut p1r: Vec<&mut [u64]> = p1.iter_mut().map(|v| v.as_mut_slice()).collect();
+        gen::corrections(item, &p0r, &mut p1r, mask, &self.kernel, &mut scratch)
+    }
+
+    /// Streams P1's corrections of one pass of `plan` (preprocessing `prep`, pass `index`)
+    /// over `t1`, item by item. Returns the bytes sent.
+    pub fn serve_pass<T1: Transport>(
+        &mut self,
+        plan: &[Request],
+        prep: u64,
+        index: u32,
+        t1: &mut T1,
+    ) -> Result<u64> {
+        let before = t1.stats().bytes_sent;
+        let mut prgs = self.fresh_prgs(pass_stream(prep, index));
+        for req in plan {
+            self.stream_items(&req.items, &mut prgs, t1)?;
         }
-        if let Item::WeightMask { id, k, n } | Item::WeightMaskOwned { id, k, n } = *item {
-            let mut b = core::mem::take(&mut p0[0]);
-            crate::ring::add_assign(&mut b, &p1[0]);
-            self.weights.insert(id, (k, n, b));
-        }
-        for (s, buf) in slots.iter().zip(p1) {
-            if let P1Source::Correction { width } = s.p1 {
-                outs.push((buf, width));
-            } else {
-                self.recycle(buf);
-            }
-        }
-        for buf in p0 {
-            self.recycle(buf);
-        }
-        Ok(())
+        Ok(t1.stats().bytes_sent - before)
+    }
+
+    /// The PRG streams of pass `(prep, index)` of both parties (for callers that draw a
+    /// pass item by item, such as D writing P1's preprocessing file).
+    pub fn pass_prgs(&self, prep: u64, index: u32) -> [Prg; 2] {
+        self.fresh_prgs(pass_stream(prep, index))
     }
 }
 
 fn send_correction<T: Transport>(
     t: &mut T,
-    buf: &[u64],
+    buf: &mut [u64],
     width: u8,
     key: Option<&mut Prg>,
 ) -> Result<()> {
-    let w = width as usize;
-    let mut bytes = vec![0u8; buf.len() * w];
-    for (i, x) in buf.iter().enumerate() {
-        bytes[i * w..i * w + w].copy_from_slice(&x.to_le_bytes()[..w]);
-    }
+    let n = buf.len() * width as usize;
+    narrow_in_place(buf, width);
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
     if let Some(k) = key {
-        k.xor_into(&mut bytes);
+        k.xor_into(&mut bytes[..n]);
     }
-    if bytes.is_empty() {
-        t.send_frame(FrameKind::DealerData, &[])?;
-    }
-    // Width-8 corrections longer than a frame go as several frames (the client reads
-    // them the same way); narrow ones are bounded by the item sizes.
-    let step = if w == 8 { MAX_FRAME_LEN } else { usize::MAX };
-    for piece in bytes.chunks(step) {
-        t.send_frame(FrameKind::DealerData, piece)?;
-    }
+    t.send_chunked(FrameKind::DealerData, &bytes[..n])?;
     Ok(())
 }
 

@@ -1,38 +1,38 @@
 //! Token embeddings with private token ids.
 //!
-//! P1 (the data owner) shares the one-hot matrix `X (seq x V)` of its token ids (input
-//! sharing: no communication); the embedding rows are the weight product `X W_emb`
-//! ([`crate::protocols::weight`], prepared without truncation: a one-hot integer times a
-//! fixed-point table is already at `f` bits). Online this opens `E = X - A`: `8 seq V`
-//! bytes per party, the cost that grows with vocabulary x tokens (244 KB per token for
-//! BERT's 30522-entry vocabulary). Positions and
-//! token types are public, so P0 adds their (plaintext) embeddings to its share; then
-//! LayerNorm.
+//! P1 (the data owner) holds the one-hot matrix `X (rows x V)` of its token ids in the
+//! clear; the embedding rows are the product `X W_emb` with the table P0 owns
+//! ([`weight::apply_owned_private`]: P1 opens `X - A` to P0 directly, no input sharing, and
+//! a one-hot integer times a fixed-point table needs no truncation). Online this sends
+//! `8 rows V` bytes from P1 (244 KB per token for BERT's 30522-entry vocabulary), the cost
+//! that grows with vocabulary x tokens. Positions and token types are public, so P0 adds
+//! their (plaintext) embeddings to its share; then LayerNorm.
 
 use crate::dealer::Dealer;
 use crate::error::{check_len, Result};
 use crate::kernel::MatMul;
 use crate::party::PartyId;
 use crate::protocols::layernorm;
-use crate::protocols::weight::{self, Prepared, SharedWeight};
+use crate::protocols::weight::{self, OwnedWeight};
 use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-/// Scratch words for [`embed`].
-pub fn scratch_words(seq: usize, vocab: usize, hidden: usize, f: u32) -> usize {
-    seq * hidden
-        + weight::apply_scratch_words(seq, vocab, hidden)
-            .max(layernorm::scratch_words(seq, hidden, f))
+/// Scratch words for [`embed`] of `rows` tokens.
+pub fn scratch_words(rows: usize, vocab: usize, hidden: usize, f: u32) -> usize {
+    rows * hidden
+        + weight::owned_scratch_words(rows, vocab, hidden)
+            .max(layernorm::scratch_words(rows, hidden, f))
 }
 
-/// `out = LayerNorm(onehot W_emb + public)`, `public` (`seq x hidden`, position plus
-/// token-type embeddings in fixed point) added by P0 only (ignored at P1).
+/// `out = LayerNorm(onehot W_emb + public)` for `rows` tokens. `onehot` (`rows x V`, ring
+/// 0/1) is P1's (`None` at P0); `public` (`rows x H`, position plus token-type embeddings
+/// in fixed point) is P0's (ignored at P1).
 pub fn embed<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    table: &SharedWeight<'_>,
-    prep: Prepared<'_>,
-    onehot: &[AShare],
+    table: &OwnedWeight<'_>,
+    rows: usize,
+    onehot: Option<&[u64]>,
     public: &[u64],
     ln_gamma: &[AShare],
     ln_beta: &[AShare],
@@ -41,14 +41,13 @@ pub fn embed<T: Transport, D: Dealer, K: MatMul>(
     scratch: &mut [u64],
 ) -> Result<()> {
     let h = table.cols();
-    let seq = out.len() / h;
-    check_len("embedding output", seq * h, out.len())?;
+    check_len("embedding output", rows * h, out.len())?;
     let mut ar = crate::arena::Arena::new(scratch);
-    let sum = AShare::from_raw_slice_mut(ar.take(seq * h)?);
-    weight::apply(s, table, prep, onehot, sum, ar.sub().rest())?;
+    let sum = AShare::from_raw_slice_mut(ar.take(rows * h)?);
+    weight::apply_owned_private(s, table, rows, onehot, sum, ar.sub().rest())?;
     if s.party() == PartyId::P0 {
-        check_len("public embeddings", seq * h, public.len())?;
+        check_len("public embeddings", rows * h, public.len())?;
         crate::ring::add_assign(AShare::raw_slice_mut(sum), public);
     }
-    layernorm::layernorm(s, seq, h, sum, ln_gamma, ln_beta, eps, out, ar.rest())
+    layernorm::layernorm(s, rows, h, sum, ln_gamma, ln_beta, eps, out, ar.rest())
 }

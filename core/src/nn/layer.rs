@@ -1,23 +1,275 @@
-//! One BERT encoder layer over shares.
+//! One BERT encoder layer over shares, for a batch of texts padded to one length.
 //!
-//! Online cost per layer (per party): 4 weight products (`8 seq (3H... )` bytes of `E`
-//! openings: `seq H` for QKV, `seq H` for the output projection, `seq H` and `seq I` for
-//! the FFN), two batched per-head matmuls, one softmax over `heads x seq x seq`, one GeLU
-//! over `seq x I`, two LayerNorms over `seq x H`; see each protocol's cost.
+//! Online cost per layer (per party): 4 weight products (opening `E` of the QKV, output
+//! and FFN inputs), two batched per-text-and-head matmuls (one round each, all heads and
+//! texts at once), one softmax over `batch x heads x seq x seq`, one GeLU over
+//! `batch x seq x I`, two LayerNorms over `batch x seq x H`; with a secret key mask one more
+//! bit-product round for the 2Quad softmax. See each protocol's cost.
+//!
+//! The weight products are abstracted by [`LayerProducts`]: weights P0 owns in the clear
+//! ([`OwnedLayer`], material taken from the session's dealer at the point of use, prepared
+//! ahead when it comes from preprocessing) or secret-shared weights with masks prepared by
+//! the caller ([`SharedLayer`] with [`PreparedLayer`], the device example's path).
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
-use crate::error::{check_len, Result};
+use crate::error::{check_len, Error, Result};
 use crate::kernel::MatMul;
-use crate::protocols::weight::{self, Prepared, SharedWeight};
-use crate::protocols::{gelu, layernorm, matmul, softmax_2quad, softmax_exact, Mask};
+use crate::party::PartyId;
+use crate::prg::words_for_bits;
+use crate::protocols::weight::{self, OwnedWeight, Prepared, SharedWeight};
+use crate::protocols::{bitmul, gelu, layernorm, matmul, softmax_2quad, softmax_exact, Mask};
 use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::{Component, LayerDims, ParamLayout, Probe, Softmax};
 
-/// A layer's weights after setup: the four weight products and the vector parameters.
+/// One of a layer's four weight products, in the order the layer applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// `[Wq | Wk | Wv]` (`H x 3H`).
+    Qkv,
+    /// The attention output projection (`H x H`).
+    Out,
+    /// The FFN's first matrix (`H x I`).
+    FfnIn,
+    /// The FFN's second matrix (`I x H`).
+    FfnOut,
+}
+
+/// The weight products of one layer.
+pub trait LayerProducts {
+    /// `out = x W` for the product `which` (`x` has `rows` rows); truncated.
+    fn apply<T: Transport, D: Dealer, K: MatMul>(
+        &mut self,
+        which: Product,
+        s: &mut Session<T, D, K>,
+        x: &[AShare],
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<()>;
+
+    /// Scratch words [`LayerProducts::apply`] needs for `rows` input rows.
+    fn scratch_words(&self, rows: usize) -> usize;
+}
+
+/// The vector parameters of a layer (biases, LayerNorm) as shares.
+#[derive(Clone, Copy)]
+pub struct LayerParams<'a> {
+    /// `[bq | bk | bv]` (`3H`; `bq` already multiplied by `1/sqrt(H / heads)`).
+    pub bqkv: &'a [AShare],
+    /// Output projection bias (`H`).
+    pub bo: &'a [AShare],
+    /// First LayerNorm's scale and shift (`H` each).
+    pub ln1: (&'a [AShare], &'a [AShare]),
+    /// FFN biases (`I`, `H`).
+    pub b1: &'a [AShare],
+    /// FFN output bias (`H`).
+    pub b2: &'a [AShare],
+    /// Second LayerNorm's scale and shift (`H` each).
+    pub ln2: (&'a [AShare], &'a [AShare]),
+    /// LayerNorm epsilon.
+    pub eps: f64,
+}
+
+/// Words of a layer's vector parameters in [`LayerParams::from_vectors`] order.
+pub const fn vector_param_words(hidden: usize, inter: usize) -> usize {
+    9 * hidden + inter
+}
+
+impl<'a> LayerParams<'a> {
+    /// The vector parameters inside a full parameter vector in [`ParamLayout`].
+    pub fn from_full(shares: &'a [AShare], l: ParamLayout, hidden: usize, eps: f64) -> Self {
+        let h = hidden;
+        LayerParams {
+            bqkv: &shares[l.bqkv..l.bqkv + 3 * h],
+            bo: &shares[l.bo..l.bo + h],
+            ln1: (&shares[l.ln1_g..l.ln1_g + h], &shares[l.ln1_b..l.ln1_b + h]),
+            b1: &shares[l.b1..l.w2],
+            b2: &shares[l.b2..l.b2 + h],
+            ln2: (&shares[l.ln2_g..l.ln2_g + h], &shares[l.ln2_b..l.ln2_b + h]),
+            eps,
+        }
+    }
+
+    /// The vector parameters packed as `bqkv (3H), bo (H), ln1 (2H), b1 (I), b2 (H),
+    /// ln2 (2H)` ([`vector_param_words`] shares).
+    pub fn from_vectors(
+        shares: &'a [AShare],
+        hidden: usize,
+        inter: usize,
+        eps: f64,
+    ) -> Result<Self> {
+        let h = hidden;
+        check_len(
+            "layer vector parameters",
+            vector_param_words(h, inter),
+            shares.len(),
+        )?;
+        let (bqkv, r) = shares.split_at(3 * h);
+        let (bo, r) = r.split_at(h);
+        let (g1, r) = r.split_at(h);
+        let (be1, r) = r.split_at(h);
+        let (b1, r) = r.split_at(inter);
+        let (b2, r) = r.split_at(h);
+        let (g2, be2) = r.split_at(h);
+        Ok(LayerParams {
+            bqkv,
+            bo,
+            ln1: (g1, be1),
+            b1,
+            b2,
+            ln2: (g2, be2),
+            eps,
+        })
+    }
+}
+
+/// Which keys (tokens) of each text take part in attention.
+#[derive(Clone, Copy)]
+pub enum Keys<'a> {
+    /// Every token is real.
+    All,
+    /// One public flag per token of the batch (`batch x seq`): the token count is known.
+    Public(&'a [bool]),
+    /// P1's secret key mask (`batch x seq` tokens): XOR shares of one bit per token
+    /// (packed) and additive shares of the same 0/1 values. Padding stays private: P0 and
+    /// D learn only the padded length.
+    Shared {
+        /// XOR-shared bits, packed.
+        bits: &'a [u64],
+        /// Additive shares of the same bits.
+        values: &'a [AShare],
+    },
+}
+
+/// Weights that P0 owns in the clear, set up with [`weight::setup_owned`]
+/// (ids `id_base .. id_base + 4`).
+#[derive(Clone, Copy)]
+pub struct OwnedLayer<'a> {
+    /// `[Wq | Wk | Wv]`.
+    pub qkv: OwnedWeight<'a>,
+    /// Output projection.
+    pub out: OwnedWeight<'a>,
+    /// FFN in.
+    pub ffn_in: OwnedWeight<'a>,
+    /// FFN out.
+    pub ffn_out: OwnedWeight<'a>,
+}
+
+impl<'a> OwnedLayer<'a> {
+    /// A layer known only by its shape (for recording plans and costs).
+    pub fn shape_only(id_base: u32, hidden: usize, inter: usize) -> OwnedLayer<'static> {
+        OwnedLayer {
+            qkv: OwnedWeight::shape_only(id_base, hidden, 3 * hidden),
+            out: OwnedWeight::shape_only(id_base + 1, hidden, hidden),
+            ffn_in: OwnedWeight::shape_only(id_base + 2, hidden, inter),
+            ffn_out: OwnedWeight::shape_only(id_base + 3, inter, hidden),
+        }
+    }
+
+    fn weight(&self, which: Product) -> &OwnedWeight<'a> {
+        match which {
+            Product::Qkv => &self.qkv,
+            Product::Out => &self.out,
+            Product::FfnIn => &self.ffn_in,
+            Product::FfnOut => &self.ffn_out,
+        }
+    }
+}
+
+/// The shapes `(k, n)` of the four products, in [`Product`] order.
+pub fn product_shapes(hidden: usize, inter: usize) -> [(usize, usize); 4] {
+    [
+        (hidden, 3 * hidden),
+        (hidden, hidden),
+        (hidden, inter),
+        (inter, hidden),
+    ]
+}
+
+/// Sets up a layer whose four matrices P0 owns (`plain` is P0's parameters as ring
+/// elements in [`ParamLayout`]; `None` at P1), weight ids `id_base .. id_base + 4`. P1's
+/// `F` matrices go to `storage` ([`owned_storage_words`]; may be empty at P0).
+pub fn setup_owned_layer<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    id_base: u32,
+    hidden: usize,
+    inter: usize,
+    plain: Option<&'a [u64]>,
+    storage: &'a mut [u64],
+    scratch: &mut [u64],
+) -> Result<OwnedLayer<'a>> {
+    let l = ParamLayout::new(hidden, inter);
+    if let Some(p) = plain {
+        check_len("plaintext layer parameters", l.total, p.len())?;
+    } else if s.party().is_p0() {
+        return Err(Error::Param(
+            "P0 must provide the layer's plaintext weights",
+        ));
+    }
+    let offsets = [l.wqkv, l.wo, l.w1, l.w2];
+    let mut st = Arena::new(storage);
+    let mut ws: heapless::Vec<OwnedWeight<'a>, 4> = heapless::Vec::new();
+    for (i, (&(k, n), off)) in product_shapes(hidden, inter)
+        .iter()
+        .zip(offsets)
+        .enumerate()
+    {
+        let f = if s.party().is_p0() {
+            &mut []
+        } else {
+            st.take(k * n)?
+        };
+        let w = plain.map(|p| &p[off..off + k * n]);
+        let ow = weight::setup_owned(s, id_base + i as u32, k, n, w, f, scratch)?;
+        let _ = ws.push(ow);
+    }
+    Ok(OwnedLayer {
+        qkv: ws[0],
+        out: ws[1],
+        ffn_in: ws[2],
+        ffn_out: ws[3],
+    })
+}
+
+/// Storage words of P1's `F` matrices of one owned layer.
+pub fn owned_storage_words(hidden: usize, inter: usize) -> usize {
+    product_shapes(hidden, inter)
+        .iter()
+        .map(|(k, n)| k * n)
+        .sum()
+}
+
+/// Scratch words [`setup_owned_layer`] needs (P0's mask of the largest matrix).
+pub fn owned_setup_scratch_words(party: PartyId, hidden: usize, inter: usize) -> usize {
+    product_shapes(hidden, inter)
+        .iter()
+        .map(|&(k, n)| weight::setup_owned_scratch_words(party, k, n))
+        .max()
+        .unwrap_or(0)
+}
+
+impl LayerProducts for OwnedLayer<'_> {
+    fn apply<T: Transport, D: Dealer, K: MatMul>(
+        &mut self,
+        which: Product,
+        s: &mut Session<T, D, K>,
+        x: &[AShare],
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<()> {
+        weight::apply_owned(s, self.weight(which), x, out, scratch)
+    }
+
+    fn scratch_words(&self, rows: usize) -> usize {
+        owned_products_scratch(rows, self.qkv.rows(), self.ffn_in.cols())
+    }
+}
+
+/// A layer's secret-shared weights after setup (the device example's path: each mask is
+/// opened once, [`weight::setup`]).
 pub struct SharedLayer<'a> {
     hidden: usize,
     inter: usize,
@@ -25,14 +277,13 @@ pub struct SharedLayer<'a> {
     o: SharedWeight<'a>,
     ffn1: SharedWeight<'a>,
     ffn2: SharedWeight<'a>,
-    params: &'a [AShare],
-    layout: ParamLayout,
-    eps: f64,
+    /// The vector parameters.
+    pub params: LayerParams<'a>,
 }
 
 /// Storage words [`setup_layer`] keeps.
 pub fn layer_storage_words(hidden: usize, inter: usize) -> usize {
-    2 * (3 * hidden * hidden + hidden * hidden + 2 * hidden * inter)
+    2 * owned_storage_words(hidden, inter)
 }
 
 /// Scratch words [`setup_layer`] needs.
@@ -40,8 +291,8 @@ pub fn setup_scratch_words(hidden: usize, inter: usize) -> usize {
     weight::setup_scratch_words(hidden, inter.max(3 * hidden))
 }
 
-/// Sets up one layer (weight ids `id_base .. id_base + 4`) from its parameter shares
-/// (see [`ParamLayout`]); `eps` is the LayerNorm epsilon.
+/// Sets up one layer with secret-shared weights (ids `id_base .. id_base + 4`) from its
+/// parameter shares (see [`ParamLayout`]); `eps` is the LayerNorm epsilon.
 pub fn setup_layer<'a, T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     id_base: u32,
@@ -52,84 +303,31 @@ pub fn setup_layer<'a, T: Transport, D: Dealer, K: MatMul>(
     storage: &'a mut [u64],
     scratch: &mut [u64],
 ) -> Result<SharedLayer<'a>> {
-    setup_layer_with(
-        s, id_base, hidden, inter, eps, params, None, storage, scratch,
-    )
-}
-
-/// Sets up one layer whose four weight matrices P0 owns in the clear
-/// ([`weight::setup_owned`]: P1 does no matmul online and only P1's half of each `E`
-/// crosses the line). `plain` is P0's parameter vector as ring elements in the
-/// [`ParamLayout`] (only its matrices are read); `None` at P1. The vector parameters
-/// (biases, LayerNorm) still come from the shares in `params`.
-pub fn setup_layer_owned<'a, T: Transport, D: Dealer, K: MatMul>(
-    s: &mut Session<T, D, K>,
-    id_base: u32,
-    hidden: usize,
-    inter: usize,
-    eps: f64,
-    params: &'a [AShare],
-    plain: Option<&[u64]>,
-    storage: &'a mut [u64],
-    scratch: &mut [u64],
-) -> Result<SharedLayer<'a>> {
-    if s.party().is_p0() {
-        let p = plain.ok_or(crate::Error::Param(
-            "P0 must provide the layer's plaintext weights",
-        ))?;
-        check_len(
-            "plaintext layer parameters",
-            ParamLayout::new(hidden, inter).total,
-            p.len(),
-        )?;
-    }
-    setup_layer_with(
-        s,
-        id_base,
-        hidden,
-        inter,
-        eps,
-        params,
-        Some(plain),
-        storage,
-        scratch,
-    )
-}
-
-fn setup_layer_with<'a, T: Transport, D: Dealer, K: MatMul>(
-    s: &mut Session<T, D, K>,
-    id_base: u32,
-    hidden: usize,
-    inter: usize,
-    eps: f64,
-    params: &'a [AShare],
-    owned: Option<Option<&[u64]>>,
-    storage: &'a mut [u64],
-    scratch: &mut [u64],
-) -> Result<SharedLayer<'a>> {
     let l = ParamLayout::new(hidden, inter);
     check_len("layer parameters", l.total, params.len())?;
-    let (h, i) = (hidden, inter);
     let mut st = Arena::new(storage);
-    let mut mk = |s: &mut Session<T, D, K>,
-                  id: u32,
-                  off: usize,
-                  k: usize,
-                  n: usize|
-     -> Result<SharedWeight<'a>> {
+    let offsets = [l.wqkv, l.wo, l.w1, l.w2];
+    let mut ws: heapless::Vec<SharedWeight<'a>, 4> = heapless::Vec::new();
+    for (i, (&(k, n), off)) in product_shapes(hidden, inter)
+        .iter()
+        .zip(offsets)
+        .enumerate()
+    {
         let wp = st.take(k * n)?;
         let f = st.take(k * n)?;
-        match owned {
-            Some(plain) => {
-                weight::setup_owned(s, id, k, n, plain.map(|p| &p[off..off + k * n]), wp, f)
-            }
-            None => weight::setup(s, id, k, n, &params[off..off + k * n], wp, f, scratch),
-        }
-    };
-    let qkv = mk(s, id_base, l.wqkv, h, 3 * h)?;
-    let o = mk(s, id_base + 1, l.wo, h, h)?;
-    let ffn1 = mk(s, id_base + 2, l.w1, h, i)?;
-    let ffn2 = mk(s, id_base + 3, l.w2, i, h)?;
+        let w = &params[off..off + k * n];
+        let _ = ws.push(weight::setup(
+            s,
+            id_base + i as u32,
+            k,
+            n,
+            w,
+            wp,
+            f,
+            scratch,
+        )?);
+    }
+    let [qkv, o, ffn1, ffn2] = ws.into_array().map_err(|_| Error::Param("layer setup"))?;
     Ok(SharedLayer {
         hidden,
         inter,
@@ -137,87 +335,117 @@ fn setup_layer_with<'a, T: Transport, D: Dealer, K: MatMul>(
         o,
         ffn1,
         ffn2,
-        params,
-        layout: l,
-        eps,
+        params: LayerParams::from_full(params, l, hidden, eps),
     })
 }
 
-/// One inference's prepared masks of a layer's four weight products.
-pub struct PreparedLayer<'a> {
-    seq: usize,
-    qkv: Prepared<'a>,
-    o: Prepared<'a>,
-    ffn1: Prepared<'a>,
-    ffn2: Prepared<'a>,
+/// One inference's prepared masks of a [`SharedLayer`]'s four products, each usable once.
+pub struct PreparedLayer<'l, 'p> {
+    layer: &'l SharedLayer<'l>,
+    preps: [Option<Prepared<'p>>; 4],
 }
 
-/// Storage words [`prepare_layer`] needs for `seq` tokens.
-pub fn prepare_words(seq: usize, hidden: usize, inter: usize) -> usize {
-    let (h, i) = (hidden, inter);
-    weight::prepare_words(seq, h, 3 * h)
-        + weight::prepare_words(seq, h, h)
-        + weight::prepare_words(seq, h, i)
-        + weight::prepare_words(seq, i, h)
+/// Storage words [`prepare_layer`] needs for `rows` input rows.
+pub fn prepare_words(rows: usize, hidden: usize, inter: usize) -> usize {
+    product_shapes(hidden, inter)
+        .iter()
+        .map(|&(k, n)| weight::prepare_words(rows, k, n))
+        .sum()
 }
 
-/// Prepares one inference of `seq` tokens (offline).
-pub fn prepare_layer<'a, T: Transport, D: Dealer, K: MatMul>(
+/// Prepares one inference of `rows` input rows (offline: before the input exists).
+pub fn prepare_layer<'l, 'p, T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    layer: &SharedLayer<'_>,
-    seq: usize,
-    storage: &'a mut [u64],
-) -> Result<PreparedLayer<'a>> {
+    layer: &'l SharedLayer<'l>,
+    rows: usize,
+    storage: &'p mut [u64],
+) -> Result<PreparedLayer<'l, 'p>> {
     let (h, i) = (layer.hidden, layer.inter);
     let mut st = Arena::new(storage);
-    let qkv = weight::prepare(
-        s,
-        &layer.qkv,
-        seq,
-        st.take(weight::prepare_words(seq, h, 3 * h))?,
-    )?;
-    let o = weight::prepare(s, &layer.o, seq, st.take(weight::prepare_words(seq, h, h))?)?;
-    let ffn1 = weight::prepare(
-        s,
-        &layer.ffn1,
-        seq,
-        st.take(weight::prepare_words(seq, h, i))?,
-    )?;
-    let ffn2 = weight::prepare(
-        s,
-        &layer.ffn2,
-        seq,
-        st.take(weight::prepare_words(seq, i, h))?,
-    )?;
-    Ok(PreparedLayer {
-        seq,
-        qkv,
-        o,
-        ffn1,
-        ffn2,
-    })
+    let mut preps: [Option<Prepared<'p>>; 4] = [None, None, None, None];
+    let weights = [&layer.qkv, &layer.o, &layer.ffn1, &layer.ffn2];
+    for ((w, &(k, n)), slot) in weights
+        .iter()
+        .zip(product_shapes(h, i).iter())
+        .zip(preps.iter_mut())
+    {
+        let buf = st.take(weight::prepare_words(rows, k, n))?;
+        *slot = Some(weight::prepare(s, w, rows, buf)?);
+    }
+    Ok(PreparedLayer { layer, preps })
+}
+
+impl LayerProducts for PreparedLayer<'_, '_> {
+    fn apply<T: Transport, D: Dealer, K: MatMul>(
+        &mut self,
+        which: Product,
+        s: &mut Session<T, D, K>,
+        x: &[AShare],
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<()> {
+        let (i, w) = match which {
+            Product::Qkv => (0, &self.layer.qkv),
+            Product::Out => (1, &self.layer.o),
+            Product::FfnIn => (2, &self.layer.ffn1),
+            Product::FfnOut => (3, &self.layer.ffn2),
+        };
+        let prep = self.preps[i]
+            .take()
+            .ok_or(Error::Param("a prepared weight product was used twice"))?;
+        weight::apply(s, w, prep, x, out, scratch)
+    }
+
+    fn scratch_words(&self, rows: usize) -> usize {
+        shared_products_scratch(rows, self.layer.hidden, self.layer.inter)
+    }
 }
 
 fn softmax_scratch(d: &LayerDims, softmax: Softmax, f: u32) -> usize {
-    let rows = d.heads * d.seq;
+    let rows = d.batch * d.heads * d.seq;
     match softmax {
         Softmax::Exact => softmax_exact::scratch_words(rows, d.seq, softmax_exact::DEFAULT_BITS),
         Softmax::TwoQuad { .. } => softmax_2quad::scratch_words(rows, d.seq, f),
     }
 }
 
-/// Scratch words [`encoder_layer`] needs.
-pub fn layer_scratch_words(d: &LayerDims, softmax: Softmax, f: u32) -> usize {
-    let (t, h, i, a) = (d.seq, d.hidden, d.inter, d.heads);
+/// Scratch words of the key masking before the softmax.
+fn mask_scratch(d: &LayerDims) -> usize {
+    let n = d.batch * d.heads * d.seq * d.seq;
+    words_for_bits(n) + n + bitmul::convenience_scratch_words(n)
+}
+
+/// Scratch words of [`OwnedLayer`]'s products for `rows` input rows.
+pub fn owned_products_scratch(rows: usize, hidden: usize, inter: usize) -> usize {
+    product_shapes(hidden, inter)
+        .iter()
+        .map(|&(k, n)| weight::owned_scratch_words(rows, k, n))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Scratch words of [`PreparedLayer`]'s products for `rows` input rows.
+pub fn shared_products_scratch(rows: usize, hidden: usize, inter: usize) -> usize {
+    product_shapes(hidden, inter)
+        .iter()
+        .map(|&(k, n)| weight::apply_scratch_words(rows, k, n))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Scratch words [`encoder_layer`] needs, given its products' own
+/// ([`LayerProducts::scratch_words`], [`owned_products_scratch`] or
+/// [`shared_products_scratch`]).
+pub fn layer_scratch_words(products: usize, d: &LayerDims, softmax: Softmax, f: u32) -> usize {
+    let (r, h, i, a, t) = (d.rows(), d.hidden, d.inter, d.batch * d.heads, d.seq);
     let hd = d.head_dim();
-    let _ = hd;
-    let persistent = 9 * t * h + 2 * a * t * t + 2 * t * i;
-    let sub = weight::apply_scratch_words(t, h.max(i), (3 * h).max(i))
+    let persistent = 9 * r * h + 2 * a * t * t + 2 * r * i;
+    let sub = products
         .max(matmul::batch_scratch_words(a, t, hd, t))
         .max(matmul::batch_scratch_words(a, t, t, hd))
-        .max(softmax_scratch(d, softmax, f))
-        .max(layernorm::scratch_words(t, h, f))
-        .max(gelu::scratch_words(t * i, gelu::DEFAULT_BITS));
+        .max(mask_scratch(d) + softmax_scratch(d, softmax, f))
+        .max(layernorm::scratch_words(r, h, f))
+        .max(gelu::scratch_words(r * i, gelu::DEFAULT_BITS));
     persistent + sub
 }
 
@@ -228,126 +456,219 @@ fn add_bias(x: &mut [AShare], bias: &[AShare]) {
     }
 }
 
-/// Runs the layer on `x` (`seq x H` shares, replaced by the output). `keys` masks padding
-/// keys (one flag per token; `None` = all real).
-pub fn encoder_layer<T: Transport, D: Dealer, K: MatMul>(
+/// How far the exact softmax pushes a masked score below the real ones: masked keys get
+/// `x - MASK_OFFSET`, so `exp` clips them to 0 while the real scores' row spread stays
+/// under `MASK_OFFSET - 64` (448); past that, masked keys get weights below `e^-64`... up to
+/// `e^-(MASK_OFFSET - spread)`. The comparisons see spreads up to `spread + MASK_OFFSET`,
+/// inside their 2048 range for real spreads below 1536.
+pub const MASK_OFFSET: f64 = 512.0;
+
+/// Softmax over the scores (`batch x heads` blocks of `seq x seq`), keys masked as `keys`.
+fn masked_softmax<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    layer: &SharedLayer<'_>,
-    prep: PreparedLayer<'_>,
-    x: &mut [AShare],
-    heads: usize,
-    keys: Option<&[bool]>,
+    d: &LayerDims,
+    keys: Keys<'_>,
     softmax: Softmax,
-    probe: &mut dyn Probe,
+    scores: &mut [AShare],
+    probs: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let (t, h, i) = (prep.seq, layer.hidden, layer.inter);
-    probe.mark(Component::Linear, s.peer_stats());
-    check_len("layer input", t * h, x.len())?;
-    let hd = h / heads;
-    let l = layer.layout;
-    let p = layer.params;
-    let mut ar = Arena::new(scratch);
-
-    // Q, K, V.
-    let qkv = AShare::from_raw_slice_mut(ar.take(3 * t * h)?);
-    weight::apply(s, &layer.qkv, prep.qkv, x, qkv, ar.sub().rest())?;
-    add_bias(qkv, &p[l.bqkv..l.bqkv + 3 * h]);
-    // Per head: Q_h (t x hd), K_h^T (hd x t), V_h (t x hd).
-    let q = AShare::from_raw_slice_mut(ar.take(heads * t * hd)?);
-    let kt = AShare::from_raw_slice_mut(ar.take(heads * hd * t)?);
-    let v = AShare::from_raw_slice_mut(ar.take(heads * t * hd)?);
-    for a in 0..heads {
-        for r in 0..t {
-            for c in 0..hd {
-                let row = &qkv[r * 3 * h..(r + 1) * 3 * h];
-                q[a * t * hd + r * hd + c] = row[a * hd + c];
-                kt[a * hd * t + c * t + r] = row[h + a * hd + c];
-                v[a * t * hd + r * hd + c] = row[2 * h + a * hd + c];
+    let (t, rows) = (d.seq, d.batch * d.heads * d.seq);
+    let block_rows = d.heads * t;
+    let mask = match keys {
+        Keys::All => Mask::All,
+        Keys::Public(k) => {
+            check_len("key mask", d.batch * t, k.len())?;
+            Mask::Blocks {
+                keys: k,
+                block_rows,
             }
         }
-    }
-    let scores = AShare::from_raw_slice_mut(ar.take(heads * t * t)?);
-    matmul::matmul_batch(s, heads, t, hd, t, q, kt, scores, ar.sub().rest())?;
-    let probs = AShare::from_raw_slice_mut(ar.take(heads * t * t)?);
-    probe.mark(Component::Softmax, s.peer_stats());
-    let mask = match keys {
-        Some(k) => Mask::Keys(k),
-        None => Mask::All,
+        Keys::Shared { bits, values } => {
+            check_len("key mask", d.batch * t, values.len())?;
+            mask_shared(s, d, bits, values, softmax, scores, scratch)?;
+            Mask::All
+        }
     };
     match softmax {
         Softmax::Exact => softmax_exact::softmax_exact(
             s,
-            heads * t,
+            rows,
             t,
             scores,
             mask,
             softmax_exact::DEFAULT_BITS,
             probs,
-            ar.sub().rest(),
-        )?,
+            scratch,
+        ),
         Softmax::TwoQuad { c } => {
-            softmax_2quad::softmax_2quad(s, heads * t, t, scores, mask, c, probs, ar.sub().rest())?
+            softmax_2quad::softmax_2quad(s, rows, t, scores, mask, c, probs, scratch)
         }
     }
-    probe.mark(Component::Linear, s.peer_stats());
-    let ctx = AShare::from_raw_slice_mut(ar.take(heads * t * hd)?);
-    matmul::matmul_batch(s, heads, t, t, hd, probs, v, ctx, ar.sub().rest())?;
-    // Merge heads back to t x h.
-    let merged = AShare::from_raw_slice_mut(ar.take(t * h)?);
-    for a in 0..heads {
-        for r in 0..t {
-            for c in 0..hd {
-                merged[r * h + a * hd + c] = ctx[a * t * hd + r * hd + c];
+}
+
+/// Applies P1's secret key mask to the scores in place so that the softmax with no mask
+/// gives masked keys probability 0: for 2Quad `x -> m (x + c) - c` (one bit product: the
+/// square of `m (x + c)` is then 0), for the exact softmax `x -> x - MASK_OFFSET (1 - m)`
+/// (local: the shifted scores clip to `exp = 0`).
+fn mask_shared<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    d: &LayerDims,
+    bits: &[u64],
+    values: &[AShare],
+    softmax: Softmax,
+    scores: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (t, per_text) = (d.seq, d.heads * d.seq * d.seq);
+    let n = d.batch * per_text;
+    let key = |idx: usize| (idx / per_text) * t + idx % t;
+    match softmax {
+        Softmax::Exact => {
+            let off = s.encoding().encode(MASK_OFFSET)?;
+            let minus = s.party().share_of_public(off);
+            let m = AShare::raw_slice(values);
+            for (idx, v) in AShare::raw_slice_mut(scores).iter_mut().enumerate() {
+                *v = v
+                    .wrapping_add(m[key(idx)].wrapping_mul(off))
+                    .wrapping_sub(minus);
             }
+            Ok(())
+        }
+        Softmax::TwoQuad { c } => {
+            let cc = s.party().share_of_public(s.encoding().encode(c)?);
+            let mut ar = Arena::new(scratch);
+            let expanded = ar.take_zeroed(words_for_bits(n))?;
+            for idx in 0..n {
+                let k = key(idx);
+                expanded[idx / 64] |= ((bits[k / 64] >> (k % 64)) & 1) << (idx % 64);
+            }
+            let shifted = ar.take(n)?;
+            for (o, v) in shifted.iter_mut().zip(AShare::raw_slice(scores)) {
+                *o = v.wrapping_add(cc);
+            }
+            bitmul::bit_mul(
+                s,
+                expanded,
+                AShare::from_raw_slice(shifted),
+                scores,
+                ar.rest(),
+            )?;
+            for v in AShare::raw_slice_mut(scores) {
+                *v = v.wrapping_sub(cc);
+            }
+            Ok(())
         }
     }
+}
+
+/// Runs one layer on `x` (`batch x seq` rows of `H` shares, replaced by the output).
+pub fn encoder_layer<T: Transport, D: Dealer, K: MatMul, P: LayerProducts>(
+    s: &mut Session<T, D, K>,
+    products: &mut P,
+    params: &LayerParams<'_>,
+    d: &LayerDims,
+    x: &mut [AShare],
+    keys: Keys<'_>,
+    softmax: Softmax,
+    probe: &mut dyn Probe,
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (r, h, i) = (d.rows(), d.hidden, d.inter);
+    probe.mark(Component::Linear, s.peer_stats());
+    check_len("layer input", r * h, x.len())?;
+    let p = params;
+    let mut ar = Arena::new(scratch);
+
+    // Attention.
+    let qkv = AShare::from_raw_slice_mut(ar.take(3 * r * h)?);
+    products.apply(Product::Qkv, s, x, qkv, ar.sub().rest())?;
+    add_bias(qkv, p.bqkv);
+    let merged = AShare::from_raw_slice_mut(ar.take(r * h)?);
+    attention(s, d, qkv, keys, softmax, probe, merged, ar.sub().rest())?;
+
     // Output projection, residual, LayerNorm.
-    let attn = AShare::from_raw_slice_mut(ar.take(t * h)?);
-    weight::apply(s, &layer.o, prep.o, merged, attn, ar.sub().rest())?;
-    add_bias(attn, &p[l.bo..l.bo + h]);
+    let attn = AShare::from_raw_slice_mut(ar.take(r * h)?);
+    products.apply(Product::Out, s, merged, attn, ar.sub().rest())?;
+    add_bias(attn, p.bo);
     for (a, xv) in attn.iter_mut().zip(x.iter()) {
         *a += *xv;
     }
     probe.mark(Component::LayerNorm, s.peer_stats());
-    layernorm::layernorm(
-        s,
-        t,
-        h,
-        attn,
-        &p[l.ln1_g..l.ln1_g + h],
-        &p[l.ln1_b..l.ln1_b + h],
-        layer.eps,
-        x,
-        ar.sub().rest(),
-    )?;
+    let (g1, b1) = p.ln1;
+    layernorm::layernorm(s, r, h, attn, g1, b1, p.eps, x, ar.sub().rest())?;
+
     // FFN.
     probe.mark(Component::Linear, s.peer_stats());
-    let f1 = AShare::from_raw_slice_mut(ar.take(t * i)?);
-    weight::apply(s, &layer.ffn1, prep.ffn1, x, f1, ar.sub().rest())?;
-    add_bias(f1, &p[l.b1..l.b1 + i]);
-    let g = AShare::from_raw_slice_mut(ar.take(t * i)?);
+    let f1 = AShare::from_raw_slice_mut(ar.take(r * i)?);
+    products.apply(Product::FfnIn, s, x, f1, ar.sub().rest())?;
+    add_bias(f1, p.b1);
+    let g = AShare::from_raw_slice_mut(ar.take(r * i)?);
     probe.mark(Component::Gelu, s.peer_stats());
     gelu::gelu(s, f1, gelu::DEFAULT_BITS, g, ar.sub().rest())?;
     probe.mark(Component::Linear, s.peer_stats());
-    let f2 = merged; // reuse: t x h
-    weight::apply(s, &layer.ffn2, prep.ffn2, g, f2, ar.sub().rest())?;
-    add_bias(f2, &p[l.b2..l.b2 + h]);
+    let f2 = merged; // reuse: rows x H
+    products.apply(Product::FfnOut, s, g, f2, ar.sub().rest())?;
+    add_bias(f2, p.b2);
     for (a, xv) in f2.iter_mut().zip(x.iter()) {
         *a += *xv;
     }
     probe.mark(Component::LayerNorm, s.peer_stats());
-    layernorm::layernorm(
-        s,
-        t,
-        h,
-        f2,
-        &p[l.ln2_g..l.ln2_g + h],
-        &p[l.ln2_b..l.ln2_b + h],
-        layer.eps,
-        x,
-        ar.rest(),
-    )?;
+    let (g2, b2) = p.ln2;
+    layernorm::layernorm(s, r, h, f2, g2, b2, p.eps, x, ar.rest())?;
     probe.mark(Component::End, s.peer_stats());
+    Ok(())
+}
+
+/// Multi-head self-attention of every text on its own tokens: `merged` (`rows x H`)
+/// receives the heads' contexts side by side.
+fn attention<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    d: &LayerDims,
+    qkv: &[AShare],
+    keys: Keys<'_>,
+    softmax: Softmax,
+    probe: &mut dyn Probe,
+    merged: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (t, h, heads, hd) = (d.seq, d.hidden, d.heads, d.head_dim());
+    let blocks = d.batch * heads;
+    let mut ar = Arena::new(scratch);
+    // Per text and head: Q (t x hd), K^T (hd x t), V (t x hd).
+    let q = AShare::from_raw_slice_mut(ar.take(blocks * t * hd)?);
+    let kt = AShare::from_raw_slice_mut(ar.take(blocks * hd * t)?);
+    let v = AShare::from_raw_slice_mut(ar.take(blocks * t * hd)?);
+    for b in 0..d.batch {
+        for a in 0..heads {
+            let blk = b * heads + a;
+            for r in 0..t {
+                let row = &qkv[(b * t + r) * 3 * h..(b * t + r + 1) * 3 * h];
+                for c in 0..hd {
+                    q[blk * t * hd + r * hd + c] = row[a * hd + c];
+                    kt[blk * hd * t + c * t + r] = row[h + a * hd + c];
+                    v[blk * t * hd + r * hd + c] = row[2 * h + a * hd + c];
+                }
+            }
+        }
+    }
+    let scores = AShare::from_raw_slice_mut(ar.take(blocks * t * t)?);
+    matmul::matmul_batch(s, blocks, t, hd, t, q, kt, scores, ar.sub().rest())?;
+    let probs = AShare::from_raw_slice_mut(ar.take(blocks * t * t)?);
+    probe.mark(Component::Softmax, s.peer_stats());
+    masked_softmax(s, d, keys, softmax, scores, probs, ar.sub().rest())?;
+    probe.mark(Component::Linear, s.peer_stats());
+    let ctx = AShare::from_raw_slice_mut(ar.take(blocks * t * hd)?);
+    matmul::matmul_batch(s, blocks, t, t, hd, probs, v, ctx, ar.sub().rest())?;
+    for b in 0..d.batch {
+        for a in 0..heads {
+            let blk = b * heads + a;
+            for r in 0..t {
+                for c in 0..hd {
+                    merged[(b * t + r) * h + a * hd + c] = ctx[blk * t * hd + r * hd + c];
+                }
+            }
+        }
+    }
     Ok(())
 }

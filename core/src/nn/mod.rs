@@ -19,7 +19,8 @@ pub mod layer;
 pub mod pool;
 
 pub use layer::{
-    encoder_layer, prepare_layer, setup_layer, setup_layer_owned, PreparedLayer, SharedLayer,
+    encoder_layer, prepare_layer, setup_layer, setup_owned_layer, Keys, LayerParams, LayerProducts,
+    OwnedLayer, PreparedLayer, Product, SharedLayer,
 };
 
 /// The parts of a forward pass that profiles report (as in SecFormer's Table 3).
@@ -62,10 +63,13 @@ pub enum Softmax {
     },
 }
 
-/// The shape of one encoder layer and of its input.
+/// The shape of one encoder layer and of its input: `batch` texts of `seq` tokens each
+/// (padded to one length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerDims {
-    /// Tokens.
+    /// Texts.
+    pub batch: usize,
+    /// Tokens per text.
     pub seq: usize,
     /// Hidden size `H`.
     pub hidden: usize,
@@ -76,6 +80,11 @@ pub struct LayerDims {
 }
 
 impl LayerDims {
+    /// Rows of the activations: `batch x seq`.
+    pub fn rows(&self) -> usize {
+        self.batch * self.seq
+    }
+
     /// Head size `H / heads`.
     pub fn head_dim(&self) -> usize {
         self.hidden / self.heads

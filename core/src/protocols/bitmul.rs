@@ -12,6 +12,8 @@
 //! bytes sent per party (about `m + 64` bits per value); D sends P1
 //! `8 (nm + uses nm)` bytes. A later use: 1 round, `8n` bytes. No truncation: a bit times
 //! a fixed-point value keeps its scale.
+//!
+//! Valid input range: any ring values (a bit times a value is exact in the ring).
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};

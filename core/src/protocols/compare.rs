@@ -23,6 +23,17 @@
 //! `floor(c / 2)` pairs. For `k = 28` that is 100 bits and 6 rounds; for `k = 32`, 116 bits
 //! and 6 rounds (SecFormer's comparison: 3456 bits, 7 rounds). The result is XOR-shared;
 //! [`super::bitmul`] converts or multiplies it without a separate B2A round.
+//!
+//! Valid input range: `|x| < 2^(k-1)` ring units (`x` in `[-2^(k-1), 2^(k-1))`); outside
+//! it `x` is seen mod `2^k` and the sign is that of the wrapped value.
+//!
+//! **Coarse comparisons** ([`coarsen`]). A threshold test rarely needs the last bits of
+//! `x` but often needs a wide range. If each party first drops the low `s` bits of its
+//! own share (a local shift), the shares add up to `floor(x / 2^s) - c` modulo
+//! `2^(64-s)`, with a carry `c` in {0, 1} that depends on the shares. A `k`-bit
+//! comparison of that (`k <= 64 - s`) gives `[x < c 2^s]`: the threshold is exact to
+//! `2^s` ring units (one-sided), and the range grows to `|x| < 2^(k-1+s) - 2^s`, at no
+//! cost. With `k + s = 64` every ring value is compared without wrapping.
 
 use crate::arena::Arena;
 use crate::bits::to_planes;
@@ -288,18 +299,46 @@ pub fn cost(n: usize, k: u32) -> super::Cost {
     super::Cost::new(rounds(k), bytes(n, k))
 }
 
+/// Drops the low `shift` bits of each of this party's shares (local): a following `k`-bit
+/// comparison (`k + shift <= 64`) then decides `[x < c 2^shift]` for some carry `c` in
+/// {0, 1} on inputs with `|x| < 2^(k-1+shift) - 2^shift` ring units (see the module
+/// documentation).
+pub fn coarsen(shares: &mut [u64], shift: u32) {
+    if shift > 0 {
+        for v in shares.iter_mut() {
+            *v >>= shift.min(63);
+        }
+    }
+}
+
+/// The largest input magnitude, in ring units, that a `k`-bit comparison coarsened by
+/// `shift` bits decides without wrapping.
+pub fn coarse_limit(k: u32, shift: u32) -> u64 {
+    let top = (k - 1 + shift).min(63);
+    (1u64 << top) - (1u64 << shift.min(63))
+}
+
 /// The segment bits of `|x|` against a public threshold `t`, on already-requested
 /// material for `2n` comparisons: bits `0..n` of `out` are `[x < -t]`, bits `n..2n` are
-/// `[x < t]` (one batch, so one comparison's rounds). Used by GeLU and tanh.
+/// `[x < t]` (one batch, so one comparison's rounds), coarsened by `shift` bits: each
+/// threshold is exact to `2^shift` ring units (it lies in `[t, t + 2^shift)`), and inputs
+/// need `|x| + t < ` [`coarse_limit`]`(k, shift)`. Used by GeLU and tanh.
 /// Scratch: `2n` words plus [`scratch_words`]`(2n, k)`.
 pub fn segments_run<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &[AShare],
     t: f64,
     k: u32,
+    shift: u32,
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    check_k(k)?;
+    if k + shift > 64 {
+        return Err(Error::Param(
+            "coarse comparison: k + shift must be at most 64",
+        ));
+    }
     let n = x.len();
     let mut ar = Arena::new(scratch);
     let shifted = ar.take(2 * n)?;
@@ -308,5 +347,6 @@ pub fn segments_run<T: Transport, D: Dealer, K: MatMul>(
         shifted[i] = v.wrapping_add(off);
         shifted[n + i] = v.wrapping_sub(off);
     }
+    coarsen(shifted, shift);
     msb_run(s, AShare::from_raw_slice(shifted), k, out, ar.rest())
 }

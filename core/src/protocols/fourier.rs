@@ -17,6 +17,9 @@
 //!
 //! Cost: 1 round, `ceil(p/8)` payload bytes per element per party; D sends P1 `16 K`
 //! bytes per element.
+//!
+//! Valid input range: any ring value (`x` is used modulo the period exactly); the result
+//! carries the fixed-point rounding of the public coefficients (about `2^-f` per term).
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};

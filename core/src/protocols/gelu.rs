@@ -16,8 +16,17 @@
 //! Both products `(1 - c1) x` and `e (M - x)` are one bit product round
 //! ([`super::bitmul`]) on values at `2f` fractional bits, then one truncation.
 //!
-//! Cost per element, `k`-bit comparisons (`|x| < 2^(k-1-f)` required; default
-//! [`DEFAULT_BITS`] = 28, i.e. `|x| < 2048`): rounds `1 (sine) + rounds(k) + 1 (bit
+//! The segment comparisons are coarse ([`compare::coarsen`], [`SHIFT`] = 6 bits): the
+//! thresholds are exact to `2^(6-f)` = 2^-10 (within `[T, T + 2^-10)`, either piece is
+//! used; both are within 2e-4 of GeLU there), and they cover `|x| + T < 2^(k-1+6-f)`.
+//!
+//! Valid input range (the error bounds above hold): `|x| < 2^(k-1+6-f) - T - 2^-10`,
+//! i.e. `|x| < 131068` at the default [`DEFAULT_BITS`] = 28 and f = 16 (2044 with exact
+//! 28-bit comparisons). Beyond it the segment bits see `x` modulo
+//! `2^(k+6-f)` (unspecified output): callers keep activations far inside (BERT's are
+//! below 100).
+//!
+//! Cost per element, `k`-bit comparisons: rounds `1 (sine) + rounds(k) + 1 (bit
 //! products) + 1 (truncation)` = 9 at k = 28; bits sent per party
 //! `8 ceil(p/8) + 2 cmp(k) + 2 (64 + 1) + 1` = 24 + 200 + 130 + 1 = 355 at k = 28 (SecFormer:
 //! 7210 bits, 2 log L + 4 rounds).
@@ -48,14 +57,36 @@ pub const GELU_COS: [f64; 7] = [
     2.523094088830e-01,
     -6.777724699749e-02,
 ];
-/// Default comparison bits: inputs must satisfy `|x| < 2^(27 - f)` = 2048 at f = 16.
+/// Default comparison bits: with [`SHIFT`], inputs must satisfy
+/// `|x| + T < 2^(27 + 6 - f)` = 131072 at f = 16.
 pub const DEFAULT_BITS: u32 = 28;
+/// Low bits each share drops before the segment comparisons (at most `64 - k` are used).
+pub const SHIFT: u32 = 6;
 
-/// The plaintext function the protocol computes (segments + series), for tests.
+/// The coarsening used with `k`-bit comparisons.
+pub fn shift(k: u32) -> u32 {
+    SHIFT.min(64u32.saturating_sub(k))
+}
+
+/// The largest `|x|` (real, at `f` fractional bits) on which GeLU with `k`-bit
+/// comparisons keeps its error bound.
+pub fn input_limit(k: u32, f: u32) -> f64 {
+    let lim = compare::coarse_limit(k, shift(k)) as f64 / libm::exp2(f as f64);
+    lim - THRESHOLD - libm::exp2(shift(k) as f64 - f as f64)
+}
+
+/// The plaintext function the protocol computes (segments + series), for tests. The
+/// protocol's coarse thresholds lie in `[-T, -T + 2^(SHIFT - f))` and
+/// `[T, T + 2^(SHIFT - f))` ([`reference_with`]).
 pub fn reference_approx(x: f64) -> f64 {
-    if x < -THRESHOLD {
+    reference_with(x, -THRESHOLD, THRESHOLD)
+}
+
+/// [`reference_approx`] with the segment thresholds at `lo` and `hi`.
+pub fn reference_with(x: f64, lo: f64, hi: f64) -> f64 {
+    if x < lo {
         0.0
-    } else if x >= THRESHOLD {
+    } else if x >= hi {
         x
     } else {
         let w = 2.0 * core::f64::consts::PI / (1u64 << PERIOD_LOG2) as f64;
@@ -131,7 +162,7 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
     // c1 = [x + T < 0], c2 = [x - T < 0] in one batch.
     let w2 = words_for_bits(2 * n);
     let c = ar.take(w2)?;
-    compare::segments_run(s, x, THRESHOLD, k, c, ar.sub().rest())?;
+    compare::segments_run(s, x, THRESHOLD, k, shift(k), c, ar.sub().rest())?;
 
     // Bits: [1 - c1 (n), c1 ^ c2 (n)].
     let b = ar.take_zeroed(w2)?;

@@ -5,6 +5,9 @@
 //! learns nothing (it holds only `r`); the owner already knows `x`.
 //!
 //! Cost: 0 rounds, 0 bytes. Both parties must call it in the same order.
+//!
+//! Valid input range: `|x| < 2^47` at `f = 16` (the encoding's range: larger or non-finite
+//! values are an encoding error, never a wrap).
 
 use crate::dealer::Dealer;
 use crate::error::{check_len, Error, Result};

@@ -1,5 +1,8 @@
 //! Local linear operations on shares: no communication, except where a fixed-point
 //! product with a public value needs truncation (then see [`super::trunc`]).
+//!
+//! Valid input range: exact in `Z_2^64` for any inputs; results mean what they should while
+//! they stay inside the encoding's `|x| < 2^47` (at `f = 16`).
 
 use crate::dealer::Dealer;
 use crate::error::{check_len, Result};

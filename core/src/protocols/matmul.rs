@@ -7,6 +7,9 @@
 //!
 //! Cost per party: 1 round and `8(mk + kn)` payload bytes, plus the truncation (1 round,
 //! `ceil(mn/8)` bytes). D sends P1 `8mn` bytes (+ `mn ceil(f/8)`).
+//!
+//! Valid input range: every output sum `|sum_k x_ik y_kj| < 2^30` at `f = 16` (below `2^62`
+//! ring units before the truncation, see [`super::trunc`]).
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -94,38 +97,25 @@ pub fn matmul_batch<T: Transport, D: Dealer, K: MatMul>(
     check_len("batched matmul left operand", batch * m * k, x.len())?;
     check_len("batched matmul right operand", batch * k * n, y.len())?;
     check_len("batched matmul output", batch * m * n, out.len())?;
-    if batch + 1 > crate::dealer::MAX_ITEMS {
-        return Err(crate::Error::Param("too many products in one batch"));
-    }
-    let item = Item::MatTriple {
+    let item = Item::MatTriples {
+        batch: batch as u32,
         m: m as u32,
         k: k as u32,
         n: n as u32,
     };
-    let mut items: heapless::Vec<Item, { crate::dealer::MAX_ITEMS }> = heapless::Vec::new();
-    for _ in 0..batch {
-        let _ = items.push(item);
-    }
     if s.trunc_mode == trunc::TruncMode::Faithful {
-        let _ = items.push(trunc::item(batch * m * n, s.enc.frac_bits()));
+        s.dealer
+            .request(&[item, trunc::item(batch * m * n, s.enc.frac_bits())])?;
+    } else {
+        s.dealer.request(&[item])?;
     }
-    s.dealer.request(&items)?;
     {
         let (mk, kn, mn) = (m * k, k * n, m * n);
         let mut ar = Arena::new(scratch);
         let a = ar.take(batch * mk)?;
         let b = ar.take(batch * kn)?;
         let c = AShare::raw_slice_mut(out);
-        for i in 0..batch {
-            s.dealer.take(
-                item,
-                &mut [
-                    &mut a[i * mk..(i + 1) * mk],
-                    &mut b[i * kn..(i + 1) * kn],
-                    &mut c[i * mn..(i + 1) * mn],
-                ],
-            )?;
-        }
+        s.dealer.take(item, &mut [&mut *a, &mut *b, &mut *c])?;
         let mine = ar.take(batch * (mk + kn))?;
         let theirs = ar.take(batch * (mk + kn))?;
         crate::ring::sub_into(&mut mine[..batch * mk], AShare::raw_slice(x), a);

@@ -65,6 +65,14 @@ pub enum Mask<'a> {
     Keys(&'a [bool]),
     /// One flag per entry, row-major.
     Entries(&'a [bool]),
+    /// Key flags per block of `block_rows` rows: rows `b * block_rows ..` use
+    /// `keys[b * cols .. (b + 1) * cols]` (several texts, each with its own padding).
+    Blocks {
+        /// `blocks x cols` flags.
+        keys: &'a [bool],
+        /// Rows per block.
+        block_rows: usize,
+    },
 }
 
 impl Mask<'_> {
@@ -75,6 +83,9 @@ impl Mask<'_> {
             Mask::All => true,
             Mask::Keys(k) => k[idx % cols],
             Mask::Entries(e) => e[idx],
+            Mask::Blocks { keys, block_rows } => {
+                keys[(idx / cols / block_rows) * cols + idx % cols]
+            }
         }
     }
 
@@ -84,6 +95,14 @@ impl Mask<'_> {
             Mask::All => Ok(()),
             Mask::Keys(k) => crate::error::check_len("softmax key mask", cols, k.len()),
             Mask::Entries(e) => crate::error::check_len("softmax mask", rows * cols, e.len()),
+            Mask::Blocks { keys, block_rows } => {
+                if *block_rows == 0 || rows % block_rows != 0 {
+                    return Err(crate::Error::Param(
+                        "softmax mask blocks must divide the rows",
+                    ));
+                }
+                crate::error::check_len("softmax key mask", rows / block_rows * cols, keys.len())
+            }
         }
     }
 }

@@ -8,6 +8,10 @@
 //! Cost per party for `n` elements: 1 round and `16n` payload bytes for the product, plus
 //! the truncation (1 round, `ceil(n/8)` bytes) when truncating. D sends P1 `8n` bytes of
 //! triple corrections (+ `n ceil(f/8)` for truncation).
+//!
+//! Valid input range: `mul`/`mul_by` need the product below `2^62` ring units before its
+//! truncation (`|x y| < 2^30` for `f = 16` inputs, see [`super::trunc`]); `mul_ring` is exact
+//! modulo `2^64` for any inputs.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};

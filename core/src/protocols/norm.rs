@@ -2,19 +2,39 @@
 //! root) and the matching rescaling of their results.
 //!
 //! For positive `y` the parties compute, in one batch, the comparisons
-//! `c_j = [y >= 2^(j/2)]` for half-octave thresholds `j = lo..=hi`. The bucket of `y` is
-//! the one-hot `o_j = c_j - c_(j+1)`, so `y 2^(-(j+1)/2)` lies in `[2^-1/2, 1)`, a range
-//! on which a constant first guess and two or three Goldschmidt steps reach the target
-//! precision. Both the normalized value and the final power-of-two factor are linear in
-//! the products `c_j v` of the bits with one value `v`, which the bit-product protocol
+//! `c_j = [y >= t_j]` for the thresholds `t_j = 2^(j / steps)`, `j = lo..=hi` (`steps` = 1
+//! for octaves, 2 for half octaves). The bucket of `y` is the one-hot `o_j = c_j - c_(j+1)`:
+//!
+//! * `j < hi`: `y` is in `[t_j, t_(j+1))` and `Y = y F_j` with `F_j ~ a 2^(-(j+1)/steps)`
+//!   lies in `a [2^(-1/steps), 1)`, a range on which a first guess and two or three
+//!   Goldschmidt steps reach the target precision;
+//! * `j = hi` (`y >= 2^(hi/steps)`, above the range): `F_hi = 0`, so the normalized value
+//!   is 0, the Goldschmidt steps produce a known constant, and the rescale maps it to the
+//!   caller's saturation value;
+//! * `y < 2^(lo/steps)` (below the range, including 0 and negative values): no bucket; the
+//!   normalized value and the rescaled result are 0.
+//!
+//! Both the normalized value and the final power-of-two factor are linear in the products
+//! `c_j v` of the bits with one value `v`, which the bit-product protocol
 //! ([`super::bitmul`]) delivers in one round per value while opening the bits only once;
 //! the coefficients are telescoped (`sum_j o_j K_j = sum_j c_j (K_j - K_(j-1))`), computed
-//! exactly in the ring, and one truncation brings the sum to the wanted precision.
+//! exactly in the ring, and one truncation brings the sum to the wanted precision. The
+//! rounded `F_j` actually used is available to the rescale ([`Normalized::factor`]), so
+//! the rounding of the normalization coefficients cancels out of the final result.
 //!
-//! Inputs below `2^(lo/2)` fall in no bucket: the normalized value and the rescaled result
-//! are 0. Inputs at or above `2^((hi+1)/2)` land in the top bucket with a normalized value
-//! of 1 or more, where the Goldschmidt steps are not accurate (results are unspecified
-//! there, though always some ring value).
+//! The comparisons are coarse ([`compare::coarsen`] by `shift` bits): each threshold is
+//! lowered by `2^shift` ring units and then decided exactly to `2^shift`, so it lies in
+//! `[t_j - 2^shift, t_j]`. An input at or above `t_j` is always in bucket `j` or higher
+//! (the range's lower end is exact; inputs up to `2^shift` ring units below the upper end
+//! may already saturate), and `Y` may undershoot its bucket's lower end by at most
+//! `2^shift / t_lo` relatively (the specs keep that at most 1/64). Inputs up to
+//! `2^(k - 1 + shift)` ring units are compared without wrapping (`k + shift = 64` covers
+//! every non-negative ring value).
+//!
+//! Cost ([`cost_normalize`]): one comparison batch of `n J` values on `k` bits
+//! (`J = hi - lo + 1`), one bit-product round (`J + 64` bits per element), one truncation
+//! of `copies n` values: rounds `compare::rounds(k) + 2`. [`rescale`]: 2 rounds, `64 + 1`
+//! bits per element.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -32,18 +52,58 @@ use super::{bitmul, compare, trunc};
 pub struct Spec {
     /// Fractional bits of the input.
     pub in_frac: u32,
-    /// Lowest threshold exponent in half octaves (threshold `2^(lo/2)`).
+    /// Thresholds per octave: 1 or 2.
+    pub steps: u32,
+    /// Lowest threshold exponent (threshold `2^(lo / steps)`): the range's lower end.
     pub lo: i32,
-    /// Highest threshold exponent in half octaves.
+    /// Highest threshold exponent: the range's upper end; inputs at or above
+    /// `2^(hi / steps)` saturate.
     pub hi: i32,
-    /// Comparison bits: inputs must be below `2^(k - 1)` ring units.
+    /// Comparison bits.
     pub k: u32,
+    /// Low bits dropped from each share before comparing (`k + shift <= 64`).
+    pub shift: u32,
+    /// The result for inputs at or above the range (the saturation value; e.g. the
+    /// function's value at the range's end, or 0).
+    pub above: f64,
 }
 
 impl Spec {
     /// Number of thresholds per element.
     pub fn buckets(&self) -> usize {
-        (self.hi - self.lo + 1) as usize
+        (self.hi - self.lo + 1).max(0) as usize
+    }
+
+    /// The range `[2^(lo/steps), 2^(hi/steps))` on which results are accurate.
+    pub fn range(&self) -> (f64, f64) {
+        let e = |j: i32| libm::exp2(j as f64 / self.steps as f64);
+        (e(self.lo), e(self.hi))
+    }
+
+    /// The largest input (real) that the comparisons decide without wrapping.
+    pub fn compared_up_to(&self) -> f64 {
+        compare::coarse_limit(self.k, self.shift) as f64 / libm::exp2(self.in_frac as f64)
+    }
+
+    /// Checks the parameters (a programming error, not a data error, when they fail).
+    pub fn check(&self) -> Result<()> {
+        let thresholds_fit = libm::exp2(self.hi as f64 / self.steps as f64 + self.in_frac as f64)
+            < compare::coarse_limit(self.k, self.shift) as f64;
+        if !(1..=2).contains(&self.steps)
+            || self.lo >= self.hi
+            || !(2..=compare::MAX_BITS).contains(&self.k)
+            || self.k + self.shift > 64
+            || !thresholds_fit
+        {
+            return Err(Error::Param(
+                "normalization spec: steps 1 or 2, lo < hi, k + shift <= 64, thresholds within the compared range",
+            ));
+        }
+        Ok(())
+    }
+
+    fn threshold_exp(&self, j: i32) -> f64 {
+        j as f64 / self.steps as f64
     }
 }
 
@@ -60,15 +120,28 @@ fn guard_bits(out_frac: u32, max: f64) -> Result<u32> {
     Ok(g as u32)
 }
 
-/// Dealer items of [`normalize`] (the rescale requests its own truncation later).
-pub fn items(n: usize, spec: &Spec, out_frac: u32, a: f64) -> Result<heapless::Vec<Item, 20>> {
+fn max_abs(scales: &[f64]) -> f64 {
+    scales.iter().fold(0.0f64, |m, a| m.max(libm::fabs(*a)))
+}
+
+/// Dealer items of [`normalize`] with `scales.len()` scaled copies (the rescale requests
+/// its own truncation later).
+pub fn items(
+    n: usize,
+    spec: &Spec,
+    out_frac: u32,
+    scales: &[f64],
+) -> Result<heapless::Vec<Item, 20>> {
     let j = spec.buckets();
     let mut v = heapless::Vec::new();
     for it in compare::items(n * j, spec.k) {
         let _ = v.push(it);
     }
     let _ = v.push(bitmul::item(n, j, 2));
-    let _ = v.push(trunc::item(n, guard_bits(out_frac, a)?));
+    let _ = v.push(trunc::item(
+        scales.len() * n,
+        guard_bits(out_frac, max_abs(scales))?,
+    ));
     Ok(v)
 }
 
@@ -78,25 +151,60 @@ pub fn storage_words(n: usize, spec: &Spec) -> usize {
     bitmul::material_words(n, j, 2) + words_for_bits(n * j)
 }
 
-/// Scratch words for [`normalize`] and [`rescale`].
-pub fn scratch_words(n: usize, spec: &Spec) -> usize {
+/// Scratch words for [`normalize`] (with `copies` scaled outputs) and [`rescale`].
+pub fn scratch_words(n: usize, spec: &Spec, copies: usize) -> usize {
     let j = spec.buckets();
     let w = words_for_bits(n * j);
-    2 * n * j
+    n * j
+        + (copies.max(1) + 1) * j
         + w
         + compare::scratch_words(n * j, spec.k)
             .max(bitmul::scratch_words(n, j))
-            .max(trunc::scratch_words(n))
+            .max(trunc::scratch_words(copies.max(1) * n))
 }
 
 /// The opened bucket bits and the bit-product material kept for [`rescale`].
 pub struct Normalized<'a> {
     n: usize,
-    spec: Spec,
+    factors: Factors,
     d: &'a [u64],
     mat: bitmul::Material<'a>,
 }
 
+impl Normalized<'_> {
+    /// The normalization factors that were applied.
+    pub fn factors(&self) -> Factors {
+        self.factors
+    }
+}
+
+/// The factors `F_j` of a normalization, exactly as applied (with the coefficients'
+/// rounding), for building the rescale's coefficients.
+#[derive(Debug, Clone, Copy)]
+pub struct Factors {
+    spec: Spec,
+    /// `F_j = K_j / 2^coef_bits`.
+    coef_bits: i32,
+}
+
+impl Factors {
+    /// The factor `F_j` by which [`normalize`] multiplied an input of bucket `j` in the
+    /// scaled copy with scale `a`; 0 for the saturation bucket `j = hi`.
+    pub fn get(&self, a: f64, j: i32) -> f64 {
+        if j >= self.spec.hi {
+            return 0.0;
+        }
+        let e = libm::exp2(self.coef_bits as f64);
+        libm::round(a * libm::exp2(-self.spec.threshold_exp(j + 1)) * e) / e
+    }
+
+    /// The spec of the normalization.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+}
+
+/// Telescoped coefficients `K_j - K_(j-1)` of `K_j = round(coef(j) 2^scale_log2)`.
 fn telescoped(spec: &Spec, coef: impl Fn(i32) -> f64, scale_log2: i32, out: &mut [u64]) {
     let mut prev = 0i64;
     for (jj, o) in out.iter_mut().enumerate() {
@@ -107,39 +215,46 @@ fn telescoped(spec: &Spec, coef: impl Fn(i32) -> f64, scale_log2: i32, out: &mut
     }
 }
 
-/// Normalizes positive `y` (at `spec.in_frac` bits): `out = a y 2^(-(j+1)/2)` for the
-/// bucket `j` of `y`, at `out_frac` bits (so `out` is in `[a / sqrt 2, a)` in range).
-/// Rounds: `compare::rounds(k) + 2`.
+/// `out[c n + i] = y_i F_j` (bucket `j` of `y_i`, `F_j ~ a_c 2^(-(j+1)/steps)` for
+/// `a_c = scales[c]`) at `out_frac` bits: in `a_c [2^(-1/steps), 1)` inside the range,
+/// 0 above it and below it. Rounds: `compare::rounds(k) + 2`.
 pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     y: &[AShare],
     spec: &Spec,
-    a: f64,
+    scales: &[f64],
     out_frac: u32,
     out: &mut [AShare],
     storage: &'a mut [u64],
     scratch: &mut [u64],
 ) -> Result<Normalized<'a>> {
+    spec.check()?;
     let n = y.len();
     let j = spec.buckets();
-    check_len("normalize output", n, out.len())?;
-    s.dealer.request(&items(n, spec, out_frac, a)?)?;
-    let g = guard_bits(out_frac, a)?;
+    check_len("normalize output", scales.len() * n, out.len())?;
+    s.dealer.request(&items(n, spec, out_frac, scales)?)?;
+    let g = guard_bits(out_frac, max_abs(scales))?;
     let mut st = Arena::new(storage);
     let mut ar = Arena::new(scratch);
     let ys = AShare::raw_slice(y);
 
-    // c_j = [y >= t_j] = NOT msb(y - t_j), element-major.
+    // c_j = [y >= t_j'] = NOT msb((y - t_j') >> shift), element-major, with
+    // t_j' = t_j - 2^shift (when coarse) so that the threshold lies in [t_j - 2^shift, t_j].
+    let lower = if spec.shift > 0 {
+        1u64 << spec.shift
+    } else {
+        0
+    };
     let vals = ar.take(n * j)?;
     for jj in 0..j {
-        let t = libm::round(libm::exp2(
-            (spec.lo + jj as i32) as f64 / 2.0 + spec.in_frac as f64,
-        )) as u64;
+        let e = spec.threshold_exp(spec.lo + jj as i32) + spec.in_frac as f64;
+        let t = (libm::round(libm::exp2(e)) as u64).saturating_sub(lower);
         let off = s.party.share_of_public(t);
         for i in 0..n {
             vals[i * j + jj] = ys[i].wrapping_sub(off);
         }
     }
+    compare::coarsen(vals, spec.shift);
     let bw = words_for_bits(n * j);
     let c = ar.take(bw)?;
     compare::msb_run(s, AShare::from_raw_slice(vals), spec.k, c, ar.sub().rest())?;
@@ -163,53 +278,47 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
         ar.sub().rest(),
     )?;
 
+    let factors = Factors {
+        spec: *spec,
+        coef_bits: out_frac as i32 - spec.in_frac as i32 + g as i32,
+    };
     let coef = ar.take(j)?;
-    let scale = out_frac as i32 - spec.in_frac as i32 + g as i32;
-    telescoped(
-        spec,
-        |jb| a * libm::exp2(-((jb + 1) as f64) / 2.0),
-        scale,
-        coef,
-    );
     let o = AShare::raw_slice_mut(out);
-    for i in 0..n {
-        let mut acc = 0u64;
-        for jj in 0..j {
-            acc = acc.wrapping_add(z[i * j + jj].wrapping_mul(coef[jj]));
+    for (copy, a) in scales.iter().enumerate() {
+        telescoped(spec, |jb| factors.get(*a, jb), factors.coef_bits, coef);
+        for i in 0..n {
+            let mut acc = 0u64;
+            for jj in 0..j {
+                acc = acc.wrapping_add(z[i * j + jj].wrapping_mul(coef[jj]));
+            }
+            o[copy * n + i] = acc;
         }
-        o[i] = acc;
     }
     trunc::run_by(s, out, g, ar.rest())?;
-    Ok(Normalized {
-        n,
-        spec: *spec,
-        d,
-        mat,
-    })
+    Ok(Normalized { n, factors, d, mat })
 }
 
-/// Rescales `x` (at `x_frac` bits, at most `x_max`) by the bucket's factor:
-/// `out = x kappa(j)` at `out_frac` bits, with `kappa` given per threshold exponent.
+/// Rescales `x` (at `x_frac` bits) by the bucket's factor: `out = x kappa(j)` at
+/// `out_frac` bits, with `kappa` given per threshold exponent (`kappa(hi)` applies above
+/// the range; below it the result is 0) and `|out| <= out_max`. Consumes the
+/// normalization: the bits' second mask is used once.
 /// Rounds: 2 (the bits are already open: only `x`'s mask is opened, then a truncation).
 pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    norm: &Normalized<'_>,
+    norm: Normalized<'_>,
     x: &[AShare],
     x_frac: u32,
-    x_max: f64,
     kappa: impl Fn(i32) -> f64,
     out_frac: u32,
+    out_max: f64,
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let (n, spec) = (norm.n, norm.spec);
+    let (n, spec) = (norm.n, norm.factors.spec);
     let j = spec.buckets();
     check_len("rescale input", n, x.len())?;
     check_len("rescale output", n, out.len())?;
-    let kmax = (spec.lo..=spec.hi)
-        .map(&kappa)
-        .fold(0.0f64, |m, v| m.max(libm::fabs(v)));
-    let g = guard_bits(out_frac, x_max * kmax)?;
+    let g = guard_bits(out_frac, out_max)?;
     s.dealer.request(&[trunc::item(n, g)])?;
     let mut ar = Arena::new(scratch);
     let z = ar.take(n * j)?;
@@ -240,9 +349,11 @@ pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     trunc::run_by(s, out, g, ar.rest())
 }
 
-/// Cost of [`normalize`] on `n` elements.
-pub fn cost_normalize(n: usize, spec: &Spec) -> super::Cost {
-    compare::cost(n * spec.buckets(), spec.k) + bitmul::cost(n, spec.buckets()) + trunc::cost(n)
+/// Cost of [`normalize`] on `n` elements with `copies` scaled outputs.
+pub fn cost_normalize(n: usize, spec: &Spec, copies: usize) -> super::Cost {
+    compare::cost(n * spec.buckets(), spec.k)
+        + bitmul::cost(n, spec.buckets())
+        + trunc::cost(copies * n)
 }
 
 /// Cost of [`rescale`] on `n` elements.

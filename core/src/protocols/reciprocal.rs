@@ -1,19 +1,32 @@
-//! Reciprocal `1/y` of positive shared values (Goldschmidt after power-of-two
-//! normalization), for the softmax denominators.
+//! Reciprocal `1/y` of positive shared values: power-of-two normalization to octaves, a
+//! minimax linear first guess, and two Goldschmidt steps; for the softmax denominators.
 //!
-//! 1. Normalize ([`super::norm`]): with half-octave thresholds, `Y = y 2^(-(j+1)/2)` is in
-//!    `[2^-1/2, 1)`; the parties get `Y' = c Y` with `c = 2 / (1 + 2^-1/2)`, so
-//!    `e0 = 1 - Y'` satisfies `|e0| <= 0.1716`.
-//! 2. Goldschmidt at [`WORK_FRAC`] = 28 fractional bits: `1/Y' = (1 + e0)(1 + e0^2)(1 + e0^4) / (1 - e0^8)`;
-//!    three products (`e1 = e0^2`; `x2 = (1 + e0)(1 + e1)` with `e2 = e1^2`;
-//!    `x3 = x2 (1 + e2)`), relative error `e0^8 < 1.4e-6`.
-//! 3. Rescale: `1/y = c x3 2^(-(j+1)/2)`, coefficients exact in the ring, one truncation.
+//! 1. Normalize ([`super::norm`], octave thresholds): for `y` in bucket `j`,
+//!    `Y = y 2^-(j+1)` is in `[1/2, 1)`, and the parties get two scaled copies `u = P Y`
+//!    and `v = (Q/P) Y` at [`WORK_FRAC`] = 28 fractional bits, `P = 48/17`, `Q = 32/17`.
+//! 2. The minimax linear guess `x0 = P - Q Y = P (1 - v)` has relative error
+//!    `e0 = 1 - Y x0 = 1 - u + u v`, `|e0| <= 1/17` on `[1/2, 1]` (0.067 with the coarse
+//!    thresholds' undershoot to `Y >= (1 - 1/64) / 2`), and
+//!    `1/Y = x0 (1 + e0)(1 + e0^2) / (1 - e0^4)`. Three product rounds:
+//!    `u v`; then `[e0^2, (1 - v)(1 + e0)]` together; then `x = (1 - v)(1 + e0)(1 + e0^2)`
+//!    at [`X_FRAC`] = 20 bits. Relative error `e0^4 <= 2e-5`, always from below.
+//! 3. Rescale: `1/y = F_j x` with `F_j ~ P 2^-(j+1)` the factor normalization applied
+//!    (exact coefficients in the ring, one truncation), times [`CENTER`], which centres
+//!    the one-sided error: relative error at most 1e-5.
 //!
-//! Correct (relative error <= 2^-10 where `1/y >= 2^-6`, absolute error <= 2^-14 below)
-//! for `y` in [`RANGE`] = `[2^-6, 2^24]` with the default spec; below it the result is 0,
-//! above it unspecified. Rounds: `compare::rounds(43) + 2 + 6 + 2` = 17; bits per element
-//! per party: 62 comparisons on 43 bits, `62 + 64` for the bit products, `3 * 192 + ...`
-//! for the Goldschmidt products, 64 for the rescale, and the truncation bits.
+//! Saturation: below the range the result is 0; at or above it (`y >= 2^hi`) the
+//! normalized copies are 0, `x = 1 * 2 * 2 = 4` exactly, and the rescale returns the
+//! spec's `above` (the softmaxes use 0, [`default_spec`] the clamp `2^-hi`). Every
+//! non-negative input up to [`super::norm::Spec::compared_up_to`] (the whole
+//! non-negative ring for the default and softmax specs) gets one of the three.
+//!
+//! Valid input range of [`default_spec`] ([`RANGE`] = `[2^-6, 2^26)` at f = 16): relative
+//! error <= 2^-10 (the method's is 1e-5; the rest is the output's last bit) where
+//! `1/y >= 2^-6`, absolute <= 2^-14 below. Cost on `n` elements
+//! ([`cost`]): rounds `compare::rounds(k) + 2 + 6 + 2` (17 for 34 <= k <= 64); bits per element
+//! per party: `J` comparisons on `k` bits (`J = hi - lo + 1`), `J + 64` for the bit
+//! products, the normalization's two truncations, `4 x 128 + 4` for the products, `64 + 1`
+//! for the rescale.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -23,34 +36,70 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
+use super::mul;
 use super::norm::{self, Spec};
-use super::{mul, square};
 
 /// Fractional bits of the Goldschmidt iterations.
 pub const WORK_FRAC: u32 = 28;
-/// The input range of the default spec.
-pub const RANGE: (f64, f64) = (1.0 / 64.0, 16_777_216.0);
-const C: f64 = 1.171_572_875_253_81; // 2 / (1 + 2^-1/2)
+/// Fractional bits of the normalized reciprocal before the rescale (fewer than
+/// [`WORK_FRAC`], so that the rescale's coefficients keep 13 bits even at the range's top).
+pub const X_FRAC: u32 = 20;
+/// The input range of the default spec at f = 16.
+pub const RANGE: (f64, f64) = (1.0 / 64.0, 67_108_864.0);
+/// Scale of the first normalized copy: the minimax guess `P - Q Y` on `[1/2, 1]`.
+const P: f64 = 48.0 / 17.0;
+/// `Q / P`, the scale of the second copy.
+const Q_OVER_P: f64 = 2.0 / 3.0;
+/// Centres the one-sided error `e0^4 <= 1.94e-5`: `2 / (1 + (1 - 1.94e-5))`.
+pub const CENTER: f64 = 2.0 / (2.0 - 1.94e-5);
+/// `x` in the saturation bucket (`u = v = 0`): `(1 - 0)(1 + 1)(1 + 1)`.
+const X_ABOVE: f64 = 4.0;
 
-/// The default spec for inputs at `f` fractional bits in [`RANGE`].
+/// The coarsening that keeps each threshold exact to `1/64` of the lowest one.
+fn shift_for(f: u32, lo: i32) -> u32 {
+    (f as i32 + lo - 6).max(0) as u32
+}
+
+/// The default spec for inputs at `f` fractional bits: [`RANGE`], clamped to `2^-26`
+/// above, comparisons over every non-negative ring value.
 pub fn default_spec(f: u32) -> Spec {
+    let (lo, hi) = (-6, 26);
+    let shift = shift_for(f, lo);
     Spec {
         in_frac: f,
-        lo: -12,
-        hi: 48,
-        k: 24 + 1 + f + 2,
+        steps: 1,
+        lo,
+        hi,
+        k: 64 - shift,
+        shift,
+        above: libm::exp2(-hi as f64),
+    }
+}
+
+/// A spec on octaves `[2^lo, 2^hi)` at `f` fractional bits with comparisons over every
+/// non-negative ring value and `above` as the saturation value.
+pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
+    let shift = shift_for(f, lo);
+    Spec {
+        in_frac: f,
+        steps: 1,
+        lo,
+        hi,
+        k: 64 - shift,
+        shift,
+        above,
     }
 }
 
 /// Scratch words for `n` elements.
 pub fn scratch_words(n: usize, spec: &Spec) -> usize {
     norm::storage_words(n, spec)
-        + 6 * n
-        + norm::scratch_words(n, spec).max(mul::scratch_words(2 * n))
+        + 9 * n
+        + norm::scratch_words(n, spec, 2).max(mul::scratch_words(2 * n))
 }
 
-/// `out = 1/y` at `out_frac` fractional bits (`y` at `spec.in_frac` bits), for `y` in the
-/// spec's range.
+/// `out = 1/y` at `out_frac` fractional bits (`y` at `spec.in_frac` bits): accurate on the
+/// spec's range, `spec.above` above it, 0 below it. The spec must use octaves.
 pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     y: &[AShare],
@@ -61,78 +110,84 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let n = y.len();
     check_len("reciprocal output", n, out.len())?;
+    if spec.steps != 1 {
+        return Err(crate::Error::Param("reciprocal: the spec must use octaves"));
+    }
     let mut ar = Arena::new(scratch);
     let storage = ar.take(norm::storage_words(n, spec))?;
-    let yn = ar.take(n)?;
+    let uv = ar.take(2 * n)?; // [u | v]
     let nz = norm::normalize(
         s,
         y,
         spec,
-        C,
+        &[P, Q_OVER_P],
         WORK_FRAC,
-        AShare::from_raw_slice_mut(yn),
+        AShare::from_raw_slice_mut(uv),
         storage,
         ar.sub().rest(),
     )?;
-    let one = 1u64 << WORK_FRAC;
-    let p1 = s.party.share_of_public(one);
-    // e0 = 1 - Y', x1 = 1 + e0 = 2 - Y'.
-    let e = ar.take(2 * n)?; // [x1 | e0] then products
-    let f = ar.take(2 * n)?;
+    let factors = nz.factors();
+    let p1 = s.party.share_of_public(1u64 << WORK_FRAC);
+    let a = ar.take(2 * n)?;
+    let b = ar.take(2 * n)?;
     let prod = ar.take(2 * n)?;
-    for i in 0..n {
-        let e0 = p1.wrapping_sub(yn[i]);
-        e[i] = p1.wrapping_add(e0); // x1
-        e[n + i] = e0;
-    }
-    // e1 = e0^2
+    // u v
     {
-        let (x1, e0) = e.split_at_mut(n);
-        let _ = x1;
-        square::square_by(
+        let (u, v) = uv.split_at(n);
+        mul::mul_by(
             s,
-            AShare::from_raw_slice(e0),
-            AShare::from_raw_slice_mut(&mut prod[n..]),
+            AShare::from_raw_slice(u),
+            AShare::from_raw_slice(v),
+            AShare::from_raw_slice_mut(&mut prod[..n]),
             WORK_FRAC,
             ar.sub().rest(),
         )?;
     }
-    // [x2, e2] = [x1, e1] * [1 + e1, e1]
+    // e0 = 1 - u + u v; [e1, w] = [e0, 1 - v] * [e0, 1 + e0]
     for i in 0..n {
-        let e1 = prod[n + i];
-        e[n + i] = e1;
-        f[i] = p1.wrapping_add(e1);
-        f[n + i] = e1;
+        let e0 = p1.wrapping_sub(uv[i]).wrapping_add(prod[i]);
+        a[i] = e0;
+        b[i] = e0;
+        a[n + i] = p1.wrapping_sub(uv[n + i]);
+        b[n + i] = p1.wrapping_add(e0);
     }
     mul::mul_by(
         s,
-        AShare::from_raw_slice(e),
-        AShare::from_raw_slice(f),
+        AShare::from_raw_slice(a),
+        AShare::from_raw_slice(b),
         AShare::from_raw_slice_mut(prod),
         WORK_FRAC,
         ar.sub().rest(),
     )?;
-    // x3 = x2 (1 + e2)
+    // x = w (1 + e1) at X_FRAC bits
     for i in 0..n {
-        f[i] = p1.wrapping_add(prod[n + i]);
+        a[i] = p1.wrapping_add(prod[i]);
     }
-    let x3 = ar.take(n)?;
+    let x = ar.take(n)?;
     mul::mul_by(
         s,
-        AShare::from_raw_slice(&prod[..n]),
-        AShare::from_raw_slice(&f[..n]),
-        AShare::from_raw_slice_mut(x3),
-        WORK_FRAC,
+        AShare::from_raw_slice(&prod[n..]),
+        AShare::from_raw_slice(&a[..n]),
+        AShare::from_raw_slice_mut(x),
+        2 * WORK_FRAC - X_FRAC,
         ar.sub().rest(),
     )?;
+    let (lo, _) = spec.range();
+    let above = spec.above;
     norm::rescale(
         s,
-        &nz,
-        AShare::from_raw_slice(x3),
-        WORK_FRAC,
-        1.0 / C * 1.01,
-        |j| C * libm::exp2(-((j + 1) as f64) / 2.0),
+        nz,
+        AShare::from_raw_slice(x),
+        X_FRAC,
+        |j| {
+            if j >= spec.hi {
+                above / X_ABOVE
+            } else {
+                factors.get(P, j) * CENTER
+            }
+        },
         out_frac,
+        (1.02 / lo).max(libm::fabs(above)),
         out,
         ar.rest(),
     )
@@ -140,8 +195,8 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of the reciprocal of `n` elements.
 pub fn cost(n: usize, spec: &Spec) -> super::Cost {
-    norm::cost_normalize(n, spec)
-        + square::cost(n)
+    norm::cost_normalize(n, spec, 2)
+        + mul::cost(n)
         + mul::cost(2 * n)
         + mul::cost(n)
         + norm::cost_rescale(n)

@@ -7,6 +7,8 @@
 //!
 //! Revealing is the only way a value leaves the shares unmasked: protocols use it for
 //! final outputs only; intermediate openings are always of masked values.
+//!
+//! Valid input range: any ring values.
 
 use crate::dealer::Dealer;
 use crate::error::{check_len, Error, Result};

@@ -7,6 +7,9 @@
 //!
 //! Cost: 1 round and `8 (rows cols + rows)` payload bytes per party, plus the truncation
 //! (1 round, `ceil(rows cols / 8)` bytes). D sends P1 `8 rows cols` (+ truncation) bytes.
+//!
+//! Valid input range: `|q_ij r_i| < 2^62` ring units before the shift (the faithful
+//! truncation's range, see [`super::trunc`]).
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};

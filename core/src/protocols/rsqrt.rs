@@ -2,17 +2,27 @@
 //! power-of-two normalization), for LayerNorm.
 //!
 //! 1. Normalize ([`super::norm`]) with half-octave thresholds: `Y = y 2^(-(j+1)/2)` in
-//!    `[2^-1/2, 1)`, and the parties get `y0 = c^2 Y` with `c^2 = 2 / (1 + 2^-1/2)`, so
-//!    `|1 - y0| <= 0.1716`.
+//!    `[2^-1/2, 1)`, and the parties get `y0 = y F_j`, `F_j ~ c^2 2^(-(j+1)/2)` with
+//!    `c^2 = 2 / (1 + 2^-1/2)`, so `|1 - y0| <= 0.1716` (0.175 with the coarse
+//!    thresholds' undershoot of at most 1/256).
 //! 2. Two Goldschmidt steps at [`WORK_FRAC`] = 28 bits (DESIGN 5: `m = (3 - y)/2`,
 //!    `y <- y m^2`, `r <- r m`, from `r0 = 1`), with the halvings folded into truncation
-//!    shifts: `m1' = 3 - y0`, `y1 = y0 m1'^2 / 4`, `m2' = 3 - y1`, `r2 = m1' m2' / 4`.
-//!    Relative error about `(3/8) (1 - y1)^2 < 2.1e-4`.
-//! 3. Rescale: `1/sqrt(y) = c r2 2^(-(j+1)/4)`.
+//!    shifts: `m1' = 3 - y0`, `y1 = y0 m1'^2 / 4`, `m2' = 3 - y1`, `r2 = m1' m2'`
+//!    (`= 4 / sqrt(y0)` approximately), always from below: `r2 sqrt(y0) / 4` is in
+//!    `[1 - 2.23e-4, 1]`.
+//! 3. Rescale: `1/sqrt(y) = r2 sqrt(F_j) / 4`, with the `F_j` normalization applied and the
+//!    one-sided error centred ([`CENTER`]): relative error at most 1.12e-4.
 //!
-//! Correct (relative error <= 2^-10 where the result is >= 2^-6, absolute <= 2^-14 below)
-//! for `y` in [`RANGE`] = `[2^-8, 2^24]` with the default spec; 0 below, unspecified above.
-//! Rounds: `compare::rounds(k) + 2 + 6 + 2`.
+//! Saturation: 0 below the range; at or above it `y0 = 0`, so `r2 = 3 * 3 = 9` exactly and
+//! the rescale returns the spec's `above` ([`default_spec`]: the clamp `2^-13`).
+//!
+//! Valid input range of [`default_spec`] ([`RANGE`] = `[2^-8, 2^26)` at f = 16, compared
+//! without wrapping over every non-negative ring value): relative error <= 2^-10 (the
+//! method's is 1.1e-4; the rest is the output's last bit) where the result is >= 2^-6,
+//! absolute <= 2^-14 below.
+//! Rounds: `compare::rounds(k) + 2 + 6 + 2`; bits per element per party: `J` comparisons
+//! on `k` bits, `J + 64` for the bit products, a truncation, `128 + 1` for the square and
+//! each of the two products, `64 + 1` for the rescale.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -22,33 +32,58 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-use super::norm::{self, Normalized, Spec};
+use super::norm::{self, Factors, Normalized, Spec};
 use super::{mul, square};
 
 /// Fractional bits of the Goldschmidt iterations.
 pub const WORK_FRAC: u32 = 28;
-/// The input range of the default spec.
-pub const RANGE: (f64, f64) = (1.0 / 256.0, 16_777_216.0);
+/// The input range of the default spec at f = 16.
+pub const RANGE: (f64, f64) = (1.0 / 256.0, 67_108_864.0);
 const C2: f64 = 1.171_572_875_253_81; // 2 / (1 + 2^-1/2)
+/// Fractional bits of [`normalized`]'s `r2` (fewer than [`WORK_FRAC`], so that the
+/// rescale's coefficients keep their precision across a wide range).
+pub const R_FRAC: u32 = 20;
+/// Centres the Goldschmidt steps' one-sided error: `2 / (1 + (1 - 2.224e-4))`.
+pub const CENTER: f64 = 2.0 / (2.0 - 2.224e-4);
+/// `r2` in the saturation bucket (`y0 = 0`): `m1' m2' = 3 * 3`.
+const R_ABOVE: f64 = 9.0;
 
-/// The default spec for inputs at `f` fractional bits in [`RANGE`].
-pub fn default_spec(f: u32) -> Spec {
+/// The coarsening that keeps each threshold exact to `1/256` of the lowest one.
+fn shift_for(f: u32, lo: i32) -> u32 {
+    (f as i32 + lo / 2 - 8).max(0) as u32
+}
+
+/// A spec on half octaves `[2^(lo/2), 2^(hi/2))` at `f` fractional bits with comparisons
+/// over every non-negative ring value and `above` as the saturation value.
+pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
+    let shift = shift_for(f, lo);
     Spec {
         in_frac: f,
-        lo: -16,
-        hi: 48,
-        k: 24 + 1 + f + 2,
+        steps: 2,
+        lo,
+        hi,
+        k: 64 - shift,
+        shift,
+        above,
     }
+}
+
+/// The default spec for inputs at `f` fractional bits: [`RANGE`], clamped to `2^-13`
+/// above.
+pub fn default_spec(f: u32) -> Spec {
+    spec_for(f, -16, 52, libm::exp2(-13.0))
 }
 
 /// Scratch words for `n` elements.
 pub fn scratch_words(n: usize, spec: &Spec) -> usize {
-    norm::storage_words(n, spec) + 5 * n + norm::scratch_words(n, spec).max(mul::scratch_words(n))
+    norm::storage_words(n, spec)
+        + 5 * n
+        + norm::scratch_words(n, spec, 1).max(mul::scratch_words(n))
 }
 
-/// The normalized inverse square root `r2 ~ 4 / (c sqrt(Y))`-scaled value at
-/// [`WORK_FRAC`] bits and the normalization state, for callers that apply the
-/// power-of-two factor themselves ([`rescale`]).
+/// The normalized inverse square root `r2 ~ 4 / sqrt(y0)` at [`R_FRAC`] bits and the
+/// normalization state, for callers that apply the power-of-two factor themselves
+/// ([`norm::rescale`] with [`kappa`]).
 pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     y: &[AShare],
@@ -59,13 +94,16 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<Normalized<'a>> {
     let n = y.len();
     check_len("rsqrt output", n, r.len())?;
+    if spec.steps != 2 {
+        return Err(crate::Error::Param("rsqrt: the spec must use half octaves"));
+    }
     let mut ar = Arena::new(scratch);
     let y0 = ar.take(n)?;
     let nz = norm::normalize(
         s,
         y,
         spec,
-        C2,
+        &[C2],
         WORK_FRAC,
         AShare::from_raw_slice_mut(y0),
         storage,
@@ -101,19 +139,26 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
         AShare::from_raw_slice(m1),
         AShare::from_raw_slice(y1),
         r,
-        WORK_FRAC,
+        2 * WORK_FRAC - R_FRAC,
         ar.rest(),
     )?;
     Ok(nz)
 }
 
-/// The factor that turns [`normalized`]'s `r` into `1/sqrt(y)` for bucket `j`.
-pub fn kappa(j: i32) -> f64 {
-    libm::sqrt(C2) / 4.0 * libm::exp2(-((j + 1) as f64) / 4.0)
+/// The factor that turns [`normalized`]'s `r` into `1/sqrt(y)` for bucket `j` (the spec's
+/// `above / 9` for the saturation bucket).
+pub fn kappa(factors: &Factors, j: i32) -> f64 {
+    if j >= factors.spec().hi {
+        factors.spec().above / R_ABOVE
+    } else {
+        libm::sqrt(factors.get(C2, j)) / 4.0 * CENTER
+    }
 }
 
-/// The largest `r` from [`normalized`] (for choosing output precision).
-pub const R_MAX: f64 = 4.7;
+/// The largest result of [`rsqrt`] with `spec`.
+pub fn out_max(spec: &Spec) -> f64 {
+    (1.01 / libm::sqrt(spec.range().0)).max(libm::fabs(spec.above))
+}
 
 /// `out = 1/sqrt(y)` at `out_frac` fractional bits (`y` at `spec.in_frac` bits).
 pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
@@ -136,14 +181,15 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
         storage,
         ar.sub().rest(),
     )?;
+    let factors = nz.factors();
     norm::rescale(
         s,
-        &nz,
+        nz,
         AShare::from_raw_slice(r),
-        WORK_FRAC,
-        R_MAX,
-        kappa,
+        R_FRAC,
+        |j| kappa(&factors, j),
         out_frac,
+        out_max(spec),
         out,
         ar.rest(),
     )
@@ -151,7 +197,7 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of [`normalized`] on `n` elements.
 pub fn cost_normalized(n: usize, spec: &Spec) -> super::Cost {
-    norm::cost_normalize(n, spec) + square::cost(n) + mul::cost(n) + mul::cost(n)
+    norm::cost_normalize(n, spec, 1) + square::cost(n) + mul::cost(n) + mul::cost(n)
 }
 
 /// Cost of [`rsqrt`] on `n` elements.

@@ -8,9 +8,16 @@
 //! power-of-two normalization has no such limit inside its range); one row-broadcast
 //! product brings `p` back to `f` bits.
 //!
-//! Correct (max |error| <= 1e-3) for row sums `S` in `[1/4, 2^20]` (e.g. rows of 8 to 512
-//! scores in [-20, 20] with `c = 5`). Rows whose sum is below 1/4, including all-masked
-//! rows, give all-zero probabilities. Rounds: `2 + 17 + 2`.
+//! Valid input range: scores with `|x + c| < 2^15` (the square's fixed-point range) whose
+//! row sums `S` are in `[1/4, 2^26)`: max |error| <= 1e-3 (about 1e-5 relative, plus
+//! fixed-point rounding). That covers rows of 512 keys with `|x + c|` up to 362 everywhere
+//! (at `c = 5`, scores in [-20, 20] give `S <= 2^18.3`). Saturation: rows with `S < 1/4`
+//! (including all-masked rows) and rows with `S >= 2^26` give all-zero probabilities (the
+//! reciprocal's comparisons see every non-negative ring value, so no row sum wraps).
+//!
+//! Cost ([`cost`]): rounds `2 + 17 + 2` = 21; per party, `128 + 1` bits per element for
+//! the square, the reciprocal of the `rows` sums on 29 octave thresholds with 56-bit
+//! coarse comparisons, and the row-broadcast product.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -28,14 +35,14 @@ const RECIP_FRAC: u32 = 40;
 /// The default `c`.
 pub const DEFAULT_C: f64 = 5.0;
 
-/// The reciprocal spec for row sums at `f` bits in `[1/4, 2^20]`.
+/// Lower end of the row sums' range, as a power of two.
+pub const SUM_LO_LOG2: i32 = -2;
+/// Upper end of the row sums' range, as a power of two (rows at or above give zeros).
+pub const SUM_HI_LOG2: i32 = 26;
+
+/// The reciprocal spec for row sums at `f` bits in `[1/4, 2^26)`, 0 above.
 pub fn spec(f: u32) -> Spec {
-    Spec {
-        in_frac: f,
-        lo: -4,
-        hi: 40,
-        k: 21 + f + 2,
-    }
+    reciprocal::spec_for(f, SUM_LO_LOG2, SUM_HI_LOG2, 0.0)
 }
 
 /// Scratch words for `rows x cols`.

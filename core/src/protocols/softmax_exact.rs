@@ -1,23 +1,33 @@
 //! Softmax as trained, for unmodified checkpoints: `p_j = exp(x_j - max) / sum_k exp(x_k - max)`.
 //!
-//! 1. Row max by a comparison tree: each level compares pairs (`[a < b]` on `k` bits) and
-//!    selects with one bit-product round (`max = a + [a < b] (b - a)`); all rows in one
-//!    batch per level. Masked entries are replaced by a valid entry of their row (local),
-//!    so they never win.
-//! 2. `z = x - max <= 0`; `[z < -64]` is computed for clipping.
+//! 1. Row max by a comparison tree: each level compares pairs (`[a < b]` on `k` bits,
+//!    coarsened by [`SHIFT`] = 10 bits: exact to 2^-6) and selects with one bit-product
+//!    round (`max = a + [a < b] (b - a)`); all rows in one batch per level. Masked entries
+//!    are replaced by a valid entry of their row (local), so they never win. The coarse
+//!    comparisons make `max` an entry of the row within `2^-6` per level of the true
+//!    maximum (at most 0.22 below it for 2^14 keys), which the softmax does not see (it is
+//!    invariant to the shift) beyond a slightly larger row sum.
+//! 2. `z = x - max <= 0.22`; `[z < -64]` (coarse too) is computed for clipping.
 //! 3. `exp(z) ~ (1 + z / 2^10)^(2^10)` at 28 fractional bits: the base is exact (a shift of
 //!    `z`), then 10 squarings; relative error about `z^2 / 2^11` (max absolute error
 //!    2.6e-4, at z = -2).
 //! 4. Clipped and masked entries are zeroed (one bit-product round), the row sum `S` is in
-//!    `[1, cols]`, and [`super::reciprocal`] on a narrow range gives `1/S`; a row-broadcast
+//!    `[1, 1.25 cols]`, and [`super::reciprocal`] on a narrow range (octaves from 1/2 to
+//!    `2^(bits(cols) + 1)`, coarse comparisons on few bits) gives `1/S`; a row-broadcast
 //!    product gives `p` at `f` bits.
 //!
-//! Correct (max |error| <= 2e-3) for scores whose row spread is below `2^(k-1-f)` (2048 at
-//! the default k = 28) and rows of up to 2^14 keys. All-masked rows give zeros.
+//! Valid input range: rows of up to 2^14 keys whose spread (max - min over the unmasked
+//! entries) is below `2^(k-1+10-f)` (2^21 at the default k = 28 and f = 16; 2048 with
+//! exact 28-bit comparisons): max |error| <= 2e-3. Entries more than 64 below the row's
+//! maximum get probability 0 (their true value is below 1.7e-28). All-masked rows give
+//! zeros. Beyond the spread limit the comparisons see differences modulo `2^(k+10-f)`
+//! (unspecified output).
+//!
 //! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 49 at 128 keys),
-//! `+ rounds(k) + 20 + 1 + 17 + 2` (95 at 128 keys). Bits per element per party: about
-//! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
-//! clipping, `10 x 65` for the squarings, 65 + 64 + 1 for the rest.
+//! `+ rounds(k) + 20 + 1 + 17 + 2` (94 at 128 keys: the reciprocal's comparisons are
+//! short). Bits per element per party: about `cmp(k) + 65` for the tree (one comparison
+//! per element overall), `cmp(k)` for clipping, `10 x 65` for the squarings, 65 + 64 + 1
+//! for the rest.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -33,18 +43,38 @@ use super::{bitmul, compare, reciprocal, rowmul, square, Mask};
 
 /// Default comparison bits for scores.
 pub const DEFAULT_BITS: u32 = 28;
+/// Low bits each share drops before the max-tree and clipping comparisons (at most
+/// `64 - k` are used).
+pub const SHIFT: u32 = 10;
 const EXP_FRAC: u32 = 28;
 const SQUARINGS: u32 = 10;
 const CLIP: f64 = 64.0;
 const RECIP_FRAC: u32 = 32;
+/// Coarsening of the reciprocal's comparisons: 2^-7 relative to its lowest threshold.
+const RECIP_SHIFT: u32 = EXP_FRAC - 1 - 7;
 
+/// The coarsening used with `k`-bit comparisons.
+pub fn shift(k: u32) -> u32 {
+    SHIFT.min(64u32.saturating_sub(k))
+}
+
+/// The largest row spread (real, at `f` fractional bits) with `k`-bit comparisons.
+pub fn spread_limit(k: u32, f: u32) -> f64 {
+    compare::coarse_limit(k, shift(k)) as f64 / libm::exp2(f as f64)
+}
+
+/// The reciprocal's spec: row sums in `[1, 1.25 cols]` (at 28 fractional bits) inside
+/// octaves `[1/2, 2^(bits(cols) + 1))`, compared without wrapping up to twice the top.
 fn spec(cols: usize) -> Spec {
-    let hi = 2 * (usize::BITS - cols.leading_zeros()) as i32 + 1;
+    let hi = (usize::BITS - cols.leading_zeros()) as i32 + 1;
     Spec {
         in_frac: EXP_FRAC,
-        lo: -2,
+        steps: 1,
+        lo: -1,
         hi,
-        k: (hi as u32).div_ceil(2) + EXP_FRAC + 2,
+        k: (hi as u32 + 1 + EXP_FRAC + 1).saturating_sub(RECIP_SHIFT),
+        shift: RECIP_SHIFT,
+        above: 0.0,
     }
 }
 
@@ -115,6 +145,7 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
                 gap[i * pairs + t] = b.wrapping_sub(a);
             }
         }
+        compare::coarsen(diff, shift(k));
         let lt = sub.take(words_for_bits(m))?;
         compare::msb(s, AShare::from_raw_slice(diff), k, lt, sub.sub().rest())?;
         let sel = sub.take(m)?;
@@ -154,6 +185,7 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
         for (d, zz) in shifted.iter_mut().zip(z.iter()) {
             *d = zz.wrapping_add(off);
         }
+        compare::coarsen(shifted, shift(k));
         compare::msb(s, AShare::from_raw_slice(shifted), k, clip, sub.rest())?;
     }
 

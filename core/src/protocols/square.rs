@@ -6,6 +6,9 @@
 //!
 //! Cost per party for `n` elements: 1 round and `8n` payload bytes, plus the truncation
 //! (1 round, `ceil(n/8)` bytes). D sends P1 `8n` bytes (+ `n ceil(f/8)`).
+//!
+//! Valid input range: `|x| < 2^15` at `f = 16` (the square must stay below `2^62` ring units
+//! before its truncation, see [`super::trunc`]).
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};

@@ -6,6 +6,13 @@
 //! fit error at most 1.3e-3. One bit-product round gives `e S` and, from the same opened
 //! bits, the arithmetic `1 - c2` and `c1` (B2A for free); then one truncation.
 //!
+//! The segment comparisons are coarse like GeLU's ([`SHIFT`] = 6 bits: thresholds exact
+//! to 2^-10, where both pieces are within 1.4e-3 of tanh).
+//!
+//! Valid input range (error at most 1.4e-3 plus fixed-point rounding): `|x| < 2^(k-1+6-f)
+//! - T - 2^-10`, i.e. `|x| < 131067` at the default [`DEFAULT_BITS`] = 28 and f = 16;
+//! beyond it the segment bits see `x` modulo `2^(k+6-f)` (unspecified output).
+//!
 //! Cost per element at `k`-bit comparisons: rounds `1 + rounds(k) + 1 + 1`; bits sent per
 //! party `8 ceil(p/8) + 2 cmp(k) + 3 + 64 + 1`.
 
@@ -37,8 +44,22 @@ pub const TANH_SIN: [f64; 9] = [
     -3.410014246680e-01,
     8.282069850245e-02,
 ];
-/// Default comparison bits (`|x| < 2048` at f = 16).
+/// Default comparison bits (`|x| < 131067` at f = 16 with [`SHIFT`]).
 pub const DEFAULT_BITS: u32 = 28;
+/// Low bits each share drops before the segment comparisons (at most `64 - k` are used).
+pub const SHIFT: u32 = 6;
+
+/// The coarsening used with `k`-bit comparisons.
+pub fn shift(k: u32) -> u32 {
+    SHIFT.min(64u32.saturating_sub(k))
+}
+
+/// The largest `|x|` (real, at `f` fractional bits) on which tanh with `k`-bit
+/// comparisons keeps its error bound.
+pub fn input_limit(k: u32, f: u32) -> f64 {
+    let lim = compare::coarse_limit(k, shift(k)) as f64 / libm::exp2(f as f64);
+    lim - THRESHOLD - libm::exp2(shift(k) as f64 - f as f64)
+}
 
 /// The plaintext function the protocol computes, for tests.
 pub fn reference_approx(x: f64) -> f64 {
@@ -110,7 +131,7 @@ pub fn tanh<T: Transport, D: Dealer, K: MatMul>(
     )?;
 
     let c = ar.take(words_for_bits(2 * n))?;
-    compare::segments_run(s, x, THRESHOLD, k, c, ar.sub().rest())?;
+    compare::segments_run(s, x, THRESHOLD, k, shift(k), c, ar.sub().rest())?;
 
     // Bits per element: [e, 1 - c2, c1].
     let b = ar.take_zeroed(words_for_bits(3 * n))?;

@@ -27,6 +27,9 @@
 //! `|v| < 2^l` each element fails with a large error (about 2^(64-f)) with probability
 //! about `2^(l+1-64)`; at `l = 40` that is one failure per ~8 million elements, which a
 //! BERT forward with 10^8 truncations hits. Use only where that risk is accepted.
+//!
+//! Valid input range (faithful mode): `|v| < 2^62 - 2^f` ring units; outside it the wrap bit
+//! is wrong and the result is off by `2^(64-f)`.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};

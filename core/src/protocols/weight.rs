@@ -16,22 +16,37 @@
 //! A [`Prepared`] mask is consumed by [`apply`] (it is moved), so a mask `A` can never
 //! be used twice.
 //!
-//! # Weights owned by P0 ([`setup_owned`])
+//! # Weights owned by P0 ([`setup_owned`], [`apply_owned`])
 //!
-//! When P0 holds `W` in the clear (the model owner), D gives the whole mask `B` to P0
-//! (drawn from P0's weight stream; P1 holds none of it) and P0 sends `F = W - B` to P1
-//! (uniform to P1, since `B` is P0's and D's only). The preparation is unchanged
-//! (`P_i = A_i F + C_i`). Online P1 sends only `E_1 = X_1 - A_1` and keeps `Z_1 = P_1`;
-//! P0 computes `E = X_0 - A_0 + E_1` and `Z_0 = E W + P_0` (`E W + A F + A B = X W`).
-//! So P1 does no matmul online, P0 does one, and only P1's half of `E` crosses the line:
-//! online cost: P1 sends `8mk` bytes (0 rounds), P0 receives them (1 round), then the
-//! truncation (1 round, `ceil(mn/8)` bytes each). Setup: P0 sends `8kn` bytes. P0 learns
-//! `B`, which tells it nothing: every value P0 receives is masked by P1's `A_1`.
+//! When P0 holds `W` in the clear (the model owner), the mask `B` is P0's alone (drawn
+//! from P0's stream of the weight; P1 holds none of it) and P0 sends `F = W - B` to P1
+//! once (uniform to P1, since `B` is P0's and D's only). P0 keeps `W`, P1 keeps `F`.
+//! Per product D draws a mask `A (m x k)` that **P1 alone** holds (P0's share is zero) and
+//! shares `C = A B` ([`Item::OwnedTriple`]); P1 prepares `P_1 = A F + C_1` before the
+//! input exists. Online P1 sends `E_1 = X_1 - A` and keeps `Z_1 = P_1`; P0 computes
+//! `E = X_0 + E_1 = X - A` and `Z_0 = E W + C_0`, since
+//! `(X - A) W + A F + A B = X W - A W + A (W - B) + A B = X W`.
+//! P0 sees only `E = X - A`, uniform because `A` is P1's and D's; P1 sees only `F`.
+//! So P1 does no matmul online, P0 does one and prepares nothing, and only P1's half of
+//! `E` crosses the line. Online cost: P1 sends `8mk` bytes (0 rounds), P0 receives them
+//! (1 round), then the truncation (1 round, `ceil(mn/8)` bytes each). Setup: P0 sends `8kn`
+//! bytes. When the input rows are P1's own plaintext (the one-hot token matrix),
+//! [`apply_owned_private`] uses them directly as `X_1` (`X_0 = 0`): the same opening, no
+//! input sharing, no truncation.
+//!
+//! Weight ids are unique per session: the dealer and the dealer client refuse a second
+//! registration of an id, since one mask `B` serving two weights would give P1
+//! `F_1 - F_2 = W_1 - W_2`.
+//!
+//! Valid input range: every output sum `|sum_k x_ik w_kj| < 2^30` at `f = 16` (below `2^62`
+//! ring units before the truncation, see [`super::trunc`]); the model loader bounds the
+//! weights by 4096, which keeps that for input rows with `sum_k |x_ik| < 2^18`.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
 use crate::error::{check_len, Result};
 use crate::kernel::MatMul;
+use crate::party::PartyId;
 use crate::prg::words_for_bits;
 use crate::session::Session;
 use crate::share::AShare;
@@ -46,7 +61,6 @@ pub struct SharedWeight<'a> {
     n: usize,
     wprime: &'a [u64],
     f: &'a [u64],
-    owned: bool,
 }
 
 impl SharedWeight<'_> {
@@ -105,46 +119,6 @@ pub fn setup<'a, T: Transport, D: Dealer, K: MatMul>(
         n,
         wprime,
         f,
-        owned: false,
-    })
-}
-
-/// Sets up weight `id` that P0 owns in the clear: `w` (`k x n`, ring elements) at P0,
-/// `None` at P1 (see the module docs). P0 keeps `W` in `wprime`; both keep `F` in `f`.
-pub fn setup_owned<'a, T: Transport, D: Dealer, K: MatMul>(
-    s: &mut Session<T, D, K>,
-    id: u32,
-    k: usize,
-    n: usize,
-    w: Option<&[u64]>,
-    wprime: &'a mut [u64],
-    f: &'a mut [u64],
-) -> Result<SharedWeight<'a>> {
-    check_len("weight storage", k * n, wprime.len())?;
-    check_len("weight storage", k * n, f.len())?;
-    let item = Item::WeightMaskOwned {
-        id,
-        k: k as u32,
-        n: n as u32,
-    };
-    s.dealer.request(&[item])?;
-    s.dealer.take(item, &mut [&mut *wprime])?; // B at P0, zeros at P1
-    if s.party.is_p0() {
-        let w = w.ok_or(crate::Error::Param("P0 must provide the weight it owns"))?;
-        check_len("owned weight", k * n, w.len())?;
-        crate::ring::sub_into(f, w, wprime);
-        s.peer.send_u64(f)?;
-        wprime.copy_from_slice(w);
-    } else {
-        s.peer.recv_u64(f)?;
-    }
-    Ok(SharedWeight {
-        id,
-        k,
-        n,
-        wprime,
-        f,
-        owned: true,
     })
 }
 
@@ -249,20 +223,9 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     crate::ring::sub_into(mine, AShare::raw_slice(x), prep.a);
     let o = AShare::raw_slice_mut(out);
     o.copy_from_slice(prep.pre);
-    if w.owned {
-        // Only P1's half of E travels; only P0 multiplies.
-        if s.party.is_p0() {
-            s.peer.recv_u64(theirs)?;
-            crate::ring::add_assign(mine, theirs); // E
-            s.kernel.gemm(m, k, n, mine, w.wprime, o, true);
-        } else {
-            s.peer.send_u64(mine)?;
-        }
-    } else {
-        s.peer.exchange_u64(mine, theirs)?;
-        crate::ring::add_assign(mine, theirs); // E
-        s.kernel.gemm(m, k, n, mine, w.wprime, o, true);
-    }
+    s.peer.exchange_u64(mine, theirs)?;
+    crate::ring::add_assign(mine, theirs); // E
+    s.kernel.gemm(m, k, n, mine, w.wprime, o, true);
     if !prep.truncate {
         return Ok(());
     }
@@ -275,13 +238,285 @@ pub fn apply<T: Transport, D: Dealer, K: MatMul>(
     }
 }
 
-/// Online cost of [`apply`] for `m` rows of a `k x n` weight, for party P0 (`p0`) or P1:
-/// shared weights open `E` both ways; owned weights send P1's half to P0 only.
-pub fn apply_cost(m: usize, k: usize, n: usize, owned: bool, p0: bool) -> super::Cost {
-    let e = match (owned, p0) {
-        (false, _) => super::Cost::new(1, 8 * (m * k) as u64),
-        (true, true) => super::Cost::new(1, 0),
-        (true, false) => super::Cost::new(0, 8 * (m * k) as u64),
+/// Online cost of [`apply`] for `m` rows of a secret-shared `k x n` weight (both parties
+/// open `E`, then the truncation).
+pub fn apply_cost(m: usize, k: usize, n: usize) -> super::Cost {
+    super::Cost::new(1, 8 * (m * k) as u64) + super::trunc::cost(m * n)
+}
+
+/// A weight P0 owns in the clear, after [`setup_owned`]: P0 keeps `W`, P1 keeps
+/// `F = W - B` (both `k x n`, row-major).
+#[derive(Clone, Copy)]
+pub struct OwnedWeight<'a> {
+    id: u32,
+    k: usize,
+    n: usize,
+    mat: &'a [u64],
+    /// P0's `W` kept as sign-extended 32-bit values ([`OwnedWeight::view_i32`]).
+    narrow: &'a [i32],
+}
+
+impl OwnedWeight<'_> {
+    /// A weight known only by its shape, for recording a program's plan or cost with
+    /// [`crate::kernel::NullKernel`] (it multiplies nothing).
+    pub fn shape_only(id: u32, k: usize, n: usize) -> OwnedWeight<'static> {
+        OwnedWeight {
+            id,
+            k,
+            n,
+            mat: &[],
+            narrow: &[],
+        }
+    }
+    /// A view of a weight set up earlier with [`setup_owned`] whose matrix (`W` at P0, `F`
+    /// at P1) the caller kept.
+    pub fn view(id: u32, k: usize, n: usize, mat: &[u64]) -> Result<OwnedWeight<'_>> {
+        check_len("owned weight matrix", k * n, mat.len())?;
+        Ok(OwnedWeight {
+            id,
+            k,
+            n,
+            mat,
+            narrow: &[],
+        })
+    }
+    /// P0's view of a weight whose `W` it keeps as 32-bit values, each the ring element it
+    /// sign-extends to (half the memory; see [`MatMul::gemm_i32`]).
+    pub fn view_i32(id: u32, k: usize, n: usize, w: &[i32]) -> Result<OwnedWeight<'_>> {
+        check_len("owned weight matrix", k * n, w.len())?;
+        Ok(OwnedWeight {
+            id,
+            k,
+            n,
+            mat: &[],
+            narrow: w,
+        })
+    }
+    /// The weight id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+    /// Rows (input features).
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+    /// Columns (output features).
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+    /// This party's matrix: `W` at P0, `F` at P1.
+    pub fn matrix(&self) -> &[u64] {
+        self.mat
+    }
+}
+
+/// Scratch words [`setup_owned`] needs at P0 (the mask of the weight; 0 at P1).
+pub fn setup_owned_scratch_words(party: PartyId, k: usize, n: usize) -> usize {
+    if party.is_p0() {
+        k * n
+    } else {
+        0
+    }
+}
+
+/// Sets up weight `id` that P0 owns in the clear (see the module docs): `w` is `W`
+/// (`k x n` ring elements) at P0, `None` at P1; `f` receives `F` at P1 (empty at P0).
+pub fn setup_owned<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    id: u32,
+    k: usize,
+    n: usize,
+    w: Option<&'a [u64]>,
+    f: &'a mut [u64],
+    scratch: &mut [u64],
+) -> Result<OwnedWeight<'a>> {
+    let item = Item::WeightMaskOwned {
+        id,
+        k: k as u32,
+        n: n as u32,
     };
-    e + super::trunc::cost(m * n)
+    s.dealer.request(&[item])?;
+    if s.party.is_p0() {
+        let w = w.ok_or(crate::Error::Param("P0 must provide the weight it owns"))?;
+        check_len("owned weight", k * n, w.len())?;
+        let b = Arena::new(scratch).take(k * n)?;
+        s.dealer.take(item, &mut [&mut *b])?; // B
+        for (x, wv) in b.iter_mut().zip(w) {
+            *x = wv.wrapping_sub(*x); // F = W - B
+        }
+        s.peer.send_u64(b)?;
+        Ok(OwnedWeight {
+            id,
+            k,
+            n,
+            mat: w,
+            narrow: &[],
+        })
+    } else {
+        check_len("owned weight storage", k * n, f.len())?;
+        s.dealer.take(item, &mut [&mut []])?; // P1 holds nothing of B
+        s.peer.recv_u64(f)?;
+        Ok(OwnedWeight {
+            id,
+            k,
+            n,
+            mat: f,
+            narrow: &[],
+        })
+    }
+}
+
+/// The item of one product of `m` rows with an owned weight.
+pub fn owned_item(w: &OwnedWeight<'_>, m: usize) -> Item {
+    Item::OwnedTriple {
+        id: w.id,
+        m: m as u32,
+        k: w.k as u32,
+        n: w.n as u32,
+    }
+}
+
+/// Turns P1's live share `(A, C)` of an owned triple into the prepared `P = A F + C`, in
+/// place in `c` (`f` is P1's `F`, `k x n`). Done before the online phase.
+pub fn prepare_owned<K: MatMul>(
+    kernel: &K,
+    (m, k, n): (usize, usize, usize),
+    a: &[u64],
+    f: &[u64],
+    c: &mut [u64],
+) -> Result<()> {
+    check_len("owned triple A", m * k, a.len())?;
+    check_len("owned weight F", k * n, f.len())?;
+    check_len("owned triple C", m * n, c.len())?;
+    kernel.gemm(m, k, n, a, f, c, true);
+    Ok(())
+}
+
+/// Scratch words [`apply_owned`] and [`apply_owned_private`] need for `m` rows.
+pub fn owned_scratch_words(m: usize, k: usize, n: usize) -> usize {
+    m * k + trunc::scratch_words(m * n)
+}
+
+/// Takes an owned triple's material: `out` receives `C_0` (P0) or `P_1` (P1, prepared
+/// here if the dealer stream is live), `a` receives P1's `A` (unused at P0).
+fn take_owned<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    m: usize,
+    a: &mut [u64],
+    out: &mut [u64],
+) -> Result<()> {
+    let item = owned_item(w, m);
+    if s.party.is_p0() {
+        s.dealer.take(item, &mut [&mut [], out])
+    } else {
+        s.dealer.take(item, &mut [&mut *a, &mut *out])?;
+        if !s.dealer.prepared_weights() {
+            prepare_owned(&s.kernel, (m, w.k, w.n), a, w.mat, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// The owned product's opening: P1 sends `E_1 = x1 - A`; P0 receives it, forms
+/// `E = x0 + E_1` and adds `E W` to `out`. `x` is this party's share (or P1's plaintext).
+fn open_owned<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    m: usize,
+    x: Option<&[u64]>,
+    e: &mut [u64],
+    out: &mut [u64],
+) -> Result<()> {
+    if s.party.is_p0() {
+        s.peer.recv_u64(e)?;
+        if let Some(x0) = x {
+            crate::ring::add_assign(e, x0);
+        }
+        if w.narrow.is_empty() {
+            s.kernel.gemm(m, w.k, w.n, e, w.mat, out, true);
+        } else {
+            s.kernel.gemm_i32(m, w.k, w.n, e, w.narrow, out, true);
+        }
+    } else {
+        let x1 = x.ok_or(crate::Error::Param("P1 must provide its input rows"))?;
+        for (d, xv) in e.iter_mut().zip(x1) {
+            *d = xv.wrapping_sub(*d); // E_1 = X_1 - A (A was taken into e)
+        }
+        s.peer.send_u64(e)?;
+    }
+    Ok(())
+}
+
+/// Online product `out = x w` with a weight P0 owns (`x` is `m x k` shares), taking its
+/// prepared material from the session's dealer; then the truncation.
+pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    x: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (k, n) = (w.k, w.n);
+    let m = x.len().checked_div(k).unwrap_or(0);
+    check_len("owned product input", m * k, x.len())?;
+    check_len("owned product output", m * n, out.len())?;
+    let faithful = s.trunc_mode == TruncMode::Faithful;
+    if faithful {
+        s.dealer
+            .request(&[owned_item(w, m), trunc::item(m * n, s.enc.frac_bits())])?;
+    } else {
+        s.dealer.request(&[owned_item(w, m)])?;
+    }
+    let mut ar = Arena::new(scratch);
+    let e = ar.take(m * k)?;
+    let o = AShare::raw_slice_mut(out);
+    take_owned(s, w, m, e, o)?;
+    open_owned(s, w, m, Some(AShare::raw_slice(x)), e, o)?;
+    match s.trunc_mode {
+        TruncMode::Faithful => trunc::run(s, out, ar.rest()),
+        TruncMode::LocalSecureMl => {
+            trunc::local(s.party, o, s.enc.frac_bits());
+            Ok(())
+        }
+    }
+}
+
+/// Online product `out = X w` where `X` (`m x k` ring elements) is P1's own plaintext
+/// (`Some` at P1, `None` at P0): P1 opens `X - A` directly (no input sharing). No
+/// truncation: for an integer `X` (a one-hot matrix) the product keeps `W`'s scale.
+pub fn apply_owned_private<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    m: usize,
+    x: Option<&[u64]>,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (k, n) = (w.k, w.n);
+    check_len("owned product output", m * n, out.len())?;
+    if let Some(x) = x {
+        check_len("private product input", m * k, x.len())?;
+    }
+    s.dealer.request(&[owned_item(w, m)])?;
+    let e = Arena::new(scratch).take(m * k)?;
+    let o = AShare::raw_slice_mut(out);
+    take_owned(s, w, m, e, o)?;
+    open_owned(s, w, m, x, e, o)
+}
+
+/// Online cost of [`apply_owned`] for `m` rows of a `k x n` owned weight, for P0 (`p0`) or
+/// P1: P1 sends its half of `E` (no round), P0 waits for it (one round); then the
+/// truncation.
+pub fn owned_cost(m: usize, k: usize, n: usize, p0: bool) -> super::Cost {
+    owned_private_cost(m, k, p0) + super::trunc::cost(m * n)
+}
+
+/// Online cost of [`apply_owned_private`] (the opening alone).
+pub fn owned_private_cost(m: usize, k: usize, p0: bool) -> super::Cost {
+    if p0 {
+        super::Cost::new(1, 0)
+    } else {
+        super::Cost::new(0, 8 * (m * k) as u64)
+    }
 }

@@ -7,7 +7,7 @@ use super::{FrameKind, Stats, Transport, TransportError};
 const MAGIC: u8 = 0x5F;
 const HEADER: usize = 6;
 const TRAILER: usize = 4;
-/// Framing bytes added to every payload (header and checksum).
+/// Framing bytes added to every payload (header and checksum) by a checksummed channel.
 pub const FRAME_OVERHEAD: usize = HEADER + TRAILER;
 /// The largest payload of one frame.
 pub const MAX_FRAME_LEN: usize = 1 << 30;
@@ -21,10 +21,16 @@ const MAX_ERROR_LEN: usize = 96;
 /// too, provided the link can hold one chunk in flight per direction. Links whose writes
 /// never block on the reader (a writer thread, an unbounded queue) use
 /// [`Channel::full_duplex`], which sends whole frames.
+///
+/// Every frame ends with a CRC-32 of its header and payload, which catches corruption on a
+/// serial line. On a link that already authenticates every byte (an AEAD), the CRC is
+/// redundant: [`Channel::without_checksum`] drops the trailer (frames are then
+/// `[0x5F][kind][len] payload`), and both ends must be built that way.
 pub struct Channel<L> {
     link: L,
     stats: Stats,
     chunk: usize,
+    checksum: bool,
 }
 
 impl<L: Read + Write> Channel<L> {
@@ -39,7 +45,39 @@ impl<L: Read + Write> Channel<L> {
             link,
             stats: Stats::default(),
             chunk: chunk.max(HEADER + TRAILER),
+            checksum: true,
         }
+    }
+
+    /// The same channel without the CRC-32 trailer, for links that authenticate every
+    /// byte themselves (an AEAD record layer). The peer must be built the same way: a
+    /// checksummed peer reads the next header where this one sends no trailer.
+    pub fn without_checksum(mut self) -> Self {
+        self.checksum = false;
+        self
+    }
+
+    /// Whether frames carry (and are checked against) a CRC-32 trailer.
+    pub fn has_checksum(&self) -> bool {
+        self.checksum
+    }
+
+    /// Framing bytes this channel adds to every payload.
+    pub fn frame_overhead(&self) -> usize {
+        HEADER + self.trailer_len()
+    }
+
+    fn trailer_len(&self) -> usize {
+        if self.checksum {
+            TRAILER
+        } else {
+            0
+        }
+    }
+
+    /// A CRC-32 state for one frame, or nothing when the channel does not checksum.
+    fn hasher(&self) -> Option<crc32fast::Hasher> {
+        self.checksum.then(crc32fast::Hasher::new)
     }
 
     /// A channel over a link whose writes never wait for the peer to read.
@@ -104,14 +142,16 @@ impl<L: Read + Write> Channel<L> {
         &mut self,
         h: &[u8; HEADER],
         kind: FrameKind,
-        hasher: &mut crc32fast::Hasher,
+        hasher: &mut Option<crc32fast::Hasher>,
     ) -> Result<usize, TransportError> {
         if h[0] != MAGIC {
             return Err(TransportError::BadMagic(h[0]));
         }
         let got = FrameKind::from_u8(h[1]).ok_or(TransportError::UnknownKind(h[1]))?;
         let len = u32::from_le_bytes([h[2], h[3], h[4], h[5]]) as usize;
-        hasher.update(h);
+        if let Some(hasher) = hasher {
+            hasher.update(h);
+        }
         if got == FrameKind::Error && kind != FrameKind::Error {
             if len > MAX_ERROR_LEN {
                 return Err(TransportError::Length {
@@ -143,12 +183,24 @@ impl<L: Read + Write> Channel<L> {
     fn check_trailer(
         &mut self,
         t: &[u8; TRAILER],
-        hasher: crc32fast::Hasher,
+        hasher: Option<crc32fast::Hasher>,
     ) -> Result<(), TransportError> {
-        if u32::from_le_bytes(*t) != hasher.finalize() {
-            return Err(TransportError::Checksum);
+        match hasher.map(crc32fast::Hasher::finalize) {
+            Some(crc) if crc != u32::from_le_bytes(*t) => Err(TransportError::Checksum),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The trailer of an outgoing frame (empty without checksum).
+    fn trailer(&self, h: &[u8; HEADER], payload: &[u8]) -> ([u8; TRAILER], usize) {
+        match self.hasher() {
+            Some(mut hasher) => {
+                hasher.update(h);
+                hasher.update(payload);
+                (hasher.finalize().to_le_bytes(), TRAILER)
+            }
+            None => ([0; TRAILER], 0),
+        }
     }
 }
 
@@ -194,13 +246,10 @@ impl<L: Read + Write> Transport for Channel<L> {
             return Err(TransportError::TooLarge(payload.len() as u64));
         }
         let h = Self::header(kind, payload.len());
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&h);
-        hasher.update(payload);
-        let t = hasher.finalize().to_le_bytes();
+        let (t, tlen) = self.trailer(&h, payload);
         self.write_all(&h)?;
         self.write_all(payload)?;
-        self.write_all(&t)?;
+        self.write_all(&t[..tlen])?;
         self.flush()?;
         self.stats.payload_sent += payload.len() as u64;
         self.stats.frames_sent += 1;
@@ -215,7 +264,7 @@ impl<L: Read + Write> Transport for Channel<L> {
     ) -> Result<usize, TransportError> {
         let mut h = [0u8; HEADER];
         self.read_exact(&mut h)?;
-        let mut hasher = crc32fast::Hasher::new();
+        let mut hasher = self.hasher();
         let len = self.parse_header(&h, kind, &mut hasher)?;
         if (exact && len != buf.len()) || len > buf.len() {
             return Err(TransportError::Length {
@@ -224,9 +273,12 @@ impl<L: Read + Write> Transport for Channel<L> {
             });
         }
         self.read_exact(&mut buf[..len])?;
-        hasher.update(&buf[..len]);
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&buf[..len]);
+        }
         let mut t = [0u8; TRAILER];
-        self.read_exact(&mut t)?;
+        let tlen = self.trailer_len();
+        self.read_exact(&mut t[..tlen])?;
         self.check_trailer(&t, hasher)?;
         self.stats.payload_received += len as u64;
         Ok(len)
@@ -242,20 +294,18 @@ impl<L: Read + Write> Transport for Channel<L> {
             return Err(TransportError::TooLarge(mine.len() as u64));
         }
         let h = Self::header(kind, mine.len());
-        let mut out_hasher = crc32fast::Hasher::new();
-        out_hasher.update(&h);
-        out_hasher.update(mine);
-        let t = out_hasher.finalize().to_le_bytes();
+        let (t, tlen) = self.trailer(&h, mine);
         let mut out = OutFrame {
-            parts: [&h, mine, &t],
+            parts: [&h, mine, &t[..tlen]],
             part: 0,
             off: 0,
         };
 
         // Incoming side: header, payload, trailer, read in lock-step with our writes.
-        let in_total = HEADER + theirs.len() + TRAILER;
+        let in_trailer_len = self.trailer_len();
+        let in_total = HEADER + theirs.len() + in_trailer_len;
         let mut in_done = 0usize;
-        let mut in_hasher = crc32fast::Hasher::new();
+        let mut in_hasher = self.hasher();
         let mut in_header = [0u8; HEADER];
         let mut in_trailer = [0u8; TRAILER];
         let chunk = self.chunk;
@@ -289,10 +339,12 @@ impl<L: Read + Write> Transport for Channel<L> {
                     let off = in_done - HEADER;
                     n = budget.min(theirs.len() - off);
                     self.read_exact(&mut theirs[off..off + n])?;
-                    in_hasher.update(&theirs[off..off + n]);
+                    if let Some(hasher) = &mut in_hasher {
+                        hasher.update(&theirs[off..off + n]);
+                    }
                 } else {
                     let off = in_done - HEADER - theirs.len();
-                    n = budget.min(TRAILER - off);
+                    n = budget.min(in_trailer_len - off);
                     self.read_exact(&mut in_trailer[off..off + n])?;
                 }
                 in_done += n;

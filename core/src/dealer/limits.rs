@@ -1,0 +1,141 @@
+//! What the dealer accepts in a request: it generates material for whatever both parties
+//! ask for, so every item a peer sends is checked before anything is allocated. Item
+//! parameters must be ones the protocols use (a malformed item would index past its
+//! slots or shift past the word), and the words a request makes the dealer hold (both
+//! parties' slots of its largest item, and of the whole request) are bounded.
+
+use crate::error::{Error, Result};
+
+use super::{layout, Item, Request, MAX_BITMUL_USES};
+
+/// The default bound on the ring words the dealer generates for one request (both
+/// parties' slots together): 2^29 words, 4 GiB. The largest requests of BERT-large at 512
+/// tokens (the one-hot embedding product, GeLU on 512 x 4096) are near 2^27.
+pub const MAX_REQUEST_WORDS: u64 = 1 << 29;
+
+/// Checks an item's parameters; the error says which is out of range.
+pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
+    match *item {
+        Item::BitMul { uses, .. } if uses > MAX_BITMUL_USES => {
+            Err("uses more values per bit than 2")
+        }
+        Item::Sine { p, .. } if !(1..=63).contains(&p) => Err("has a period outside 2^1..2^63"),
+        Item::Sine { k, .. } if k == 0 || k as usize > crate::protocols::fourier::MAX_HARMONICS => {
+            Err("has 0 or more than 32 harmonics")
+        }
+        Item::Sine { f, .. } if f > 62 => Err("has more than 62 fractional bits"),
+        Item::Trunc { f, .. } if f > 63 => Err("truncates by more than 63 bits"),
+        Item::MatTriples { batch, m, k, n }
+            if [
+                m as u64 * k as u64,
+                k as u64 * n as u64,
+                m as u64 * n as u64,
+            ]
+            .iter()
+            .any(|x| x.checked_mul(batch as u64).is_none_or(|v| v > 1 << 40)) =>
+        {
+            Err("has more than 2^40 words in a slot")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Words the dealer holds for an item: both parties' slots (saturating).
+pub fn item_words(item: &Item) -> u64 {
+    layout(item).iter().fold(0u64, |a, s| {
+        a.saturating_add((s.len as u64).saturating_mul(2))
+    })
+}
+
+/// Checks every item of `req` and the words it needs against `max_words`.
+pub fn check_request(req: &Request, max_words: u64) -> Result<()> {
+    let mut total = 0u64;
+    for item in req.items.iter() {
+        let refuse = |what| Error::DealerRequest {
+            seq: req.seq,
+            item: *item,
+            what,
+        };
+        check_item(item).map_err(refuse)?;
+        total = total.saturating_add(item_words(item));
+        if total > max_words {
+            return Err(refuse("makes the request exceed the dealer's memory limit"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(items: &[Item]) -> Request {
+        Request {
+            seq: 4,
+            items: items.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn malformed_and_huge_items_are_refused() {
+        // Found by fuzzing the dealer: uses = 3 indexed past the item's six slots.
+        let bad = Item::BitMul {
+            n: 1,
+            m: 1,
+            uses: 3,
+        };
+        let e = check_request(&req(&[Item::Triple { n: 8 }, bad]), MAX_REQUEST_WORDS);
+        assert!(matches!(e, Err(Error::DealerRequest { seq: 4, item, .. }) if item == bad));
+        for item in [
+            Item::Sine {
+                n: 1,
+                p: 64,
+                k: 1,
+                f: 16,
+            },
+            Item::Sine {
+                n: 1,
+                p: 20,
+                k: 0,
+                f: 16,
+            },
+            Item::Sine {
+                n: 1,
+                p: 20,
+                k: 33,
+                f: 16,
+            },
+            Item::Trunc { n: 1, f: 64 },
+        ] {
+            assert!(check_item(&item).is_err(), "{item:?}");
+        }
+        let huge = Item::MatTriple {
+            m: u32::MAX,
+            k: u32::MAX,
+            n: u32::MAX,
+        };
+        assert!(check_request(&req(&[huge]), MAX_REQUEST_WORDS).is_err());
+        assert_eq!(item_words(&huge), u64::MAX);
+        // Many items that are each small but large together.
+        let many = [Item::Triple { n: 1 << 26 }; 3];
+        assert!(check_request(&req(&many), MAX_REQUEST_WORDS).is_err());
+        // What the protocols ask for passes.
+        let fine = [
+            Item::BitMul {
+                n: 1 << 20,
+                m: 2,
+                uses: 2,
+            },
+            Item::Sine {
+                n: 1 << 20,
+                p: 20,
+                k: 6,
+                f: 16,
+            },
+            Item::Trunc { n: 1 << 20, f: 36 },
+        ];
+        assert!(check_request(&req(&fine), MAX_REQUEST_WORDS).is_ok());
+        // Saturating correction sizes (found by fuzzing the control messages).
+        assert_eq!(super::super::correction_bytes(&huge), u64::MAX);
+    }
+}

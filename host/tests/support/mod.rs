@@ -1,0 +1,76 @@
+//! Shared helpers of the process tests: the binary, free ports, ephemeral key files.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `secformer` binary.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_secformer"))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Key files of the dealer, P0 and P1 (and an outsider) in a temporary directory.
+pub struct Keys {
+    dir: tempfile::TempDir,
+}
+
+impl Keys {
+    /// Creates `dealer`, `p0`, `p1` and `mallory` with `secformer keygen`.
+    pub fn new() -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["dealer", "p0", "p1", "mallory"] {
+            let out = bin()
+                .args(["keygen", "--name", name, "--out"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "keygen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Keys { dir }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, name: &str, ext: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.{ext}"))
+    }
+
+    /// `--key NAME.key` and `--trust` for each of `trusted`.
+    pub fn args(&self, name: &str, trusted: &[&str]) -> Vec<String> {
+        let mut v = vec![
+            "--key".to_string(),
+            self.file(name, "key").display().to_string(),
+        ];
+        for t in trusted {
+            v.push("--trust".into());
+            v.push(self.file(t, "pub").display().to_string());
+        }
+        v
+    }
+
+    /// The flags of one of the three endpoints, trusting the other two.
+    pub fn of(&self, name: &str) -> Vec<String> {
+        let others: Vec<&str> = ["dealer", "p0", "p1"]
+            .into_iter()
+            .filter(|n| *n != name)
+            .collect();
+        self.args(name, &others)
+    }
+}

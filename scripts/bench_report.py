@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Rebuilds docs/BENCHMARKS.md's tables and docs/bench/online_components.png from the JSON
+files scripts/bench_matrix.sh wrote to docs/bench/.
+
+    python3 scripts/bench_report.py          (the plot needs matplotlib; without it the
+                                              tables are still written)
+"""
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCH = ROOT / "docs" / "bench"
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+BEGIN, END = "<!-- tables: begin -->", "<!-- tables: end -->"
+
+
+def load(name):
+    p = BENCH / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def model_name(d):
+    return {768: "BERT-base", 1024: "BERT-large", 384: "MiniLM-L6"}.get(d["hidden"], f"h{d['hidden']}")
+
+
+def row(d):
+    rss = d["peak_rss_mib"]
+    return "| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} | {:.0f} / {:.0f} / {:.0f} | {:.4f} |".format(
+        model_name(d), d["seq"], d["softmax"], d["net"], d["online_seconds"],
+        d["offline_seconds"], d["online_bytes_per_party"] / 1e6, d["dealer_bytes"] / 1e6,
+        d["rounds"], rss["dealer"], rss["p0"], rss["p1"], d["max_abs_error"])
+
+
+def tables():
+    head = ("| model | tokens | softmax | net | online s (median of 3) | offline s | "
+            "online MB per party | dealer MB per pass | rounds | peak RSS MiB D / P0 / P1 | "
+            "max abs error |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    names = [f"{m}-{s}-{sm}" for m in ("base", "large") for s in (128, 512) for sm in ("2quad", "exact")]
+    names += [f"base-128-{sm}-{net}" for net in ("lan", "wan") for sm in ("2quad", "exact")]
+    runs = [(n, load(n)) for n in names]
+    cpu = next((d["cpu"] for _, d in runs if d), "?")
+    out = [f"Measured on: {cpu}, 2 vCPUs, 24 GiB. Every `online_dealer_bytes` below is 0.", "", head]
+    missing = []
+    for n, d in runs:
+        if d:
+            assert d["online_dealer_bytes"] == 0, n
+            out.append(row(d))
+        else:
+            missing.append(n)
+    if missing:
+        out += ["", "Not measured in this run: " + ", ".join(missing) + "."]
+    comp = [(n, d) for n, d in runs if d and d["net"] == "loopback"]
+    out += ["", "Online time per component (seconds, loopback):", "",
+            "| run | linear | softmax | GeLU | LayerNorm | others |", "|---|---|---|---|---|---|"]
+    for n, d in comp:
+        c = d["components"]
+        out.append("| {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(
+            n, *(c[k]["seconds"] for k in ("linear", "softmax", "gelu", "layernorm", "others"))))
+    streams = [load("stream-minilm-128"), load("stream-base-128")]
+    out += ["", "Throughput with a warm pool (offline and online together, one client, loopback):", "",
+            "| model | tokens | inferences per minute |", "|---|---|---|"]
+    for d in streams:
+        if d:
+            out.append(f"| {model_name(d)} | {d['seq']} | {d['inferences_per_minute']:.1f} |")
+    first = BENCH / "first-result.json"
+    if first.exists():
+        out += ["", "Time to the first result (wall clock of `secformer infer`):", "",
+                "| model | fresh client s | resumed client s |", "|---|---|---|"]
+        for r in json.loads(first.read_text()):
+            out.append(f"| {r['model']} | {r['fresh_seconds']:.2f} | {r['resumed_seconds']:.2f} |")
+    return "\n".join(out), comp
+
+
+def plot(comp):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: plot not updated", file=sys.stderr)
+        return
+    keys = ["linear", "softmax", "gelu", "layernorm", "others"]
+    labels = [n for n, _ in comp]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    bottom = [0.0] * len(comp)
+    for k in keys:
+        vals = [d["components"][k]["seconds"] for _, d in comp]
+        ax.bar(labels, vals, bottom=bottom, label=k)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("online seconds")
+    ax.set_title("secformer: online time per component (3 processes, loopback)")
+    ax.legend()
+    plt.xticks(rotation=30, ha="right")
+    fig.tight_layout()
+    fig.savefig(BENCH / "online_components.png", dpi=110)
+
+
+def main():
+    text, comp = tables()
+    doc = DOC.read_text()
+    a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    DOC.write_text(doc[:a] + "\n" + text + "\n" + doc[b:])
+    plot(comp)
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
