@@ -37,7 +37,9 @@ pub struct BenchBertArgs {
     /// Measured passes (the median is `online_seconds`).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
-    /// Network: loopback, or a simulated lan / wan (needs root).
+    /// Network: loopback, or a simulated lan (1 Gbit/s, 0.25 ms each way) or wan
+    /// (100 Mbit/s, 20 ms each way): network namespaces with tc netem as root, else shaped
+    /// userspace relays.
     #[arg(long, value_enum, default_value = "loopback")]
     pub net: Net,
     /// Passes prepared ahead (the pool depth).
@@ -46,7 +48,8 @@ pub struct BenchBertArgs {
     /// MiB of prepared passes each party keeps in memory (beyond: files).
     #[arg(long)]
     pub pool_memory: Option<u64>,
-    /// Where passes beyond the budget go.
+    /// Where passes beyond the budget go (default: the bench's temporary directory,
+    /// removed when it ends).
     #[arg(long)]
     pub spill_dir: Option<PathBuf>,
     /// Reveal the token count (no padding mask) instead of padding with a secret mask.
@@ -106,6 +109,8 @@ pub struct BertBench {
     pub processes: usize,
     /// The network.
     pub net: Net,
+    /// What shaped it: `netem` (namespaces), `relay` (userspace), `none` (loopback).
+    pub net_emulation: String,
     /// CPU and kernel.
     pub cpu: String,
     /// Median online seconds of the measured passes (P1: sharing to revealed result).
@@ -229,10 +234,11 @@ fn ephemeral_keys(dir: &Path) -> Result<Keys> {
     Ok(Keys(dir.to_path_buf()))
 }
 
-fn host(sim: Option<&Sim>, from: Node, to: Node) -> &'static str {
+/// The address at which `from` reaches `to` listening on `port`.
+fn route(sim: Option<&mut Sim>, from: Node, to: Node, port: u16) -> Result<String> {
     match sim {
-        Some(_) => Sim::addr(from, to),
-        None => "127.0.0.1",
+        Some(s) => s.route(from, to, port),
+        None => Ok(format!("127.0.0.1:{port}")),
     }
 }
 
@@ -245,14 +251,10 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
             cfg.max_position_embeddings
         );
     }
-    let sim = netsim::setup(a.net)?;
+    let mut sim = netsim::setup(a.net)?;
     let tmp = tempfile::tempdir()?;
     let keys = ephemeral_keys(tmp.path())?;
-    let listen = if sim.is_some() {
-        "0.0.0.0:0"
-    } else {
-        "127.0.0.1:0"
-    };
+    let listen = sim.as_ref().map_or("127.0.0.1:0", |s| s.listen());
     let mut kids = Children {
         procs: Vec::new(),
         rss: PeakRss::default(),
@@ -261,9 +263,13 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
     if let Some(m) = a.pool_memory {
         pool_args.extend(["--pool-memory".into(), m.to_string()]);
     }
-    if let Some(d) = &a.spill_dir {
-        pool_args.extend(["--spill-dir".into(), d.display().to_string()]);
-    }
+    // Spilled passes go to the bench's own directory by default, removed when it ends
+    // (whatever state the processes end in).
+    let spill = a
+        .spill_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().join("spill"));
+    pool_args.extend(["--spill-dir".into(), spill.display().to_string()]);
     let dport_file = tmp.path().join("dealer.port");
     let mut d = spawn(
         sim.as_ref(),
@@ -295,7 +301,7 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
         "--max-sessions".into(),
         "1".into(),
         "--dealer".into(),
-        format!("{}:{dport}", host(sim.as_ref(), Node::P0, Node::Dealer)),
+        route(sim.as_mut(), Node::P0, Node::Dealer, dport)?,
         "--port-file".into(),
         p0_file.display().to_string(),
     ];
@@ -308,15 +314,16 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
     kids.procs.push((Node::P0, p0));
     let mut infer: Vec<String> = vec![
         "infer".into(),
+        "--no-keep".into(),
         "--synthetic".into(),
         "--tokens".into(),
         a.seq.to_string(),
         "--batch".into(),
         a.batch.to_string(),
         "--connect".into(),
-        format!("{}:{p0port}", host(sim.as_ref(), Node::P1, Node::P0)),
+        route(sim.as_mut(), Node::P1, Node::P0, p0port)?,
         "--dealer".into(),
-        format!("{}:{dport}", host(sim.as_ref(), Node::P1, Node::Dealer)),
+        route(sim.as_mut(), Node::P1, Node::Dealer, dport)?,
         "--read-timeout".into(),
         "3600".into(),
     ];
@@ -339,8 +346,9 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
     finish(&mut kids);
     let rss = kids.rss;
     drop(kids);
+    let emulation = sim.as_ref().map_or("none", |s| s.emulation());
     drop(sim);
-    summarize(a, &cfg, report, rss)
+    summarize(a, &cfg, report, rss, emulation)
 }
 
 /// Waits for P1 (polling every process's peak memory) and returns its stdout.
@@ -404,6 +412,7 @@ fn summarize(
     cfg: &crate::model::BertConfig,
     r: BenchReport,
     rss: PeakRss,
+    emulation: &str,
 ) -> Result<BertBench> {
     let last = r
         .passes
@@ -434,6 +443,7 @@ fn summarize(
         softmax: a.softmax.clone(),
         processes: 3,
         net: a.net,
+        net_emulation: emulation.into(),
         cpu: cpu_description(),
         online_seconds: median(&online),
         online_seconds_all: online,

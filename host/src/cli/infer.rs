@@ -157,7 +157,12 @@ pub fn run_cmd(a: InferArgs) -> Result<()> {
     let cfg = config(&a, &inp.shape)?;
     let pb = progress(1, "setting up the session");
     let mut client = Client::connect(&cfg, &inp.shape, &inp.info, |p| match p {
-        Progress::Queued(n) => pb.set_message(format!("queued at P0 ({n} ahead)")),
+        Progress::Queued(n) => {
+            pb.set_message(format!("queued at P0 ({n} ahead)"));
+            if pb.is_hidden() {
+                eprintln!("queued at P0: {n} session(s) ahead");
+            }
+        }
         Progress::Setup(i, n) => {
             pb.set_message("receiving the setup");
             pb.set_length(n as u64);
