@@ -27,10 +27,6 @@ run() { # name, then bench bert flags
     echo "   done in $((SECONDS - start)) s" >&2
 }
 
-if [[ "$what" == rest ]]; then
-    run large-128-exact --softmax exact --seq 128 "${LARGE[@]}"
-    what=after-loopback
-fi
 if [[ "$what" == all || "$what" == loopback ]]; then
     run base-128-2quad --softmax 2quad --seq 128
     run base-512-2quad --softmax 2quad --seq 512
@@ -46,19 +42,19 @@ if [[ "$what" == all || "$what" == loopback ]]; then
         run large-512-exact --softmax exact --seq 512 "${LARGE[@]}" --pool-memory 1024
     fi
 fi
-if [[ "$what" == all || "$what" == net || "$what" == after-loopback ]]; then
+if [[ "$what" == all || "$what" == net ]]; then
     for net in lan wan; do
         for sm in 2quad exact; do
             run "base-128-$sm-$net" --softmax "$sm" --seq 128 --net "$net"
         done
     done
 fi
-if [[ "$what" == all || "$what" == stream || "$what" == after-loopback ]]; then
+if [[ "$what" == all || "$what" == stream ]]; then
     # Throughput: a warm pool and a stream of requests, offline and online together.
     run "stream-base-128" --softmax 2quad --seq 128 --stream 10
     run "stream-minilm-128" --softmax 2quad --seq 128 --stream 30 \
         --layers 6 --hidden 384 --heads 12 --intermediate 1536
 fi
-if [[ "$what" == all || "$what" == resume || "$what" == after-loopback ]]; then
+if [[ "$what" == all || "$what" == resume ]]; then
     bash scripts/first_result.sh > "$out/first-result.json"
 fi

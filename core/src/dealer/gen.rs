@@ -227,7 +227,10 @@ pub fn owned_correction<K: MatMul>(
     for (d, s) in c1.iter_mut().zip(c0) {
         *d = s.wrapping_neg();
     }
-    let kb_max = OWNED_BLOCK.min(k.max(1));
+    if k == 0 {
+        return Ok(()); // A B is empty: C_1 = -C_0
+    }
+    let kb_max = OWNED_BLOCK.min(k);
     let (acols, rest) = scratch.split_at_mut(m * kb_max);
     let mut k0 = 0;
     while k0 < k {

@@ -25,6 +25,10 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
         }
         Item::Sine { f, .. } if f > 62 => Err("has more than 62 fractional bits"),
         Item::Trunc { f, .. } if f > 63 => Err("truncates by more than 63 bits"),
+        // The generator loops over the batch even when the products are empty.
+        Item::MatTriples { batch, .. } if batch > 1 << 16 => {
+            Err("has more than 2^16 products in a batch")
+        }
         Item::MatTriples { batch, m, k, n }
             if [
                 m as u64 * k as u64,
@@ -87,6 +91,13 @@ mod tests {
         let e = check_request(&req(&[Item::Triple { n: 8 }, bad]), MAX_REQUEST_WORDS);
         assert!(matches!(e, Err(Error::DealerRequest { seq: 4, item, .. }) if item == bad));
         for item in [
+            // Found by fuzzing: empty products, but 7.7e8 of them to loop over.
+            Item::MatTriples {
+                batch: 776_000_000,
+                m: 4,
+                k: 0,
+                n: 0,
+            },
             Item::Sine {
                 n: 1,
                 p: 64,

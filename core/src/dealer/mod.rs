@@ -267,6 +267,12 @@ const fn bits(nbits: usize) -> Slot {
     }
 }
 
+/// The product of item dimensions, saturating: a decoded item may carry any sizes, and
+/// the limits are checked after the layout is known (see [`limits`]).
+fn prod(dims: &[usize]) -> usize {
+    dims.iter().fold(1usize, |p, d| p.saturating_mul(*d))
+}
+
 /// The slots of an item, in the order both parties (and D, replaying them) draw them.
 pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
     let mut v = heapless::Vec::new();
@@ -286,33 +292,33 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
         }
         Item::MatTriple { m, k, n } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
-            push(words(m * k));
-            push(words(k * n));
-            push(corr(m * n, 8));
+            push(words(prod(&[m, k])));
+            push(words(prod(&[k, n])));
+            push(corr(prod(&[m, n]), 8));
         }
         Item::MatTriples { batch, m, k, n } => {
             let (b, m, k, n) = (batch as usize, m as usize, k as usize, n as usize);
-            push(words(b * m * k));
-            push(words(b * k * n));
-            push(corr(b * m * n, 8));
+            push(words(prod(&[b, m, k])));
+            push(words(prod(&[b, k, n])));
+            push(corr(prod(&[b, m, n]), 8));
         }
-        Item::WeightMask { k, n, .. } => push(words(k as usize * n as usize)),
+        Item::WeightMask { k, n, .. } => push(words(prod(&[k as usize, n as usize]))),
         Item::WeightMaskOwned { k, n, .. } => push(Slot {
             p1: Source::Zero,
-            ..words(k as usize * n as usize)
+            ..words(prod(&[k as usize, n as usize]))
         }),
         Item::WeightTriple { m, k, n, .. } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
-            push(words(m * k));
-            push(corr(m * n, 8));
+            push(words(prod(&[m, k])));
+            push(corr(prod(&[m, n]), 8));
         }
         Item::OwnedTriple { m, k, n, .. } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
             push(Slot {
                 p0: Source::Zero,
-                ..words(m * k)
+                ..words(prod(&[m, k]))
             });
-            push(corr(m * n, 8));
+            push(corr(prod(&[m, n]), 8));
         }
         Item::Trunc { n, f } => {
             push(bits(n as usize));
@@ -337,7 +343,7 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(corr(w, 8));
         }
         Item::BitMul { n, m, uses } => {
-            let (n, nm) = (n as usize, n as usize * m as usize);
+            let (n, nm) = (n as usize, prod(&[n as usize, m as usize]));
             push(bits(nm));
             push(corr(nm, 8));
             for _ in 0..uses {
@@ -347,9 +353,9 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
         }
         Item::RowTriple { rows, cols } => {
             let (r, c) = (rows as usize, cols as usize);
-            push(words(r * c));
+            push(words(prod(&[r, c])));
             push(words(r));
-            push(corr(r * c, 8));
+            push(corr(prod(&[r, c]), 8));
         }
         Item::Sine { n, p, k, .. } => {
             push(Slot {
@@ -357,7 +363,7 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
                 width: (p as u32).div_ceil(8).clamp(1, 8) as u8,
                 ..words(n as usize)
             });
-            push(corr(2 * k as usize * n as usize, 8));
+            push(corr(prod(&[2, k as usize, n as usize]), 8));
         }
     }
     v

@@ -327,6 +327,13 @@ impl<K: MatMul> DealerService<K> {
                         "owned-weight triple shape differs from the registered weight",
                     ))
                 }
+                // Its mask `B` is defined only once the weight is registered (and the
+                // product's cost is then bounded by the registered matrix).
+                None => {
+                    return Err(Error::Param(
+                        "owned-weight triple for a weight that was never registered",
+                    ))
+                }
                 _ => {}
             }
             let (m, k, n) = (m as usize, k as usize, n as usize);
