@@ -33,16 +33,19 @@ measure() { # label, serve flags..., --, infer flags...
     while ! grep -q "listening" "$tmp/p0.log"; do sleep 0.5; done
     local client=("$bin" infer --connect "127.0.0.1:$pp" --dealer "127.0.0.1:$dp"
         --key "$tmp/p1.key" --trust "$tmp/dealer.pub" --trust "$tmp/p0.pub" "${infer[@]}")
-    local t0 t1 t2
-    t0=$(now); "${client[@]}" >/dev/null 2>"$tmp/fresh.log"; t1=$(now)
-    "${client[@]}" >/dev/null 2>"$tmp/resumed.log"; t2=$(now)
+    # The time at which the result line appears on stdout (the process then keeps the
+    # session: it saves its state and draws the next pass before it exits).
+    first() { "${client[@]}" 2>"$1" | { read -r _; now > "$tmp/first"; cat >/dev/null; }; cat "$tmp/first"; }
+    local t0 f1 e1 f2 e2
+    t0=$(now); f1=$(first "$tmp/fresh.log"); e1=$(now)
+    f2=$(first "$tmp/resumed.log"); e2=$(now)
     grep -q "resumed" "$tmp/resumed.log" || { echo "the second run did not resume" >&2; cat "$tmp/resumed.log" >&2; exit 1; }
     kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
     pids=()
     rm -rf "$SECFORMER_STATE"
-    python3 -c "import json,sys; print(json.dumps({'model': sys.argv[1], 'fresh_seconds': round(float(sys.argv[3])-float(sys.argv[2]),2), 'resumed_seconds': round(float(sys.argv[4])-float(sys.argv[3]),2)}))" \
-        "$label" "$t0" "$t1" "$t2"
+    python3 -c "import json,sys; a=[float(x) for x in sys.argv[2:]]; t0, f1, e1, f2, e2 = a; print(json.dumps({'model': sys.argv[1], 'fresh_seconds': round(f1-t0,2), 'resumed_seconds': round(f2-e1,2), 'fresh_exit_seconds': round(e1-t0,2), 'resumed_exit_seconds': round(e2-e1,2)}))" \
+        "$label" "$t0" "$f1" "$e1" "$f2" "$e2"
 }
 {
     echo "["

@@ -193,8 +193,10 @@ pub fn run_cmd(a: InferArgs) -> Result<()> {
         let shape = client.shape_for(&texts, a.batch)?;
         results.push(client.infer(shape, &texts)?);
     }
-    client.close()?;
-    print_results(&a, &inp, &results)
+    // Results first: closing keeps the session (saving its state and the next prepared
+    // pass), which the user need not wait for to see them.
+    print_results(&a, &inp, &results)?;
+    client.close()
 }
 
 fn print_results(a: &InferArgs, inp: &Inputs, results: &[PassResult]) -> Result<()> {
