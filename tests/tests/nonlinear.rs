@@ -2,6 +2,7 @@
 //! against f64 references with the error bounds.
 
 use secformer_core::bits;
+use secformer_core::dealer::Dealer as _;
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
 use secformer_core::protocols::{
@@ -838,4 +839,30 @@ fn products_at_the_ends_of_their_range() {
             assert!((r.2[j] - want).abs() <= 2.0 * LSB, "sum {want}: {}", r.2[j]);
         }
     }
+}
+
+#[test]
+fn a_bit_product_mask_opens_once() {
+    // Material for one value per bit and a second use: first, again, then a second
+    // `again` and a second `first` on the same material must be refused before sending.
+    let n = 16;
+    let x = reals(32, n, -5.0, 5.0);
+    let (r, _) = run(Net::Mem, |s| {
+        let xs = share(s, PartyId::P0, &x)?;
+        s.dealer_mut().request(&[bitmul::item(n, 1, 2)])?;
+        let mut storage = vec![0u64; bitmul::material_words(n, 1, 2)];
+        let mut mat = bitmul::take(s.dealer_mut(), n, 1, 2, &mut storage)?;
+        let bits = vec![0u64; words_for_bits(n)];
+        let mut d = vec![0u64; words_for_bits(n)];
+        let mut out = vec![AShare::default(); n];
+        let mut scratch = vec![0u64; bitmul::scratch_words(n, 1)];
+        bitmul::first(s, &mut mat, &bits, &xs, &mut d, &mut out, &mut scratch)?;
+        bitmul::again(s, &mut mat, 1, &d, &xs, &mut out, &mut scratch)?;
+        let twice = bitmul::again(s, &mut mat, 1, &d, &xs, &mut out, &mut scratch).is_err();
+        let first_twice =
+            bitmul::first(s, &mut mat, &bits, &xs, &mut d, &mut out, &mut scratch).is_err();
+        Ok((twice, first_twice))
+    })
+    .unwrap();
+    assert_eq!(r, (true, true));
 }

@@ -39,7 +39,10 @@ pub fn material_words(n: usize, m: usize, uses: usize) -> usize {
     words_for_bits(n * m) + n * m + uses * (n + n * m)
 }
 
-/// This party's material of one [`Item::BitMul`].
+/// This party's material of one [`Item::BitMul`]. Each mask is opened at most once: the
+/// bits' mask `r` by [`first`] or [`open_bits`], each value mask `B_u` by [`first`] (use 0)
+/// or [`again`] (use 1); a second opening is an error (it would reveal the difference of
+/// two secrets).
 pub struct Material<'a> {
     n: usize,
     m: usize,
@@ -48,6 +51,28 @@ pub struct Material<'a> {
     ra: &'a [u64],
     b: [&'a [u64]; 2],
     rb: [&'a [u64]; 2],
+    bits_opened: bool,
+    values_opened: [bool; 2],
+}
+
+impl Material<'_> {
+    fn open_bits_once(&mut self) -> Result<()> {
+        if core::mem::replace(&mut self.bits_opened, true) {
+            return Err(Error::Param(
+                "bit product: the bits' mask was already opened",
+            ));
+        }
+        Ok(())
+    }
+
+    fn open_value_once(&mut self, use_: usize) -> Result<()> {
+        if core::mem::replace(&mut self.values_opened[use_], true) {
+            return Err(Error::Param(
+                "bit product: this use's mask was already opened",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Takes the (already requested) material into `storage`.
@@ -90,6 +115,8 @@ pub fn take<'a, D: Dealer>(
         ra,
         b: [b0, b1],
         rb: [rb0, rb1],
+        bits_opened: false,
+        values_opened: [false; 2],
     })
 }
 
@@ -126,7 +153,7 @@ fn combine(
 /// (`ceil(nm/64)` words), to be kept for [`again`] and [`to_arith`].
 pub fn first<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    mat: &Material<'_>,
+    mat: &mut Material<'_>,
     bits: &[u64],
     v: &[AShare],
     d_out: &mut [u64],
@@ -144,6 +171,11 @@ pub fn first<T: Transport, D: Dealer, K: MatMul>(
             actual: bits.len().min(d_out.len()),
         });
     }
+    if mat.uses == 0 {
+        return Err(Error::Param("bit product material has no value mask"));
+    }
+    mat.open_bits_once()?;
+    mat.open_value_once(0)?;
     if mat.uses == 0 {
         return Err(Error::Param("bit product material has no value uses"));
     }
@@ -176,7 +208,7 @@ pub fn first<T: Transport, D: Dealer, K: MatMul>(
 /// A later use of the same bits with a new value: opens only `F = v - B_use`.
 pub fn again<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    mat: &Material<'_>,
+    mat: &mut Material<'_>,
     use_: usize,
     d: &[u64],
     v: &[AShare],
@@ -187,6 +219,7 @@ pub fn again<T: Transport, D: Dealer, K: MatMul>(
     if use_ == 0 || use_ >= mat.uses {
         return Err(Error::Param("bit product use out of range"));
     }
+    mat.open_value_once(use_)?;
     check_len("bit product values", n, v.len())?;
     check_len("bit product output", n * m, out.len())?;
     let mut ar = Arena::new(scratch);
@@ -213,11 +246,12 @@ pub fn to_arith(party: PartyId, mat: &Material<'_>, d: &[u64], out: &mut [AShare
 /// Opens `d = bits ^ r` alone (for B2A without a value): 1 round, `8 ceil(nm/64)` bytes.
 pub fn open_bits<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    mat: &Material<'_>,
+    mat: &mut Material<'_>,
     bits: &[u64],
     d_out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    mat.open_bits_once()?;
     let bw = words_for_bits(mat.n * mat.m);
     let mut ar = Arena::new(scratch);
     let mine = ar.take(bw)?;
@@ -244,9 +278,9 @@ pub fn bit_mul<T: Transport, D: Dealer, K: MatMul>(
     s.dealer.request(&[item(n, 1, 1)])?;
     let mut ar = Arena::new(scratch);
     let storage = ar.take(material_words(n, 1, 1))?;
-    let mat = take(&mut s.dealer, n, 1, 1, storage)?;
+    let mut mat = take(&mut s.dealer, n, 1, 1, storage)?;
     let d = ar.take(words_for_bits(n))?;
-    first(s, &mat, bits, v, d, out, ar.rest())
+    first(s, &mut mat, bits, v, d, out, ar.rest())
 }
 
 /// Scratch words for [`bit_mul`], [`select`] and [`b2a`].
@@ -265,9 +299,9 @@ pub fn b2a<T: Transport, D: Dealer, K: MatMul>(
     s.dealer.request(&[item(n, 1, 0)])?;
     let mut ar = Arena::new(scratch);
     let storage = ar.take(material_words(n, 1, 0))?;
-    let mat = take(&mut s.dealer, n, 1, 0, storage)?;
+    let mut mat = take(&mut s.dealer, n, 1, 0, storage)?;
     let d = ar.take(words_for_bits(n))?;
-    open_bits(s, &mat, bits, d, ar.rest())?;
+    open_bits(s, &mut mat, bits, d, ar.rest())?;
     to_arith(s.party, &mat, d, out);
     Ok(())
 }

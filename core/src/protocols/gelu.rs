@@ -176,12 +176,12 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
         }
     }
     let storage = ar.take(bitmul::material_words(2 * n, 1, 1))?;
-    let mat = bitmul::take(&mut s.dealer, 2 * n, 1, 1, storage)?;
+    let mut mat = bitmul::take(&mut s.dealer, 2 * n, 1, 1, storage)?;
     let d = ar.take(w2)?;
     let z = ar.take(2 * n)?;
     bitmul::first(
         s,
-        &mat,
+        &mut mat,
         b,
         AShare::from_raw_slice(vals),
         d,

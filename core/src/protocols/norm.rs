@@ -265,12 +265,12 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     crate::prg::clear_tail(c, n * j);
 
     let mstore = st.take(bitmul::material_words(n, j, 2))?;
-    let mat = bitmul::take(&mut s.dealer, n, j, 2, mstore)?;
+    let mut mat = bitmul::take(&mut s.dealer, n, j, 2, mstore)?;
     let d = st.take(bw)?;
     let z = vals; // reuse: c_j y
     bitmul::first(
         s,
-        &mat,
+        &mut mat,
         c,
         y,
         d,
@@ -305,7 +305,7 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
 /// Rounds: 2 (the bits are already open: only `x`'s mask is opened, then a truncation).
 pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    norm: Normalized<'_>,
+    mut norm: Normalized<'_>,
     x: &[AShare],
     x_frac: u32,
     kappa: impl Fn(i32) -> f64,
@@ -324,7 +324,7 @@ pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     let z = ar.take(n * j)?;
     bitmul::again(
         s,
-        &norm.mat,
+        &mut norm.mat,
         1,
         norm.d,
         x,

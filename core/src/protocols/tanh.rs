@@ -144,12 +144,12 @@ pub fn tanh<T: Transport, D: Dealer, K: MatMul>(
         crate::bits::set(b, 3 * i + 2, c1);
     }
     let storage = ar.take(bitmul::material_words(n, 3, 1))?;
-    let mat = bitmul::take(&mut s.dealer, n, 3, 1, storage)?;
+    let mut mat = bitmul::take(&mut s.dealer, n, 3, 1, storage)?;
     let d = ar.take(words_for_bits(3 * n))?;
     let z = ar.take(3 * n)?;
     bitmul::first(
         s,
-        &mat,
+        &mut mat,
         b,
         AShare::from_raw_slice(series_out),
         d,
