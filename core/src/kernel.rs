@@ -36,7 +36,7 @@ pub trait MatMul {
     }
 }
 
-/// The portable `c (+)= a * b` with `b` sign-extended from 32 bits (blocked i-k-j loops).
+/// The portable `c (+)= a * b` with `b` sign-extended from 32 bits.
 pub fn portable_i32(
     m: usize,
     k: usize,
@@ -46,6 +46,22 @@ pub fn portable_i32(
     c: &mut [u64],
     accumulate: bool,
 ) {
+    portable_blocked(m, k, n, a, b, c, accumulate, |x| x as i64 as u64)
+}
+
+/// Blocked i-k-j loops (that compilers vectorize where they can) over any B element
+/// that `widen` turns into a ring element.
+#[allow(clippy::too_many_arguments)]
+fn portable_blocked<B: Copy>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[u64],
+    b: &[B],
+    c: &mut [u64],
+    accumulate: bool,
+    widen: impl Fn(B) -> u64,
+) {
     assert!(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "gemm: slice too short"
@@ -53,12 +69,18 @@ pub fn portable_i32(
     if !accumulate {
         c[..m * n].fill(0);
     }
-    for i in 0..m {
-        let crow = &mut c[i * n..(i + 1) * n];
-        for p in 0..k {
-            let av = a[i * k + p];
-            for (cv, bv) in crow.iter_mut().zip(&b[p * n..(p + 1) * n]) {
-                *cv = cv.wrapping_add(av.wrapping_mul(*bv as i64 as u64));
+    const KB: usize = 256;
+    for p0 in (0..k).step_by(KB) {
+        let p1 = (p0 + KB).min(k);
+        for i in 0..m {
+            let crow = &mut c[i * n..(i + 1) * n];
+            let arow = &a[i * k..(i + 1) * k];
+            for p in p0..p1 {
+                let av = arow[p];
+                let brow = &b[p * n..(p + 1) * n];
+                for (cv, bv) in crow.iter_mut().zip(brow) {
+                    *cv = cv.wrapping_add(av.wrapping_mul(widen(*bv)));
+                }
             }
         }
     }
@@ -107,28 +129,7 @@ impl MatMul for Portable {
         c: &mut [u64],
         accumulate: bool,
     ) {
-        assert!(
-            a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-            "gemm: slice too short"
-        );
-        if !accumulate {
-            c[..m * n].fill(0);
-        }
-        const KB: usize = 256;
-        for p0 in (0..k).step_by(KB) {
-            let p1 = (p0 + KB).min(k);
-            for i in 0..m {
-                let crow = &mut c[i * n..(i + 1) * n];
-                let arow = &a[i * k..(i + 1) * k];
-                for p in p0..p1 {
-                    let av = arow[p];
-                    let brow = &b[p * n..(p + 1) * n];
-                    for (cv, bv) in crow.iter_mut().zip(brow) {
-                        *cv = cv.wrapping_add(av.wrapping_mul(*bv));
-                    }
-                }
-            }
-        }
+        portable_blocked(m, k, n, a, b, c, accumulate, |x| x)
     }
 }
 
