@@ -53,11 +53,11 @@ python3 scripts/elf_size.py "$ELF_DEFMT" | tail -n 1
 
 echo "== the firmware under QEMU: UART over TCP and semihosting, faults (QEMU required)"
 SECFORMER_REQUIRE_QEMU=1 SECFORMER_FIRMWARE_ELF="$PWD/$ELF" \
-  cargo test --release -p secformer-tests --test firmware_qemu -- --nocapture --test-threads 1
+  cargo test --release -p secformer-host --test firmware_qemu -- --nocapture --test-threads 1
 
 echo "== the defmt build runs too (logs to $(dirname "$ELF_DEFMT")/secformer-fw.defmt)"
 SECFORMER_REQUIRE_QEMU=1 SECFORMER_FIRMWARE_ELF="$PWD/$ELF_DEFMT" \
-  cargo test --release -p secformer-tests --test firmware_qemu -- qemu_semihosting_block_matches_f64
+  cargo test --release -p secformer-host --test firmware_qemu -- qemu_semihosting_block_matches_f64
 if command -v defmt-print >/dev/null 2>&1; then
   defmt-print -e "$ELF_DEFMT" < "$(dirname "$ELF_DEFMT")/secformer-fw.defmt"
 else

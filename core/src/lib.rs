@@ -44,6 +44,8 @@ pub mod fxp;
 pub mod kernel;
 pub mod log;
 pub mod nn;
+#[cfg(feature = "noise")]
+pub mod noise;
 pub mod party;
 pub mod prg;
 pub mod protocols;

@@ -29,8 +29,6 @@ impl Seed {
 
 /// The stream of a party's sequential dealer material.
 pub const STREAM_MAIN: u64 = 0;
-/// The keystream that encrypts D's corrections to P1 when they are relayed.
-pub const STREAM_CORRECTION_KEY: u64 = 3;
 /// Base of the per-weight mask streams (`STREAM_WEIGHT_BASE + weight id`).
 pub const STREAM_WEIGHT_BASE: u64 = 1 << 32;
 
@@ -86,17 +84,6 @@ impl Prg {
     pub fn fill_bits(&mut self, out: &mut [u64], nbits: usize) {
         self.fill(out);
         clear_tail(out, nbits);
-    }
-
-    /// XORs the keystream into `data` (encrypts or decrypts).
-    pub fn xor_into(&mut self, data: &mut [u8]) {
-        let mut ks = [0u8; 256];
-        for chunk in data.chunks_mut(256) {
-            self.rng.fill_bytes(&mut ks[..chunk.len()]);
-            for (d, k) in chunk.iter_mut().zip(ks.iter()) {
-                *d ^= *k;
-            }
-        }
     }
 
     /// One uniform ring element.

@@ -25,9 +25,11 @@ mod block;
 mod clock;
 #[cfg(feature = "defmt")]
 mod defmt_sink;
+mod keys;
 #[allow(dead_code)]
 mod line;
 mod report;
+mod secure;
 mod semi;
 mod stack;
 mod uart;
@@ -37,17 +39,12 @@ use core::fmt::Write as _;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use embedded_io::{ErrorKind, Read, Write};
-use secformer_core::dealer::prefetch::Prefetch;
-use secformer_core::dealer::DealerClient;
-use secformer_core::fxp::Encoding;
-use secformer_core::kernel::Portable;
-use secformer_core::party::PartyId;
-use secformer_core::session::Session;
 use secformer_core::transport::{Channel, Stats, Transport};
 use static_cell::ConstStaticCell;
 
 use block::{Phase, Role, DIMS};
-use line::{DealerPort, Line, PeerPort};
+use line::{Line, PeerPort};
+use secure::{DeviceKeys, SealBuffers};
 
 const TAP_WORDS: usize = DIMS.tap_words();
 
@@ -60,6 +57,14 @@ static STASH: ConstStaticCell<[u8; block::STASH_BYTES]> =
 static OUTPUT: ConstStaticCell<[u64; block::INPUT_LEN]> =
     ConstStaticCell::new([0; block::INPUT_LEN]);
 static TAPS: ConstStaticCell<[u64; TAP_WORDS]> = ConstStaticCell::new([0; TAP_WORDS]);
+static DEALER_TX: ConstStaticCell<[u8; secure::DEALER_TX_BYTES]> =
+    ConstStaticCell::new([0; secure::DEALER_TX_BYTES]);
+static DEALER_RX: ConstStaticCell<[u8; secure::DEALER_RX_BYTES]> =
+    ConstStaticCell::new([0; secure::DEALER_RX_BYTES]);
+static PEER_TX: ConstStaticCell<[u8; secure::PEER_BYTES]> =
+    ConstStaticCell::new([0; secure::PEER_BYTES]);
+static PEER_RX: ConstStaticCell<[u8; secure::PEER_BYTES]> =
+    ConstStaticCell::new([0; secure::PEER_BYTES]);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Link {
@@ -73,17 +78,19 @@ enum Crash {
     HardFault,
 }
 
-struct Options {
+struct Options<'a> {
     link: Option<Link>,
     taps: bool,
+    keys: Option<&'a str>,
     timeout_s: u32,
     crash: Option<Crash>,
 }
 
-fn parse_args(cmdline: &str) -> Result<Options, heapless::String<96>> {
+fn parse_args(cmdline: &str) -> Result<Options<'_>, heapless::String<96>> {
     let mut o = Options {
         link: None,
         taps: false,
+        keys: None,
         timeout_s: 60,
         crash: None,
     };
@@ -92,11 +99,13 @@ fn parse_args(cmdline: &str) -> Result<Options, heapless::String<96>> {
         match w {
             "uart" => o.link = Some(Link::Uart),
             "semihosting" => o.link = Some(Link::Semihosting),
-            "taps" => o.taps = true,
+            "reveal-taps" => o.taps = true,
             "crash=panic" => o.crash = Some(Crash::Panic),
             "crash=hardfault" => o.crash = Some(Crash::HardFault),
             _ => {
-                if let Some(v) = w.strip_prefix("timeout=") {
+                if let Some(v) = w.strip_prefix("keys=") {
+                    o.keys = Some(v);
+                } else if let Some(v) = w.strip_prefix("timeout=") {
                     o.timeout_s = v
                         .parse()
                         .map_err(|_| msg(format_args!("bad timeout {v}")))?;
@@ -143,7 +152,7 @@ fn main() -> ! {
 }
 
 fn app() -> bool {
-    let mut argbuf = [0u8; 256];
+    let mut argbuf = [0u8; 512];
     let opts = match parse_args(semi::cmdline(&mut argbuf)) {
         Ok(o) => o,
         Err(e) => {
@@ -248,10 +257,31 @@ fn run<L: Read<Error = ErrorKind> + Write<Error = ErrorKind>>(
         "boot transport={name} dims={}x{}x{}x{} taps={}",
         DIMS.seq, DIMS.hidden, DIMS.heads, DIMS.inter, opts.taps as u8
     ));
+    let Some(dir) = opts.keys else {
+        report::line(format_args!(
+            "error: no keys=DIR: the device needs its provisioned keys (see README)"
+        ));
+        return false;
+    };
+    let provisioned = keys::load(dir).and_then(|k| Ok((k, [keys::entropy()?, keys::entropy()?])));
+    let (device_keys, entropy) = match provisioned {
+        Ok(k) => k,
+        Err(e) => {
+            report::line(format_args!("error: {e}"));
+            return false;
+        }
+    };
     let line = RefCell::new(Line::new(link, STASH.take()));
     let output = OUTPUT.take();
     let taps = opts.taps.then(|| &mut TAPS.take()[..]);
-    let res = session(&line, &mut output[..], taps, opts.taps, &mut times);
+    let res = session(
+        &line,
+        (&device_keys, entropy),
+        &mut output[..],
+        taps,
+        opts.taps,
+        &mut times,
+    );
     match res {
         Ok(t) => {
             report::words("result", &output[..]);
@@ -271,28 +301,19 @@ fn run<L: Read<Error = ErrorKind> + Write<Error = ErrorKind>>(
 
 fn session<L: Read<Error = ErrorKind> + Write<Error = ErrorKind>>(
     line: &RefCell<Line<'_, L>>,
+    (keys, entropy): (&DeviceKeys, [[u8; 32]; 2]),
     output: &mut [u64],
     taps: Option<&mut [u64]>,
     with_taps: bool,
     times: &mut Times,
 ) -> secformer_core::Result<Traffic> {
-    let dealer = Channel::new(DealerPort(line));
-    let (client, session) = DealerClient::connect_with(
-        Prefetch::new(dealer, &mut PREFETCH.take()[..]),
-        PartyId::P1,
-        true,
-    )?;
-    info!("dealer handshake done");
-    let peer = Channel::new(PeerPort(line));
-    let mut s = Session::establish(
-        PartyId::P1,
-        Encoding::default(),
-        peer,
-        client,
-        Portable,
-        session,
-        None,
-    )?;
+    let bufs = SealBuffers {
+        dealer_tx: &mut DEALER_TX.take()[..],
+        dealer_rx: &mut DEALER_RX.take()[..],
+        peer_tx: &mut PEER_TX.take()[..],
+        peer_rx: &mut PEER_RX.take()[..],
+    };
+    let mut s = secure::connect(line, keys, entropy, bufs, &mut PREFETCH.take()[..])?;
     info!("peer handshake done");
     let mut taps = taps;
     let role = Role::DataOwner {

@@ -146,3 +146,31 @@ impl Write for Stdio {
         Ok(())
     }
 }
+
+/// Reads up to `buf.len()` bytes of the host file `path` (QEMU opens it relative to its
+/// working directory); returns how many were read.
+pub fn read_file(path: &str, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+    let mut name: heapless::Vec<u8, 320> = heapless::Vec::new();
+    if name.extend_from_slice(path.as_bytes()).is_err() || name.push(0).is_err() {
+        return Err(ErrorKind::InvalidInput);
+    }
+    let fd = open(&name, nr::open::R)?;
+    let mut got = 0;
+    while got < buf.len() {
+        let want = buf.len() - got;
+        let left = call(nr::READ, &[fd, buf[got..].as_mut_ptr() as usize, want]);
+        if left > want {
+            got = usize::MAX;
+            break;
+        }
+        if left == want {
+            break;
+        }
+        got += want - left;
+    }
+    call(nr::CLOSE, &[fd]);
+    if got == usize::MAX {
+        return Err(ErrorKind::Other);
+    }
+    Ok(got)
+}

@@ -45,6 +45,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The dealer of the firmware example as its own process: P0's link on one port, the
+    /// device's end-to-end sealed link (relayed by P0) on another. `firmware-peer` starts it.
+    FirmwareDealer(secformer_host::firmware::dealer::FirmwareDealerArgs),
     /// Accuracy of a model on a labelled TSV (or embedding agreement on sentences), in
     /// plaintext and, with --secure, under the full three-party protocol.
     Eval {
@@ -130,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::FirmwareDealer(args) => secformer_host::firmware::dealer::run(&args),
         Cmd::Keygen(args) => {
             println!("{}", secformer_host::link::args::keygen(&args)?);
             Ok(())

@@ -101,7 +101,6 @@ pub fn run_dealer_session(listener: &TcpListener, e: &Endpoint) -> Result<Sessio
         anyhow::bail!("dealer: {m}");
     }
     let mut svc = DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
-    svc.encrypt_corrections(h1.encrypt);
     svc.greet(&mut t0, &mut t1)
         .context("dealer: greeting parties")?;
     svc.serve(&mut t0, &mut t1)

@@ -253,7 +253,6 @@ fn version_mismatch_is_reported_by_the_dealer() {
             &PartyHello {
                 version: 999,
                 party: PartyId::P0,
-                encrypt: false,
                 token: [0; 16],
                 resume: None,
             },

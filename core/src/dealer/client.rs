@@ -28,7 +28,6 @@ pub struct DealerClient<T> {
     next: usize,
     ack_pending: Option<u32>,
     finished: bool,
-    decrypt: Option<Prg>,
     weights: heapless::Vec<u32, MAX_WEIGHTS>,
 }
 
@@ -36,41 +35,28 @@ impl<T: Transport> DealerClient<T> {
     /// Performs the handshake with D over `link` (sends the party's hello, receives its
     /// seed and the session id) and returns the client and the session id.
     pub fn connect(link: T, party: PartyId) -> Result<(Self, u64)> {
-        Self::connect_with(link, party, false)
-    }
-
-    /// [`DealerClient::connect`], asking D to encrypt P1's corrections with a keystream
-    /// derived from P1's seed (for when another endpoint relays the dealer's traffic).
-    pub fn connect_with(link: T, party: PartyId, encrypt: bool) -> Result<(Self, u64)> {
-        Self::join(
-            link,
-            PartyHello {
-                version: PROTOCOL_VERSION,
-                party,
-                encrypt,
-                token: [0; 16],
-                resume: None,
-            },
-        )
+        Self::join(link, PartyHello::new(party))
     }
 
     /// Sends `hello` to D (the party, its session token, a session to resume) and reads
     /// D's answer: returns the client and the session id.
     pub fn join(mut link: T, hello: PartyHello) -> Result<(Self, u64)> {
-        let (party, encrypt) = (hello.party, hello.encrypt);
+        let party = hello.party;
         link.send_msg(FrameKind::Hello, &hello)?;
         let hello: DealerHello = link.recv_msg(FrameKind::Hello)?;
+        Self::accept_hello(party, hello, link)
+    }
+
+    /// The client of D's answer `hello` (received by the caller, e.g. inside an
+    /// end-to-end handshake through a relay): returns it and the session id.
+    pub fn accept_hello(party: PartyId, hello: DealerHello, mut link: T) -> Result<(Self, u64)> {
         if hello.version != PROTOCOL_VERSION {
             link.send_error("protocol version mismatch");
             return Err(Error::Param(
                 "dealer speaks another protocol version (update both to the same release)",
             ));
         }
-        let mut c = Self::from_seed(party, hello.seed, link);
-        if encrypt && party == PartyId::P1 {
-            c.decrypt = Some(Prg::new(&c.seed, crate::prg::STREAM_CORRECTION_KEY));
-        }
-        Ok((c, hello.session))
+        Ok((Self::from_seed(party, hello.seed, link), hello.session))
     }
 
     /// A client from an already shared seed.
@@ -85,7 +71,6 @@ impl<T: Transport> DealerClient<T> {
             next: 0,
             ack_pending: None,
             finished: false,
-            decrypt: None,
             weights: heapless::Vec::new(),
         }
     }
@@ -138,21 +123,12 @@ impl<T: Transport> DealerClient<T> {
     }
 }
 
-/// Reads one correction slot of `width` bytes per word from D (decrypting it if the
-/// corrections are encrypted) and widens it to words.
-pub fn recv_correction<T: Transport>(
-    link: &mut T,
-    decrypt: Option<&mut Prg>,
-    buf: &mut [u64],
-    width: u8,
-) -> Result<()> {
+/// Reads one correction slot of `width` bytes per word from D and widens it to words.
+pub fn recv_correction<T: Transport>(link: &mut T, buf: &mut [u64], width: u8) -> Result<()> {
     let n = buf.len() * width as usize;
     {
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
         link.recv_chunked(FrameKind::DealerData, &mut bytes[..n])?;
-        if let Some(k) = decrypt {
-            k.xor_into(&mut bytes[..n]);
-        }
     }
     widen_in_place(buf, width);
     Ok(())
@@ -215,14 +191,14 @@ impl<T: Transport> Dealer for DealerClient<T> {
                 actual: item,
             });
         }
-        let (link, decrypt) = (&mut self.link, &mut self.decrypt);
+        let link = &mut self.link;
         draw(
             self.party,
             &self.seed,
             &mut self.prg,
             &item,
             bufs,
-            |buf, width| recv_correction(link, decrypt.as_mut(), buf, width),
+            |buf, width| recv_correction(link, buf, width),
         )?;
         self.next += 1;
         Ok(())

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -450,13 +450,23 @@ pub struct PartyHello {
     pub version: u16,
     /// Which party connects.
     pub party: PartyId,
-    /// P1 asks D to encrypt its corrections (when another endpoint relays them).
-    pub encrypt: bool,
     /// The session token P1 drew for this session (D pairs P0 and P1 by it, never by
     /// arrival order); zeros for a single-session dealer.
     pub token: [u8; 16],
     /// The session to resume (P1 reconnecting to an existing session), if any.
     pub resume: Option<u64>,
+}
+
+impl PartyHello {
+    /// The hello of a single-session party: no token, nothing to resume.
+    pub fn new(party: PartyId) -> Self {
+        PartyHello {
+            version: PROTOCOL_VERSION,
+            party,
+            token: [0; 16],
+            resume: None,
+        }
+    }
 }
 
 /// D's answer: the party's seed and the session id both parties must share.

@@ -76,7 +76,6 @@ pub struct DealerService<K> {
     owned: BTreeMap<u32, (u32, u32)>,
     kernel: K,
     seq: u32,
-    encrypt: Option<Prg>,
     // Buffers reused across items: fresh multi-megabyte allocations cost page faults.
     pool: Vec<Vec<u64>>,
     max_request_words: u64,
@@ -94,7 +93,6 @@ impl<K: MatMul> DealerService<K> {
             owned: BTreeMap::new(),
             kernel,
             seq: 0,
-            encrypt: None,
             pool: Vec::new(),
             max_request_words: super::limits::MAX_REQUEST_WORDS,
         }
@@ -133,10 +131,13 @@ impl<K: MatMul> DealerService<K> {
         }
     }
 
-    /// Encrypts P1's corrections with the keystream of P1's seed (P1 asked for it in its
-    /// hello because another endpoint relays D's traffic).
-    pub fn encrypt_corrections(&mut self, on: bool) {
-        self.encrypt = on.then(|| Prg::new(&self.seeds[1], crate::prg::STREAM_CORRECTION_KEY));
+    /// The hello D sends `party`: its seed and the session id.
+    pub fn hello_for(&self, party: PartyId) -> DealerHello {
+        DealerHello {
+            version: PROTOCOL_VERSION,
+            session: self.session,
+            seed: self.seeds[party.index()].clone(),
+        }
     }
 
     /// Sends each party its hello (seed and session id). `t0` must be P0's link.
@@ -270,7 +271,7 @@ impl<K: MatMul> DealerService<K> {
             let Drawn { p0, p1 } = self.draw_item(item, prgs)?;
             for (slot, mut buf) in layout(item).iter().zip(p1) {
                 if slot.p1 == Source::Dealer {
-                    send_correction(t1, &mut buf, slot.width, self.encrypt.as_mut())?;
+                    send_correction(t1, &mut buf, slot.width)?;
                 }
                 self.recycle(buf);
             }
@@ -392,18 +393,10 @@ impl<K: MatMul> DealerService<K> {
     }
 }
 
-fn send_correction<T: Transport>(
-    t: &mut T,
-    buf: &mut [u64],
-    width: u8,
-    key: Option<&mut Prg>,
-) -> Result<()> {
+fn send_correction<T: Transport>(t: &mut T, buf: &mut [u64], width: u8) -> Result<()> {
     let n = buf.len() * width as usize;
     narrow_in_place(buf, width);
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
-    if let Some(k) = key {
-        k.xor_into(&mut bytes[..n]);
-    }
     t.send_chunked(FrameKind::DealerData, &bytes[..n])?;
     Ok(())
 }

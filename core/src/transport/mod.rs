@@ -104,6 +104,10 @@ pub enum TransportError {
     TooLarge(u64),
     /// The peer reported an error (its message, truncated to 96 bytes).
     Peer(heapless::String<96>),
+    /// A sealed frame failed authentication (altered, replayed, reordered or forged).
+    Unauthentic,
+    /// A handshake failed (what went wrong; never key material).
+    Handshake(&'static str),
 }
 
 impl fmt::Display for TransportError {
@@ -132,6 +136,11 @@ impl fmt::Display for TransportError {
             TransportError::Codec => write!(f, "malformed control message"),
             TransportError::TooLarge(n) => write!(f, "message of {n} bytes exceeds the frame limit"),
             TransportError::Peer(m) => write!(f, "the other side reported: {m}"),
+            TransportError::Unauthentic => write!(
+                f,
+                "a sealed frame failed authentication (altered, replayed or forged on the way)"
+            ),
+            TransportError::Handshake(what) => write!(f, "handshake failed: {what}"),
         }
     }
 }

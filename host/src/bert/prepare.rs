@@ -94,7 +94,7 @@ where
                 (PartyId::P1, Some(inp)) => {
                     let link = &mut *inp.dealer;
                     draw(party, seed, &mut prg, item, &mut slots, |buf, w| {
-                        recv_correction(link, None, buf, w)
+                        recv_correction(link, buf, w)
                     })
                     .context("receiving the dealer's corrections")?;
                     prepare_item(item, &mut *inp.f, kernel, &mut slots)?;

@@ -100,7 +100,7 @@ impl Identity {
         Ok(Self::from_secret(name, &bytes))
     }
 
-    fn from_secret(name: &str, bytes: &[u8; KEY_LEN]) -> Self {
+    pub(crate) fn from_secret(name: &str, bytes: &[u8; KEY_LEN]) -> Self {
         let secret = StaticSecret::from(*bytes);
         let public = PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
         Identity {
@@ -267,6 +267,11 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
+    /// The trusted keys.
+    pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
+        self.keys.keys()
+    }
+
     /// An empty store (trusts nobody).
     pub fn new() -> Self {
         Self::default()

@@ -194,19 +194,17 @@ fn pair(
         PartyId::P0 => (link, other, other_peer),
         PartyId::P1 => (other, link, peer),
     };
-    run_session(t0, t1, &p1_peer, hello.encrypt, shared, cfg)
+    run_session(t0, t1, &p1_peer, shared, cfg)
 }
 
 fn run_session(
     mut t0: NetChannel,
     mut t1: NetChannel,
     p1_peer: &Peer,
-    encrypt: bool,
     shared: &Shared,
     cfg: &DealerConfig,
 ) -> Result<()> {
-    let mut svc = DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
-    svc.encrypt_corrections(encrypt);
+    let svc = DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
     let mut s = Session::new(svc);
     let id = s.id();
     tracing::info!(session = format_args!("{id:016x}"), p1 = %p1_peer, "dealer: session paired");

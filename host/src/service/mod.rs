@@ -130,7 +130,6 @@ impl Endpoint {
         let hello = PartyHello {
             version: PROTOCOL_VERSION,
             party,
-            encrypt: false,
             token,
             resume,
         };

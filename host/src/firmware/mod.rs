@@ -42,10 +42,15 @@
 
 // Shared with the firmware, whose MSRV (1.85) predates `is_multiple_of`.
 #[allow(clippy::manual_is_multiple_of)]
-#[path = "../../firmware-example/src/block.rs"]
+#[path = "../../../firmware-example/src/block.rs"]
 pub mod block;
-#[path = "../../firmware-example/src/line.rs"]
+#[path = "../../../firmware-example/src/line.rs"]
 pub mod line;
+#[path = "../../../firmware-example/src/secure.rs"]
+pub mod secure;
+
+pub mod dealer;
+pub mod provision;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -59,19 +64,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use secformer_core::dealer::server::{identify_hello, DealerService, SessionSummary};
 use secformer_core::dealer::{layout, DealerClient, Request};
 use secformer_core::fxp::Encoding;
+use secformer_core::noise::{Sealed, StaticKey, KEY_LEN};
 use secformer_core::party::PartyId;
 use secformer_core::prg::{Prg, Seed};
 use secformer_core::session::Session;
-use secformer_core::transport::mem::channel_pair;
 use secformer_core::transport::{Channel, FrameKind, Stats, Transport, MAX_FRAME_LEN};
 use serde::Serialize;
 
 use crate::kernel::HostKernel;
 use crate::model::{plain, EncoderLayer, LayerNorm, Linear, Matrix, SoftmaxKind};
-use crate::net::{os_seed, os_u64};
+use crate::net::os_seed;
 
 use block::{Dims, Params, Role, Taps, DIMS};
 
@@ -220,6 +224,11 @@ pub struct FirmwarePeerOptions {
     pub corrupt: Option<Corruption>,
     /// Echo the firmware's report lines (and QEMU's messages) to stderr as they arrive.
     pub echo: bool,
+    /// The `secformer` binary that runs `keygen` and the dealer process (`None`: this
+    /// process's own executable).
+    pub secformer_exe: Option<PathBuf>,
+    /// The device's key directory (set by the run itself).
+    pub keys_dir: Option<PathBuf>,
 }
 
 impl Default for FirmwarePeerOptions {
@@ -235,6 +244,8 @@ impl Default for FirmwarePeerOptions {
             seed: 1,
             corrupt: None,
             echo: false,
+            secformer_exe: None,
+            keys_dir: None,
         }
     }
 }
@@ -266,9 +277,10 @@ pub struct FirmwarePeerArgs {
     /// Seconds the firmware's UART reads wait [default: --read-timeout].
     #[arg(long)]
     pub firmware_timeout: Option<u64>,
-    /// Also reveal the nonlinear steps' inputs and outputs to P1 and check each against
-    /// f64 (debugging: leaks intermediate values to the data owner).
-    #[arg(long)]
+    /// REVEALS intermediate values to P1: opens every nonlinear step's input and output
+    /// to the data owner and checks each against f64. A debugging aid that breaks the
+    /// model owner's privacy; off by default.
+    #[arg(long = "reveal-taps")]
     pub taps: bool,
     /// Seed of P0's random weights.
     #[arg(long, default_value_t = 1)]
@@ -301,6 +313,8 @@ impl FirmwarePeerArgs {
             seed: self.seed,
             corrupt: self.corrupt,
             echo: self.echo,
+            secformer_exe: None,
+            keys_dir: None,
         })
     }
 }
@@ -1062,104 +1076,76 @@ fn relay_from_line(
 pub struct HostOutcome {
     /// P0's result: the online profile, its peer traffic and seconds.
     pub p0: Result<(block::Profile, Stats, f64)>,
-    /// D's result.
-    pub dealer: Result<SessionSummary>,
     /// The relay's counters.
     pub relay: RelayStats,
     /// The relay's error, if the line failed or carried garbage.
     pub relay_error: Option<String>,
 }
 
-/// Runs P0, D and the relay over a line to a device (any byte streams: QEMU's UART socket
-/// or pipes, or a test's own device thread) until the line closes and P0 and D are done.
-pub fn serve_line(
+/// P0's end of a firmware session besides the line: its keys, its own link to D and the
+/// relay's connection to D (which carries only the device's sealed frames).
+pub struct HostLinks<T0> {
+    /// P0's static key (the device pins its public half).
+    pub p0_key: StaticKey,
+    /// The device keys P0 accepts on the peer link.
+    pub devices: Vec<[u8; KEY_LEN]>,
+    /// P0's own link to D.
+    pub to_dealer: T0,
+    /// The relay's connection to D's relay port.
+    pub relay_to_dealer: TcpStream,
+}
+
+/// Runs P0 and the relay over a line to a device (any byte streams: QEMU's UART socket or
+/// pipes, or a test's own device thread) until the line closes and P0 is done. D runs
+/// elsewhere (its own process, or a test's thread) behind `links`.
+pub fn serve_line<T0: Transport + Send>(
     line_r: Box<dyn Read + Send>,
     line_w: Box<dyn Write + Send>,
     params: &[u64],
     taps: bool,
     corrupt: Option<Corruption>,
     read_timeout: Duration,
+    links: HostLinks<T0>,
 ) -> HostOutcome {
-    let d = DIMS;
     let (tx, tx_rx) = channel::<TxMsg>();
     let (to_p0, p0_rx) = channel::<Vec<u8>>();
     let (to_d, d_rx) = channel::<Vec<u8>>();
-    let port = |src, rx| PortLink {
-        src,
+    let p0_port = PortLink {
+        src: Source::P0,
         tx: tx.clone(),
-        rx,
+        rx: p0_rx,
         out: Vec::new(),
         inbuf: Vec::new(),
         pos: 0,
         timeout: read_timeout,
     };
-    let p0_port = port(Source::P0, p0_rx);
-    let d_port = port(Source::Dealer, d_rx);
-    let (d0, p0d) = channel_pair();
     let c_to = Injector::new(corrupt, Direction::ToFirmware);
     let c_from = Injector::new(corrupt, Direction::FromFirmware);
+    let HostLinks {
+        p0_key,
+        devices,
+        to_dealer,
+        relay_to_dealer,
+    } = links;
+    let dealer_socket = relay_to_dealer.try_clone();
     std::thread::scope(|sc| {
         let writer = sc.spawn(move || relay_to_line(tx_rx, line_w, c_to));
         let txr = tx.clone();
         let reader = sc.spawn(move || relay_from_line(line_r, to_p0, to_d, txr, c_from));
+        let txd = tx.clone();
+        let forward = sc.spawn(move || forward_dealer(relay_to_dealer, d_rx, txd));
         drop(tx);
-        let dealer = sc.spawn(move || -> Result<SessionSummary> {
-            let mut d0 = d0;
-            let mut t1 = Channel::full_duplex(d_port);
-            let h0 = identify_hello(&mut d0).context("P0's hello")?;
-            let h1 = identify_hello(&mut t1).context("the firmware's hello")?;
-            if h0.party != PartyId::P0 || h1.party != PartyId::P1 {
-                t1.send_error("dealer: expected P0 on the host and P1 on the device");
-                bail!("wrong parties: {:?} and {:?}", h0.party, h1.party);
-            }
-            let mut svc =
-                DealerService::new(os_seed()?, os_seed()?, os_u64()?, HostKernel::detect());
-            // The relay (this process) must not read P1's corrections.
-            svc.encrypt_corrections(h1.encrypt);
-            svc.greet(&mut d0, &mut t1)?;
-            Ok(svc.serve(&mut d0, &mut t1)?)
-        });
-        let p0 = sc.spawn(move || -> Result<(block::Profile, Stats, f64)> {
-            let t0 = Instant::now();
-            let (client, session) =
-                DealerClient::connect(p0d, PartyId::P0).context("P0: dealer handshake")?;
-            let mut s = Session::establish(
-                PartyId::P0,
-                Encoding::default(),
-                Channel::full_duplex(p0_port),
-                client,
-                HostKernel::detect(),
-                session,
-                Some(os_seed()?),
-            )
-            .context("P0: handshake with the firmware")?;
-            let f = s.encoding().frac_bits();
-            let mut mem = vec![0u64; block::mem_words(&d, f, taps)];
-            let clock = || t0.elapsed().as_micros() as u64;
-            let r = block::run(
-                &mut s,
-                &d,
-                Role::ModelOwner { params },
-                taps,
-                &mut mem,
-                &clock,
-                &mut |_| {},
-            );
-            match r {
-                Ok(p) => Ok((p, s.peer_stats(), t0.elapsed().as_secs_f64())),
-                Err(e) => {
-                    s.abort(&format!("P0 (host): {e}"));
-                    Err(e.into())
-                }
-            }
-        });
+        let p0 = sc.spawn(move || run_p0(p0_port, to_dealer, &p0_key, &devices, params, taps));
         let p0 = p0.join().unwrap_or_else(|_| Err(anyhow!("P0 panicked")));
-        let dealer = dealer
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the dealer panicked")));
         let (rs, r_res) = reader
             .join()
             .unwrap_or_else(|_| (RelayStats::default(), Err(anyhow!("the relay panicked"))));
+        // D closes its end when its session ends; closing ours too unblocks the forwarder
+        // when D is gone or stuck.
+        if let Ok(s) = &dealer_socket {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        let _ = forward.join();
         let (mut relay, w_res) = writer
             .join()
             .unwrap_or_else(|_| (RelayStats::default(), Err(anyhow!("the relay panicked"))));
@@ -1174,11 +1160,109 @@ pub fn serve_line(
         };
         HostOutcome {
             p0,
-            dealer,
             relay,
             relay_error,
         }
     })
+}
+
+/// Carries the device's dealer frames to D's relay port and D's bytes back to the line.
+/// The relay sees only what the module docs of [`secure`] list as clear.
+fn forward_dealer(stream: TcpStream, from_device: Receiver<Vec<u8>>, tx: Sender<TxMsg>) {
+    let Ok(mut w) = stream.try_clone() else {
+        return;
+    };
+    std::thread::scope(|sc| {
+        sc.spawn(move || {
+            for f in from_device {
+                if w.write_all(&f).is_err() {
+                    break;
+                }
+            }
+            let _ = w.shutdown(std::net::Shutdown::Write);
+        });
+        let mut r = stream;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send(TxMsg::Data(Source::Dealer, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// P0: dealer handshake over its own link, the sealed handshake with the device (which
+/// must present a key in `devices`), then the block.
+fn run_p0<T0: Transport>(
+    port: PortLink,
+    to_dealer: T0,
+    key: &StaticKey,
+    devices: &[[u8; KEY_LEN]],
+    params: &[u64],
+    taps: bool,
+) -> Result<(block::Profile, Stats, f64)> {
+    let d = DIMS;
+    let t0 = Instant::now();
+    let (client, session) =
+        DealerClient::connect(to_dealer, PartyId::P0).context("P0: dealer handshake")?;
+    let accept = |peer: &[u8; KEY_LEN], _: &[u8], _: &mut [u8]| {
+        if devices.contains(peer) {
+            Ok(0)
+        } else {
+            Err(secformer_core::transport::TransportError::Handshake(
+                "the device's key is not trusted by P0",
+            ))
+        }
+    };
+    let (peer, _, _) = Sealed::respond(
+        Channel::full_duplex(port),
+        FrameKind::Control,
+        key,
+        dealer::os_entropy()?,
+        secure::PROLOGUE_PEER,
+        Vec::new(),
+        Vec::new(),
+        &mut [],
+        accept,
+    )
+    .context("P0: sealed handshake with the firmware")?;
+    let mut s = Session::establish(
+        PartyId::P0,
+        Encoding::default(),
+        peer,
+        client,
+        HostKernel::detect(),
+        session,
+        Some(os_seed()?),
+    )
+    .context("P0: handshake with the firmware")?;
+    let f = s.encoding().frac_bits();
+    let mut mem = vec![0u64; block::mem_words(&d, f, taps)];
+    let clock = || t0.elapsed().as_micros() as u64;
+    let r = block::run(
+        &mut s,
+        &d,
+        Role::ModelOwner { params },
+        taps,
+        &mut mem,
+        &clock,
+        &mut |_| {},
+    );
+    match r {
+        Ok(p) => Ok((p, s.peer_stats(), t0.elapsed().as_secs_f64())),
+        Err(e) => {
+            s.abort(&format!("P0 (host): {e}"));
+            Err(e.into())
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1220,7 +1304,11 @@ fn qemu_command(opts: &FirmwarePeerOptions, serial: &str) -> Command {
             .max(1)
     );
     if opts.taps {
-        semi.push_str(",arg=taps");
+        semi.push_str(",arg=reveal-taps");
+    }
+    if let Some(dir) = &opts.keys_dir {
+        // QEMU splits the option at commas; the temporary directory has none.
+        semi.push_str(&format!(",arg=keys={}", dir.display()));
     }
     // QEMU runs next to the ELF: host files the firmware opens through semihosting (the
     // defmt log) land there.
@@ -1394,6 +1482,32 @@ pub fn run_firmware_peer(opts: &FirmwarePeerOptions) -> Result<FirmwareReport> {
     let x = input_values();
     let reference = reference(&d, &layer, &x);
 
+    let exe = match &opts.secformer_exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("locating the secformer binary")?,
+    };
+    let keys = provision::Provisioning::create(&exe)?;
+    let dealer = provision::DealerProcess::spawn(&exe, &keys, opts.read_timeout)?;
+    let link_opts = crate::link::LinkOptions {
+        read_timeout: opts.read_timeout,
+        ..Default::default()
+    };
+    let s0 = TcpStream::connect(dealer.p0_addr)
+        .with_context(|| format!("connecting P0 to the dealer at {}", dealer.p0_addr))?;
+    let (to_dealer, _) = crate::link::Link::connect(s0, &keys.p0_to_dealer()?, &link_opts)
+        .map_err(anyhow::Error::new)
+        .context("P0's link to the dealer")?;
+    let links = HostLinks {
+        p0_key: keys.p0_static(),
+        devices: vec![keys.device_public()?],
+        to_dealer: to_dealer.channel(),
+        relay_to_dealer: dealer.connect_relay()?,
+    };
+    let opts = &FirmwarePeerOptions {
+        keys_dir: Some(keys.dir().to_path_buf()),
+        ..opts.clone()
+    };
+
     let start = Instant::now();
     let (mut child, line_r, line_w): (Child, Box<dyn Read + Send>, Box<dyn Write + Send>) =
         match opts.link {
@@ -1444,7 +1558,9 @@ pub fn run_firmware_peer(opts: &FirmwarePeerOptions) -> Result<FirmwareReport> {
         opts.taps,
         opts.corrupt,
         opts.read_timeout,
+        links,
     );
+    let dealer = dealer.finish(Instant::now() + Duration::from_secs(10));
     let (status, killed) =
         wait_with_deadline(&mut child, start + opts.timeout + Duration::from_secs(10));
     let qemu_wall_seconds = start.elapsed().as_secs_f64();
@@ -1471,7 +1587,7 @@ pub fn run_firmware_peer(opts: &FirmwarePeerOptions) -> Result<FirmwareReport> {
         timed_out,
         firmware: fw_error,
         p0: out.p0.as_ref().err().map(|e| format!("{e:#}")),
-        dealer: out.dealer.as_ref().err().map(|e| format!("{e:#}")),
+        dealer: dealer.as_ref().err().map(|e| format!("{e:#}")),
         relay: out.relay_error.clone(),
         check: None,
         stderr_tail: lines.iter().rev().take(8).rev().cloned().collect(),
@@ -1484,7 +1600,7 @@ pub fn run_firmware_peer(opts: &FirmwarePeerOptions) -> Result<FirmwareReport> {
         return Err(failure.into());
     }
     let (_, p0_stats, p0_seconds) = out.p0.expect("checked above");
-    let summary = out.dealer.expect("checked above");
+    let summary = dealer.expect("checked above");
 
     let enc = Encoding::default();
     let words_of = |tag: &str| -> Result<Vec<u64>> {
@@ -1542,7 +1658,7 @@ pub fn run_firmware_peer(opts: &FirmwarePeerOptions) -> Result<FirmwareReport> {
         p0_bytes_received: p0_stats.bytes_received,
         p0_rounds: p0_stats.rounds,
         dealer_requests: summary.requests,
-        dealer_bytes_to_p1: summary.p1.bytes_sent,
+        dealer_bytes_to_p1: summary.p1_sent,
         firmware_stats: stats,
     })
 }
@@ -1564,7 +1680,7 @@ mod tests {
             "x",
             "--transport",
             "uart:7777",
-            "--taps",
+            "--reveal-taps",
             "--corrupt",
             "from-firmware:3:drop",
             "--elf",

@@ -15,24 +15,26 @@
 //! same relay.
 
 use std::cell::RefCell;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use secformer_core::dealer::prefetch::Prefetch;
-use secformer_core::dealer::DealerClient;
+use secformer_core::dealer::server::SessionSummary;
+use secformer_core::dealer::DealerHello;
 use secformer_core::fxp::{Encoding, DEFAULT_FRAC_BITS};
-use secformer_core::kernel::Portable;
-use secformer_core::party::PartyId;
-use secformer_core::session::Session;
-use secformer_core::transport::{Channel, Transport};
+use secformer_core::noise::StaticKey;
+use secformer_core::transport::mem::channel_pair;
+use secformer_core::transport::{Channel, FrameKind, Transport};
 use secformer_host::firmware::block::{self, Role, DIMS};
-use secformer_host::firmware::line::{DealerPort, Line, PeerPort};
+use secformer_host::firmware::line::{Line, PeerPort};
+use secformer_host::firmware::secure::{self, DeviceKeys, SealBuffers};
 use secformer_host::firmware::{
     self, Corruption, Direction, Fault, FirmwareFailure, FirmwareLink, FirmwarePeerOptions,
-    FirmwareReport, HostOutcome,
+    FirmwareReport, HostLinks, HostOutcome,
 };
+use secformer_host::tcp::TcpLink;
 
 /// Tolerances (max |secure - f64|).
 const TOL_SOFTMAX: f64 = 1e-3;
@@ -64,26 +66,36 @@ impl embedded_io::Write for SockLink {
     }
 }
 
-/// What the firmware's `session` does, on the host: P1 over one line.
-fn device(link: SockLink, taps: bool) -> secformer_core::Result<(Vec<u64>, Option<Vec<u64>>)> {
+/// What the device thread returns: its output, taps, and the seed D gave it (which no
+/// capture of the line may contain).
+type DeviceResult = secformer_core::Result<(Vec<u64>, Option<Vec<u64>>, [u8; 32])>;
+
+fn entropy() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
+/// What the firmware's `session` does, on the host: P1 over one line, sealed links.
+fn device(link: SockLink, keys: &DeviceKeys, taps: bool) -> DeviceResult {
     let mut stash = vec![0u8; block::STASH_BYTES];
     let mut prefetch = vec![0u8; block::PREFETCH_BYTES];
+    let (mut a, mut b, mut c, mut d) = (
+        vec![0u8; secure::DEALER_TX_BYTES],
+        vec![0u8; secure::DEALER_RX_BYTES],
+        vec![0u8; secure::PEER_BYTES],
+        vec![0u8; secure::PEER_BYTES],
+    );
     let line = RefCell::new(Line::new(link, &mut stash));
     let res = (|| {
-        let (client, session) = DealerClient::connect_with(
-            Prefetch::new(Channel::new(DealerPort(&line)), &mut prefetch),
-            PartyId::P1,
-            true,
-        )?;
-        let mut s = Session::establish(
-            PartyId::P1,
-            Encoding::default(),
-            Channel::new(PeerPort(&line)),
-            client,
-            Portable,
-            session,
-            None,
-        )?;
+        let bufs = SealBuffers {
+            dealer_tx: &mut a,
+            dealer_rx: &mut b,
+            peer_tx: &mut c,
+            peer_rx: &mut d,
+        };
+        let mut s = secure::connect(&line, keys, [entropy(), entropy()], bufs, &mut prefetch)?;
+        let seed = s.dealer_mut().seed().0;
         let mut mem = vec![0u64; block::ARENA_WORDS];
         let mut out = vec![0u64; block::INPUT_LEN];
         let mut t = taps.then(|| vec![0u64; DIMS.tap_words()]);
@@ -100,7 +112,7 @@ fn device(link: SockLink, taps: bool) -> secformer_core::Result<(Vec<u64>, Optio
             &|| 0,
             &mut |_| {},
         )?;
-        Ok((out, t))
+        Ok((out, t, seed))
     })();
     if let Err(e) = &res {
         Channel::new(PeerPort(&line)).send_error(&format!("P1 (device thread): {e}"));
@@ -108,32 +120,111 @@ fn device(link: SockLink, taps: bool) -> secformer_core::Result<(Vec<u64>, Optio
     res
 }
 
-type DeviceResult = secformer_core::Result<(Vec<u64>, Option<Vec<u64>>)>;
+/// Everything that crossed the line, both directions (what the relay sees).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
 
-fn run_in_threads(taps: bool, corrupt: Option<Corruption>) -> (HostOutcome, DeviceResult) {
+struct Tee<S> {
+    inner: S,
+    capture: Capture,
+}
+
+impl<S: std::io::Read> std::io::Read for Tee<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.capture.0.lock().unwrap().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<S: std::io::Write> std::io::Write for Tee<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.capture.0.lock().unwrap().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct Threads {
+    host: HostOutcome,
+    device: DeviceResult,
+    dealer: anyhow::Result<SessionSummary>,
+    /// What the relay read from the device, and what it wrote to it.
+    capture: [Capture; 2],
+}
+
+/// The device, P0 with its relay, and D, each in its own thread; D's links are P0's
+/// in-memory link and the relay's TCP connection, as with the dealer process.
+fn run_in_threads(taps: bool, corrupt: Option<Corruption>, trust_device: bool) -> Threads {
     let (host, dev) = UnixStream::pair().unwrap();
     dev.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     host.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let layer = firmware::demo_layer(&DIMS, 1);
     let params = firmware::param_words(&DIMS, &layer).unwrap();
+    let (dealer_key, p0_key, device_key) = (entropy(), entropy(), entropy());
+    let keys = DeviceKeys {
+        device: StaticKey::from_secret(device_key),
+        dealer: StaticKey::from_secret(dealer_key).public(),
+        p0: StaticKey::from_secret(p0_key).public(),
+    };
+    let device_pub = keys.device.public();
+    let devices = if trust_device {
+        vec![device_pub]
+    } else {
+        vec![entropy()]
+    };
+    let (d0, p0d) = channel_pair();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (d1, _) = listener.accept().unwrap();
+    let capture = [Capture::default(), Capture::default()];
     std::thread::scope(|sc| {
         let d = sc.spawn(move || {
-            let r = device(SockLink(dev.try_clone().unwrap()), taps);
+            let r = device(SockLink(dev.try_clone().unwrap()), &keys, taps);
             // The device "exits": its end of the line closes.
             let _ = dev.shutdown(std::net::Shutdown::Both);
             r
         });
-        let r = host.try_clone().unwrap();
+        let dealer_devices = devices.clone();
+        let dl = sc.spawn(move || {
+            let mut d0 = d0;
+            let t1 = Channel::full_duplex(TcpLink::new(d1, Duration::from_secs(30)).unwrap());
+            let key = StaticKey::from_secret(dealer_key);
+            firmware::dealer::serve_session(&mut d0, t1, &key, &dealer_devices)
+        });
+        let r = Tee {
+            inner: host.try_clone().unwrap(),
+            capture: capture[0].clone(),
+        };
+        let w = Tee {
+            inner: host,
+            capture: capture[1].clone(),
+        };
+        let links = HostLinks {
+            p0_key: StaticKey::from_secret(p0_key),
+            devices,
+            to_dealer: p0d,
+            relay_to_dealer: relay,
+        };
         let out = firmware::serve_line(
             Box::new(r),
-            Box::new(host),
+            Box::new(w),
             &params,
             taps,
             corrupt,
             Duration::from_secs(30),
+            links,
         );
-        (out, d.join().unwrap())
+        Threads {
+            host: out,
+            device: d.join().unwrap(),
+            dealer: dl.join().unwrap(),
+            capture,
+        }
     })
 }
 
@@ -176,13 +267,22 @@ fn device_thread_over_one_line_matches_f64_with_and_without_taps() {
     let x = firmware::input_values();
     let reference = firmware::reference(&DIMS, &layer, &x);
     for taps in [false, true] {
-        let (host, dev) = run_in_threads(taps, None);
-        let (out, t) = dev.unwrap_or_else(|e| panic!("device: {e}"));
+        let Threads {
+            host,
+            device,
+            dealer,
+            capture,
+        } = run_in_threads(taps, None, true);
+        let (out, t, seed) = device.unwrap_or_else(|e| panic!("device: {e}"));
         if let Err(e) = &host.p0 {
             panic!("P0: {e:#}");
         }
-        if let Err(e) = &host.dealer {
+        if let Err(e) = &dealer {
             panic!("dealer: {e:#}");
+        }
+        for c in &capture {
+            let seen = c.0.lock().unwrap().clone();
+            assert_relay_learns_nothing(&seen, &seed);
         }
         assert!(host.relay_error.is_none(), "{:?}", host.relay_error);
         let y = decode(&out);
@@ -217,14 +317,73 @@ fn device_thread_corrupted_line_fails_on_both_sides() {
             frame: 3,
             fault: Fault::Flip,
         };
-        let (host, dev) = run_in_threads(false, Some(c));
-        let de = dev.expect_err("the device must fail").to_string();
+        let Threads { host, device, .. } = run_in_threads(false, Some(c), true);
+        let de = device.expect_err("the device must fail").to_string();
         let pe = format!("{:#}", host.p0.expect_err("P0 must fail"));
         eprintln!("{direction:?}: device: {de}\n  P0: {pe}");
         // The receiver of the corrupted frame detects it; the other side learns why.
         assert!(de.contains("checksum"), "device: {de}");
         assert!(pe.contains("checksum"), "P0: {pe}");
     }
+}
+
+/// What the relay sees (every byte of the line, both ways) holds neither P1's seed nor
+/// anything of it, and D's hello, the frame that carried that seed in the clear before the
+/// links were sealed, no longer decodes to it.
+fn assert_relay_learns_nothing(seen: &[u8], seed: &[u8; 32]) {
+    assert!(
+        seen.len() > 10_000,
+        "the capture is too small: {} B",
+        seen.len()
+    );
+    for w in seed.windows(8) {
+        assert!(
+            !seen.windows(8).any(|s| s == w),
+            "8 bytes of P1's seed crossed the relay in the clear"
+        );
+    }
+    let mut at = 0;
+    let mut hellos = 0;
+    while at + 10 <= seen.len() {
+        let len = u32::from_le_bytes(seen[at + 2..at + 6].try_into().unwrap()) as usize;
+        let payload = &seen[at + 6..(at + 6 + len).min(seen.len())];
+        assert_eq!(seen[at], 0x5F, "frame {at} of the capture");
+        if seen[at + 1] == FrameKind::Hello as u8 {
+            hellos += 1;
+            if let Ok(h) = postcard::from_bytes::<DealerHello>(payload) {
+                assert_ne!(&h.seed.0, seed, "D's hello readable by the relay");
+            }
+        }
+        at += 6 + len + 4;
+    }
+    assert!(
+        hellos >= 1,
+        "expected the hellos on the line, found {hellos}"
+    );
+}
+
+#[test]
+fn device_thread_with_an_untrusted_key_is_refused_before_any_seed_is_sent() {
+    let Threads {
+        host,
+        device,
+        dealer,
+        capture,
+    } = run_in_threads(false, None, false);
+    let de = device.expect_err("the device must fail").to_string();
+    let dl = format!("{:#}", dealer.expect_err("D must refuse the device"));
+    eprintln!(
+        "device: {de}\n  dealer: {dl}\n  P0: {:?}",
+        host.p0.as_ref().err()
+    );
+    assert!(dl.contains("not trusted"), "dealer: {dl}");
+    // D answered nothing but an error: the line carries no D hello.
+    let seen = capture[1].0.lock().unwrap().clone();
+    let from_dealer_hellos = seen
+        .windows(2)
+        .filter(|w| w[0] == 0x5F && w[1] == FrameKind::Hello as u8)
+        .count();
+    assert_eq!(from_dealer_hellos, 0, "D sent the device a hello");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -276,6 +435,8 @@ fn qemu_opts(link: FirmwareLink) -> Option<FirmwarePeerOptions> {
         seed: 1,
         corrupt: None,
         echo: std::env::var_os("SECFORMER_FW_ECHO").is_some(),
+        secformer_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_secformer"))),
+        keys_dir: None,
     })
 }
 
