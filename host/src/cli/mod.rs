@@ -206,6 +206,28 @@ impl SyntheticArgs {
         {
             bail!("the synthetic model's sizes must be positive");
         }
+        // The bounds a checkpoint's config.json may declare: beyond them the weights alone
+        // would not fit in memory, and a failed allocation is a panic, not an error.
+        for (flag, v, key) in [
+            ("--layers", self.layers, "num_hidden_layers"),
+            ("--hidden", self.hidden, "hidden_size"),
+            ("--heads", self.heads, "num_attention_heads"),
+            ("--intermediate", self.intermediate, "intermediate_size"),
+            ("--vocab", self.vocab, "vocab_size"),
+            (
+                "--max-positions",
+                self.max_positions,
+                "max_position_embeddings",
+            ),
+        ] {
+            let max = crate::model::config::MAX_SIZES
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(usize::MAX, |(_, m)| *m);
+            if v > max {
+                bail!("{flag} {v} is too large: at most {max} (as a model's {key})");
+            }
+        }
         if !self.hidden.is_multiple_of(self.heads) {
             bail!("--hidden must be a multiple of --heads");
         }
