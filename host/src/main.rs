@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use secformer_host::cli::{bench_bert, bench_proto, dealer, demo, infer, party, plain, serve};
+use secformer_host::cli::{
+    bench_bert, bench_proto, dealer, demo, fetch, infer, party, plain, serve,
+};
 
 /// Secure two-party inference for Transformer models (SecFormer), with a dealer.
 ///
@@ -54,6 +56,9 @@ enum Cmd {
         #[command(flatten)]
         args: secformer_host::eval::EvalArgs,
     },
+    /// Fetch the default model (all-MiniLM-L6-v2) into the cache if it is not there and
+    /// print its directory (the only line on stdout).
+    Fetch(fetch::FetchArgs),
     /// Create an endpoint identity: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub
     /// (give it to the peers, which pass it as --trust).
     Keygen(secformer_host::link::args::KeygenArgs),
@@ -121,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Infer(a) => infer::run_cmd(a),
         Cmd::Plain(a) => plain::run_cmd(a),
         Cmd::Demo(a) => demo::run_cmd(a),
+        Cmd::Fetch(a) => fetch::run_cmd(a),
         Cmd::Party(a) => party::run_cmd(a),
         Cmd::Eval { args } => secformer_host::eval::main(&args),
         Cmd::FirmwarePeer { args, json } => {

@@ -173,3 +173,28 @@ fn peer_with_other_shapes_fails_both_with_a_message() {
     d.kill().unwrap();
     let _ = d.wait();
 }
+
+#[test]
+fn bench_sizes_out_of_range_are_clear_errors_not_panics() {
+    for args in [
+        &["bench", "gemm", "--rows", "0"][..],
+        &["bench", "gemm", "--rows", "1000000000"],
+        &["bench", "gemm", "--reps", "0"],
+        &["bench", "matmul", "--m", "0"],
+        &["bench", "matmul", "--m", "100000000"],
+        &["bench", "ops", "--scale", "1000000000"],
+        &["bench", "ops", "--scale", "0"],
+        &["bench", "plan", "--seq", "0"],
+        &["bench", "bert", "--seq", "0"],
+        &["bench", "bert", "--hidden", "100000000"],
+        &["bench", "bert", "--layers", "0"],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(
+            err.starts_with("error: ") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

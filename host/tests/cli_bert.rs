@@ -1,21 +1,22 @@
 //! The BERT commands as processes: bad input gives a clear error and a non-zero exit for
 //! the one-shot client while the services stay up (missing model, different models at P0
 //! and P1, a too-long text with --no-truncate, the dealer disappearing mid-run); the
-//! demo's JSON has its fields.
+//! demo's JSON has its fields and vectors.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+use secformer_host::model::fetch;
 use support::{bin, free_port, Keys};
 
 fn model_dir() -> Option<PathBuf> {
     let d = std::env::var_os("SECFORMER_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/all-MiniLM-L6-v2")
-        });
+        // Where `secformer fetch` and scripts/fetch_model.sh put it.
+        .unwrap_or_else(|| fetch::default_model_dir(&fetch::default_cache_dir()));
     if d.join("model.safetensors").exists() {
         Some(d)
     } else {
@@ -228,6 +229,9 @@ fn demo_json_has_the_fields() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["softmax"], "exact");
     assert!(j["model"].is_string());
+    for f in ["setup_seconds", "total_seconds"] {
+        assert!(j[f].is_number(), "missing {f}");
+    }
     let rs = j["results"].as_array().unwrap();
     assert_eq!(rs.len(), 2);
     for r in rs {
@@ -242,6 +246,11 @@ fn demo_json_has_the_fields() {
         }
         assert!(r["text"].is_string());
         assert!(r["agreement"].as_f64().unwrap() >= 0.999);
+        // The vectors themselves: the secure output and the plaintext reference.
+        let (sec, pl) = (r["secure"].as_array(), r["plain"].as_array());
+        let (sec, pl) = (sec.expect("secure vector"), pl.expect("plain vector"));
+        assert_eq!(sec.len(), 384, "all-MiniLM-L6-v2's embedding");
+        assert_eq!(sec.len(), pl.len());
     }
 }
 

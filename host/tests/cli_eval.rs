@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use secformer_host::model::fetch;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_secformer"))
 }
@@ -28,7 +30,8 @@ fn committed(name: &str) -> PathBuf {
 fn minilm() -> Option<PathBuf> {
     let d = std::env::var_os("SECFORMER_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/models/all-MiniLM-L6-v2"));
+        // Where `secformer fetch` and scripts/fetch_model.sh put it.
+        .unwrap_or_else(|| fetch::default_model_dir(&fetch::default_cache_dir()));
     if d.join("model.safetensors").exists() {
         Some(d)
     } else {

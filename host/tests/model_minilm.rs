@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use secformer_host::model::{load_model, plain, Model, Pooling, SoftmaxKind};
+use secformer_host::model::{fetch, load_model, plain, Model, Pooling, SoftmaxKind};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-4;
@@ -17,9 +17,8 @@ const TOLERANCE: f32 = 1e-4;
 fn model_dir() -> PathBuf {
     match std::env::var_os("SECFORMER_MODEL_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(".cache/models/all-MiniLM-L6-v2"),
+        // Where `secformer fetch` and scripts/fetch_model.sh put it.
+        None => fetch::default_model_dir(&fetch::default_cache_dir()),
     }
 }
 

@@ -11,14 +11,15 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use secformer_host::model::fetch;
 use support::{bin, free_port, Keys};
 
 fn model_dir() -> Option<PathBuf> {
     let d = std::env::var_os("SECFORMER_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/all-MiniLM-L6-v2")
-        });
+        // Where `secformer fetch` and scripts/fetch_model.sh put it.
+        .unwrap_or_else(|| fetch::default_model_dir(&fetch::default_cache_dir()));
     if d.join("model.safetensors").exists() {
         Some(d)
     } else {

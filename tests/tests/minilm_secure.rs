@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use secformer_host::bert::local::{self, Links, LocalOptions};
 use secformer_host::bert::ModelShape;
-use secformer_host::model::{load_model, plain, Encoding};
+use secformer_host::model::{fetch, load_model, plain, Encoding};
 use secformer_tests::*;
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -21,7 +21,10 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn minilm_secure_matches_plaintext() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/all-MiniLM-L6-v2");
+    // SECFORMER_MODEL_DIR, else where `secformer fetch` and scripts/fetch_model.sh put it.
+    let dir = std::env::var_os("SECFORMER_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fetch::default_model_dir(&fetch::default_cache_dir()));
     if !dir.join("model.safetensors").exists() {
         assert!(
             std::env::var("SECFORMER_REQUIRE_MODEL").is_err(),
@@ -29,7 +32,7 @@ fn minilm_secure_matches_plaintext() {
             dir.display()
         );
         eprintln!(
-            "skipping: no checkpoint at {} (run scripts/fetch_model.sh)",
+            "skipping: no checkpoint at {} (run scripts/fetch_model.sh or secformer fetch)",
             dir.display()
         );
         return;

@@ -284,6 +284,7 @@ pub fn forward<T: Transport, D: Dealer, K: MatMul, R: Role>(
             &mut b.scratch,
         )
         .with_context(|| format!("layer {l}"))?;
+        super::observe::layer_done(l + 1, w.layers.len());
     }
     probe.mark(nn::Component::Other, s.peer_stats());
     head(s, w, m, pass, b).context("pooling")?;

@@ -15,6 +15,7 @@
 //! * [`pool`]: ready passes per session, a background preparer that works while the
 //!   session is idle, a memory budget with spilling to files, single use.
 //! * [`p0`], [`p1`]: the two parties' session drivers over the peer link.
+//! * [`observe`]: progress of P1's pass, layer by layer, for a display.
 //!
 //! What is public: the model's architecture (config), the number of inferences, the batch
 //! size and the sequence bucket of each pass; with [`Lengths::Public`] also each text's
@@ -26,6 +27,7 @@ pub mod control;
 pub mod fmat;
 pub mod forward;
 pub mod local;
+pub mod observe;
 pub mod p0;
 pub mod p1;
 pub mod plan;

@@ -98,7 +98,8 @@ fn run<R: Role>(
     role: &R,
     buffers: &mut Buffers,
 ) -> Result<()> {
-    forward(s, w, m, pass, role, &mut (), buffers)
+    // A dry run is no progress: a display watching this thread's passes must not see it.
+    super::observe::unobserved(|| forward(s, w, m, pass, role, &mut (), buffers))
         .map(|_| ())
         .context("recording the request plan")
 }

@@ -52,6 +52,16 @@ pub fn run_matmul(a: MatmulArgs) -> Result<()> {
     if a.m == 0 || a.k == 0 || a.n == 0 {
         anyhow::bail!("--m, --k and --n must be positive");
     }
+    // Each operand is allocated several times over (shares, masks, products): beyond
+    // 2^26 elements (512 MiB of u64) an allocation failure would be a panic, not an error.
+    if [(a.m, a.k), (a.k, a.n), (a.m, a.n)]
+        .iter()
+        .any(|(x, y)| x.checked_mul(*y).is_none_or(|p| p > 1 << 26))
+    {
+        anyhow::bail!(
+            "--m, --k and --n are too large: every product m*k, k*n, m*n must be at most 2^26"
+        );
+    }
     let b = bench_matmul(a.m, a.k, a.n, a.reps, a.owned)?;
     if a.json {
         println!("{}", serde_json::to_string(&b)?);

@@ -6,8 +6,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::{apply_softmax_flag, encode_texts, progress, resolve_model, LongText};
+use super::display::{Display, TextProgress};
+use super::{apply_softmax_flag, encode_texts, resolve_model, shorten, CacheArgs, LongText};
 use crate::bert::local::{self, LocalOptions};
+use crate::bert::observe::watch_layers;
 use crate::bert::profile::Components;
 use crate::bert::ModelShape;
 use crate::model::{load_model, plain, Model};
@@ -19,6 +21,9 @@ pub struct DemoArgs {
     /// Model directory (default: all-MiniLM-L6-v2, fetched on first use).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    /// The model cache.
+    pub cache: CacheArgs,
     /// Texts (repeatable; default: five sample sentences).
     #[arg(long)]
     pub text: Vec<String>,
@@ -82,6 +87,9 @@ pub struct DemoReport {
     pub softmax: String,
     /// Seconds of the one-time setup.
     pub setup_seconds: f64,
+    /// Seconds of the whole demo: loading the model, the setup, every pass and the
+    /// plaintext references.
+    pub total_seconds: f64,
     /// One entry per sentence.
     pub results: Vec<DemoResult>,
 }
@@ -138,9 +146,25 @@ pub fn agreement(
     }
 }
 
+/// The layer observer of the demo's passes, one text per pass: advances the text when a
+/// pass's last layer is done.
+fn per_text(bar: TextProgress, texts: usize) -> impl FnMut(usize, usize) + 'static {
+    let mut text = 0;
+    bar.start_pass(0, 1);
+    move |done, layers| {
+        bar.layer(done);
+        if done == layers && text + 1 < texts {
+            text += 1;
+            bar.start_pass(text, 1);
+        }
+    }
+}
+
 /// Runs the demo over `texts`.
 pub fn demo(model_dir: &Path, texts: &[String], softmax: Option<&str>) -> Result<DemoReport> {
-    let pb = progress(1, "loading the model");
+    let t0 = std::time::Instant::now();
+    let display = Display::new();
+    let pb = display.step(1, "loading the model");
     let mut model =
         load_model(model_dir).with_context(|| format!("loading {}", model_dir.display()))?;
     pb.finish_and_clear();
@@ -153,10 +177,14 @@ pub fn demo(model_dir: &Path, texts: &[String], softmax: Option<&str>) -> Result
     });
     let encs = encode_texts(&model.tokenizer, texts, LongText::Truncate)?;
     let opts = LocalOptions::for_model(&ModelShape::of(&model.config));
-    let pb = progress(1, "running the three endpoints");
-    // The demo starts all three endpoints: fresh identities, authenticated links.
-    let run = local::run_secure(&model.config, &model.weights, &encs, &opts)?;
-    pb.finish_and_clear();
+    let bar = display.texts(encs.len(), model.config.num_hidden_layers);
+    // The demo starts all three endpoints: fresh identities, authenticated links. P1 runs
+    // on this thread, so its layers are the ones observed.
+    let run = watch_layers(per_text(bar.clone(), encs.len()), || {
+        local::run_secure(&model.config, &model.weights, &encs, &opts)
+    });
+    bar.finish();
+    let run = run?;
     let mut results = Vec::new();
     for ((text, enc), r) in texts.iter().zip(&encs).zip(&run.passes) {
         let (agree, diff, sec, pl) = agreement(&model, enc, &r.outputs[0]);
@@ -184,13 +212,14 @@ pub fn demo(model_dir: &Path, texts: &[String], softmax: Option<&str>) -> Result
         model: model_dir.display().to_string(),
         softmax: crate::model::fingerprint::model_info(&model.config, None).softmax,
         setup_seconds: run.setup_seconds,
+        total_seconds: t0.elapsed().as_secs_f64(),
         results,
     })
 }
 
 /// Runs the command.
 pub fn run_cmd(a: DemoArgs) -> Result<()> {
-    let dir = resolve_model(a.model.as_deref())?;
+    let dir = resolve_model(a.model.as_deref(), &a.cache)?;
     let texts: Vec<String> = if a.text.is_empty() {
         DEMO_SENTENCES.iter().map(|s| s.to_string()).collect()
     } else {
@@ -228,7 +257,7 @@ pub fn run_cmd(a: DemoArgs) -> Result<()> {
             r.offline_seconds,
             r.online_bytes_per_party,
             r.rounds,
-            r.text
+            shorten(&r.text, 60)
         );
         total.add(&r.components);
     }
@@ -245,6 +274,10 @@ pub fn run_cmd(a: DemoArgs) -> Result<()> {
     }
     println!("per component, all sentences (P1):");
     print_components(&total);
+    println!(
+        "setup {:.2} s (once per session), total {:.2} s",
+        rep.setup_seconds, rep.total_seconds
+    );
     Ok(())
 }
 

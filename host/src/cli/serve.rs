@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::{
-    bind, progress, resolve_model, write_port_file, LinkArgs, PoolArgs, SyntheticArgs, TimeoutArgs,
+    bind, progress, resolve_model, write_port_file, CacheArgs, LinkArgs, PoolArgs, SyntheticArgs,
+    TimeoutArgs,
 };
 use crate::bert::weights::RingModel;
 use crate::model::fingerprint::model_info;
@@ -23,6 +24,9 @@ pub struct ServeArgs {
     /// tokenizer.json); default: all-MiniLM-L6-v2, fetched into the cache.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    /// The model cache.
+    pub cache: CacheArgs,
     /// Address to listen on for P1 clients (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:7001")]
     pub listen: String,
@@ -77,7 +81,7 @@ fn served_model(a: &ServeArgs) -> Result<ServedModel> {
             info,
         });
     }
-    let dir = resolve_model(a.model.as_deref())?;
+    let dir = resolve_model(a.model.as_deref(), &a.cache)?;
     let pb = progress(1, "loading the model");
     let mut m =
         load_model(&dir).with_context(|| format!("loading the model from {}", dir.display()))?;

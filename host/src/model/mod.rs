@@ -12,7 +12,8 @@
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! use secformer_host::model::{load_model, plain};
-//! let model = load_model(std::path::Path::new(".cache/models/all-MiniLM-L6-v2"))?;
+//! use secformer_host::model::fetch::{default_cache_dir, ensure_default_model};
+//! let model = load_model(&ensure_default_model(&default_cache_dir())?)?;
 //! let enc = model.tokenizer.encode_checked("A sentence to embed.")?;
 //! let out = plain::forward(&model, &enc);
 //! assert_eq!(out.pooled.len(), model.config.hidden_size);

@@ -358,3 +358,34 @@ pub fn forward(model: &Model, enc: &Encoding) -> Output {
 pub fn try_forward(model: &Model, enc: &Encoding) -> Result<Output> {
     try_forward_weights(&model.config, &model.weights, enc)
 }
+
+/// What a classifier's logits say, as Hugging Face's text-classification pipeline reports
+/// it: the most likely label, its probability, and every class's probability.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Classified {
+    /// The most likely class's name (`LABEL_i` when the config names none).
+    pub label: String,
+    /// Its probability.
+    pub score: f64,
+    /// The softmax of the logits, in class order (sums to 1).
+    pub probs: Vec<f64>,
+}
+
+/// The softmax of `logits` (probabilities summing to 1), its argmax's label among
+/// `labels` and its score. The secure pass reveals logits to P1 only; this runs there,
+/// in the clear, on what was revealed.
+pub fn classify(logits: &[f64], labels: &[String]) -> Classified {
+    let probs = softmax_exact(logits, &vec![true; logits.len()]);
+    let best = probs
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, p)| if *p > probs[b] { i } else { b });
+    Classified {
+        label: labels
+            .get(best)
+            .cloned()
+            .unwrap_or_else(|| format!("LABEL_{best}")),
+        score: probs.get(best).copied().unwrap_or(0.0),
+        probs,
+    }
+}
