@@ -6,11 +6,11 @@
 //! line carries the core's frames unchanged (`[0x5F][kind][len u32 LE] payload [crc32]`),
 //! and each frame's kind says which stream it belongs to:
 //!
-//! * dealer stream: `Hello` (P1's `PartyHello` up, D's `DealerHello` down: the first Hello
-//!   in each direction), `DealerRequest` (up), `DealerData` (down), `Ack` (never sent to
-//!   P1);
-//! * peer stream: `Hello` (P0's `PairHello` down, the second Hello), `Ring`, `Bits`,
-//!   `Control`, `Bye`;
+//! * dealer stream: `Hello` (message 1 of P1's sealed handshake with D up, message 2 with
+//!   D's hello down: the first Hello in each direction), `DealerRequest` (up), `DealerData`
+//!   (down), `Ack` (never sent to P1);
+//! * peer stream: `Hello` (P0's sealed `PairHello` down, the second Hello), `Ring`, `Bits`,
+//!   `Control` (P1's sealed handshake with P0 among them), `Bye`;
 //! * `Error` belongs to both: whoever reads it fails with the sender's message.
 //!
 //! The device's program order fixes what it sends. What it receives is kept predictable

@@ -59,6 +59,10 @@ pub struct BenchBertArgs {
     /// preparers working between them, and report the sustained rate.
     #[arg(long)]
     pub stream: Option<usize>,
+    /// Run the three links unauthenticated and unencrypted (to measure what the
+    /// encryption costs; never for real data).
+    #[arg(long)]
+    pub insecure: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -109,6 +113,8 @@ pub struct BertBench {
     pub processes: usize,
     /// The network.
     pub net: Net,
+    /// The links: `noise` (mutually authenticated, encrypted) or `insecure`.
+    pub links: String,
     /// What shaped it: `netem` (namespaces), `relay` (userspace), `none` (loopback).
     pub net_emulation: String,
     /// CPU and kernel.
@@ -209,29 +215,36 @@ fn wait_port(path: &Path, child: &mut Child, what: &str) -> Result<u16> {
     }
 }
 
-/// Fresh key files for the three processes (as deployed, but ephemeral).
-struct Keys(PathBuf);
+/// Fresh key files for the three processes (as deployed, but ephemeral), or none with
+/// `--insecure`.
+struct Keys(Option<PathBuf>);
 
 impl Keys {
-    /// `--key` and `--trust` flags of `name` (trusting the other two).
+    /// `--key` and `--trust` flags of `name` (trusting the other two), or `--insecure`.
     fn args(&self, name: &str) -> Vec<String> {
+        let Some(dir) = &self.0 else {
+            return vec!["--insecure".into()];
+        };
         let mut v = vec![
             "--key".into(),
-            self.0.join(format!("{name}.key")).display().to_string(),
+            dir.join(format!("{name}.key")).display().to_string(),
         ];
         for other in ["dealer", "p0", "p1"].iter().filter(|o| **o != name) {
             v.push("--trust".into());
-            v.push(self.0.join(format!("{other}.pub")).display().to_string());
+            v.push(dir.join(format!("{other}.pub")).display().to_string());
         }
         v
     }
 }
 
-fn ephemeral_keys(dir: &Path) -> Result<Keys> {
+fn ephemeral_keys(dir: &Path, insecure: bool) -> Result<Keys> {
+    if insecure {
+        return Ok(Keys(None));
+    }
     for name in ["dealer", "p0", "p1"] {
         crate::link::Identity::generate(name)?.save(dir, false)?;
     }
-    Ok(Keys(dir.to_path_buf()))
+    Ok(Keys(Some(dir.to_path_buf())))
 }
 
 /// The address at which `from` reaches `to` listening on `port`.
@@ -253,7 +266,7 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
     }
     let mut sim = netsim::setup(a.net)?;
     let tmp = tempfile::tempdir()?;
-    let keys = ephemeral_keys(tmp.path())?;
+    let keys = ephemeral_keys(tmp.path(), a.insecure)?;
     let listen = sim.as_ref().map_or("127.0.0.1:0", |s| s.listen());
     let mut kids = Children {
         procs: Vec::new(),
@@ -443,6 +456,7 @@ fn summarize(
         softmax: a.softmax.clone(),
         processes: 3,
         net: a.net,
+        links: if a.insecure { "insecure" } else { "noise" }.into(),
         net_emulation: emulation.into(),
         cpu: cpu_description(),
         online_seconds: median(&online),

@@ -1,12 +1,15 @@
 //! The host side of the firmware example (`secformer firmware-peer`): QEMU runs the
 //! firmware in `firmware-example/` as P1 (the data owner) on an emulated Cortex-M4F; this
-//! process is P0 (the model owner, with the weights), runs the dealer D in a thread, and
-//! relays D's traffic to and from the device over the device's one serial line.
+//! process is P0 (the model owner, with the weights) and relays D's traffic to and from the
+//! device over the device's one serial line. D runs as its own process
+//! ([`dealer`], `secformer firmware-dealer`, started by [`provision::DealerProcess`]); the
+//! device's links to D and to P0 are sealed ([`secure`]), the one to D end to end, so this
+//! process relays only ciphertext (and requests, which are public shapes).
 //!
 //! # The line and the relay
 //!
-//! The line carries the core's frames unchanged (`[0x5F][kind][len u32 LE] payload
-//! [crc32 u32 LE]`, see [`secformer_core::transport`]) for two streams: P1 <-> P0 (peer)
+//! The line carries the core's frames (`[0x5F][kind][len u32 LE] payload [crc32 u32 LE]`,
+//! see [`secformer_core::transport`]; payloads sealed) for two streams: P1 <-> P0 (peer)
 //! and P1 <-> D (dealer). It is either UART0 of the board, which QEMU connects to a TCP
 //! socket (`-serial tcp:127.0.0.1:PORT,nodelay=on`; this process listens), or
 //! semihosting stdio (QEMU's stdin/stdout pipes; about 100 times faster than the
