@@ -21,7 +21,7 @@ budget="${1:-120}"
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-    targets=(frame control dealer_requests config tokenizer safetensors)
+    targets=(frame control dealer_requests config tokenizer safetensors sealed)
 fi
 per=$(( budget / ${#targets[@]} ))
 (( per >= 1 )) || per=1

@@ -151,7 +151,6 @@ fn main() {
     let hello = PartyHello {
         version: PROTOCOL_VERSION,
         party: PartyId::P1,
-        encrypt: true,
         token: [7; 16],
         resume: None,
     };
@@ -183,6 +182,21 @@ fn main() {
         "pair_hello",
         &postcard::to_allocvec(&ph).unwrap(),
     );
+
+    // sealed: a real message 1 and a message 2 of another session.
+    {
+        use secformer_core::noise::{Initiator, Responder, StaticKey};
+        let (r, d) = (StaticKey::from_secret([1; 32]), StaticKey::from_secret([2; 32]));
+        let mut i = Initiator::new(&d, r.public(), [4; 32], b"fuzz");
+        let mut m1 = [0u8; 256];
+        let n = i.write_message_1(b"hello", &mut m1).unwrap();
+        write(dir, "sealed", "message1", &m1[..n]);
+        let mut resp = Responder::new(&r, [5; 32], b"fuzz");
+        resp.read_message_1(&mut m1[..n]).unwrap();
+        let mut m2 = [0u8; 256];
+        let (_, n2) = resp.write_message_2(b"seed", &mut m2).unwrap();
+        write(dir, "sealed", "message2", &m2[..n2]);
+    }
 
     // dealer_requests: [length][request] records, then the empty request that ends the
     // stream.
