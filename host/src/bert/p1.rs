@@ -329,7 +329,8 @@ impl<L: Transport + Send + 'static, K: MatMul + Clone + Send + 'static> P1Sessio
                 shape,
                 plan: plan.hash,
             },
-        )?;
+        )
+        .context("asking P0 to prepare passes")?;
         expect(peer, FromP0::Accepted)?;
         self.pool.order(Order {
             prep,
@@ -351,23 +352,26 @@ impl<L: Transport + Send + 'static, K: MatMul + Clone + Send + 'static> P1Sessio
             .as_ref()
             .context("the dealer is unreachable, so no new pass can be ordered")?;
         let mut d = dealer.lock().unwrap_or_else(|e| e.into_inner());
-        d.send_msg(
-            FrameKind::Control,
-            &ToDealer::Preprocess {
-                plan: plan.hash,
-                requests: plan.requests.len() as u32,
-                count,
-            },
-        )?;
-        for r in &plan.requests {
-            d.send_msg(FrameKind::DealerRequest, r)?;
-        }
-        match d
-            .recv_msg(FrameKind::Control)
-            .context("waiting for the dealer's preprocessing id")?
-        {
-            FromDealer::Preprocessing { prep } => Ok(prep),
-        }
+        let mut ask = || -> Result<u64> {
+            d.send_msg(
+                FrameKind::Control,
+                &ToDealer::Preprocess {
+                    plan: plan.hash,
+                    requests: plan.requests.len() as u32,
+                    count,
+                },
+            )?;
+            for r in &plan.requests {
+                d.send_msg(FrameKind::DealerRequest, r)?;
+            }
+            match d
+                .recv_msg(FrameKind::Control)
+                .context("waiting for its preprocessing id")?
+            {
+                FromDealer::Preprocessing { prep } => Ok(prep),
+            }
+        };
+        ask().context("ordering passes from the dealer")
     }
 
     /// Keeps `depth` passes of `shape` ordered ahead.
@@ -415,7 +419,8 @@ impl<L: Transport + Send + 'static, K: MatMul + Clone + Send + 'static> P1Sessio
             .and_then(|q| q.pop_front())
             .context("no pass ordered")?;
         self.role.load(&self.shape, &shape, texts)?;
-        peer.send_msg(FrameKind::Control, &ToP0::Infer { prep, index })?;
+        peer.send_msg(FrameKind::Control, &ToP0::Infer { prep, index })
+            .context("asking P0 to run a pass")?;
         let ready = self.pool.take(prep, index, PASS_WAIT)?;
         let r = self.run_pass(peer, &ready, texts.len());
         self.pool.done(ready);
