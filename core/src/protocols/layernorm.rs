@@ -23,7 +23,7 @@
 //! `V + eps' >= 2^(31-L)` (reachable only past the variance limit, or with an `eps` that
 //! large) uses `1/sqrt(2^(31-L))`.
 //!
-//! Rounds: `1 + 1 + 1 + 15 + 2 + 2 = 22` (SecFormer: 24) for `H < 2^24`. Bits per element
+//! Rounds: `1 + 1 + 1 + 13 + 2 + 2 = 20` (SecFormer: 24) for `H < 2^24`. Bits per element
 //! per party: `2 x 128` for the products, 1 for the truncation, `64 + 1` for the
 //! row-broadcast product; per row, the mean's truncation and the inverse square root on
 //! `2 (31 - L) + 41` thresholds of `57 - L` bits (85 of 47 bits at H = 768).

@@ -61,6 +61,35 @@ pub fn mul_by<T: Transport, D: Dealer, K: MatMul>(
     trunc::run_by(s, out, shift, scratch)
 }
 
+/// `out = (x * y + addend) >> shift`: a product plus a local term at the product's scale,
+/// truncated once (the addend is a share computed locally, e.g. a public multiple of
+/// another share shifted up to the product's fractional bits). Same cost as [`mul_by`]; it
+/// saves the product-and-truncation round the addend would otherwise need on its own.
+/// The sum must stay below `2^62` ring units (see [`super::trunc`]).
+pub fn mul_plus_by<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    y: &[AShare],
+    addend: &[AShare],
+    out: &mut [AShare],
+    shift: u32,
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    check_len("mul addend", n, addend.len())?;
+    if s.trunc_mode == trunc::TruncMode::Faithful {
+        s.dealer
+            .request(&[Item::Triple { n: n as u32 }, trunc::item(n, shift)])?;
+    } else {
+        s.dealer.request(&[Item::Triple { n: n as u32 }])?;
+    }
+    product(s, x, y, out, scratch)?;
+    for (o, a) in out.iter_mut().zip(addend) {
+        *o += *a;
+    }
+    trunc::run_by(s, out, shift, scratch)
+}
+
 /// Ring product `out = x * y` with no truncation (integers, bits, or when the caller
 /// truncates later).
 pub fn mul_ring<T: Transport, D: Dealer, K: MatMul>(

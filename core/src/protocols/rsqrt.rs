@@ -9,7 +9,9 @@
 //!    `y <- y m^2`, `r <- r m`, from `r0 = 1`), with the halvings folded into truncation
 //!    shifts: `m1' = 3 - y0`, `y1 = y0 m1'^2 / 4`, `m2' = 3 - y1`, `r2 = m1' m2'`
 //!    (`= 4 / sqrt(y0)` approximately), always from below: `r2 sqrt(y0) / 4` is in
-//!    `[1 - 2.23e-4, 1]`.
+//!    `[1 - 2.23e-4, 1]`. Evaluated in two product levels instead of three:
+//!    `r2 = 3 m1' - (y0 m1') (m1'^2) / 4`, with `p = y0 m1'` and `q = m1'^2` in one batch,
+//!    then `(-p) q` plus `3 m1'` (shifted up locally, exactly) under one truncation.
 //! 3. Rescale: `1/sqrt(y) = r2 sqrt(F_j) / 4`, with the `F_j` normalization applied and the
 //!    one-sided error centred ([`CENTER`]): relative error at most 1.12e-4.
 //!
@@ -20,9 +22,9 @@
 //! without wrapping over every non-negative ring value): relative error <= 2^-10 (the
 //! method's is 1.1e-4; the rest is the output's last bit) where the result is >= 2^-6,
 //! absolute <= 2^-14 below.
-//! Rounds: `compare::rounds(k) + 2 + 6 + 2`; bits per element per party: `J` comparisons
-//! on `k` bits, `J + 64` for the bit products, a truncation, `128 + 1` for the square and
-//! each of the two products, `64 + 1` for the rescale.
+//! Rounds: `compare::rounds(k) + 2 + 4 + 2`; bits per element per party: `J` comparisons
+//! on `k` bits, `J + 64` for the bit products, a truncation, `2 (128 + 1)` for the first
+//! product batch and `128 + 1` for the second, `64 + 1` for the rescale.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -32,8 +34,8 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
+use super::mul;
 use super::norm::{self, Factors, Normalized, Spec};
-use super::{mul, square};
 
 /// Fractional bits of the Goldschmidt iterations.
 pub const WORK_FRAC: u32 = 28;
@@ -77,8 +79,8 @@ pub fn default_spec(f: u32) -> Spec {
 /// Scratch words for `n` elements.
 pub fn scratch_words(n: usize, spec: &Spec) -> usize {
     norm::storage_words(n, spec)
-        + 5 * n
-        + norm::scratch_words(n, spec, 1).max(mul::scratch_words(n))
+        + 9 * n
+        + norm::scratch_words(n, spec, 1).max(mul::scratch_words(2 * n))
 }
 
 /// The normalized inverse square root `r2 ~ 4 / sqrt(y0)` at [`R_FRAC`] bits and the
@@ -110,36 +112,40 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
         ar.sub().rest(),
     )?;
     let three = s.party.share_of_public(3u64 << WORK_FRAC);
-    let m1 = ar.take(n)?;
+    // Level 1, one product batch: p = y0 m1' and q = m1'^2 (m1' = 3 - y0), at W bits.
+    let xs = ar.take(2 * n)?;
+    let ys = ar.take(2 * n)?;
     for i in 0..n {
-        m1[i] = three.wrapping_sub(y0[i]);
+        let m1 = three.wrapping_sub(y0[i]);
+        (xs[i], xs[n + i]) = (y0[i], m1);
+        (ys[i], ys[n + i]) = (m1, m1);
     }
-    let q = ar.take(n)?;
-    square::square_by(
+    let pq = ar.take(2 * n)?;
+    mul::mul_by(
         s,
-        AShare::from_raw_slice(m1),
-        AShare::from_raw_slice_mut(q),
+        AShare::from_raw_slice(xs),
+        AShare::from_raw_slice(ys),
+        AShare::from_raw_slice_mut(pq),
         WORK_FRAC,
         ar.sub().rest(),
     )?;
-    let y1 = ar.take(n)?;
-    mul::mul_by(
-        s,
-        AShare::from_raw_slice(y0),
-        AShare::from_raw_slice(q),
-        AShare::from_raw_slice_mut(y1),
-        WORK_FRAC + 2,
-        ar.sub().rest(),
-    )?;
-    for v in y1.iter_mut() {
-        *v = three.wrapping_sub(*v); // m2'
+    // Level 2: r2 = m1' m2' = m1' (3 - y0 m1'^2 / 4) = 3 m1' - p q / 4. The raw product
+    // (-p) q (2W bits) is -p q / 4 at 2W + 2 bits; 3 m1' is shifted up to 2W + 2 bits
+    // locally (exact) and added before the one truncation to R bits. Magnitudes at 2W + 2
+    // bits stay below 2^62: 3 m1' <= 6.6, p q / 4 <= 3.1, r2 <= 9 (the saturation bucket).
+    let (p, q) = pq.split_at_mut(n);
+    let three_m1 = ar.take(n)?;
+    for i in 0..n {
+        p[i] = 0u64.wrapping_sub(p[i]);
+        three_m1[i] = ys[n + i].wrapping_mul(3) << (WORK_FRAC + 2);
     }
-    mul::mul_by(
+    mul::mul_plus_by(
         s,
-        AShare::from_raw_slice(m1),
-        AShare::from_raw_slice(y1),
+        AShare::from_raw_slice(p),
+        AShare::from_raw_slice(q),
+        AShare::from_raw_slice(three_m1),
         r,
-        2 * WORK_FRAC - R_FRAC,
+        2 * WORK_FRAC + 2 - R_FRAC,
         ar.rest(),
     )?;
     Ok(nz)
@@ -197,7 +203,7 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of [`normalized`] on `n` elements.
 pub fn cost_normalized(n: usize, spec: &Spec) -> super::Cost {
-    norm::cost_normalize(n, spec, 1) + square::cost(n) + mul::cost(n) + mul::cost(n)
+    norm::cost_normalize(n, spec, 1) + mul::cost(2 * n) + mul::cost(n)
 }
 
 /// Cost of [`rsqrt`] on `n` elements.
