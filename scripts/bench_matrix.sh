@@ -2,11 +2,11 @@
 # Runs the benchmarks behind docs/BENCHMARKS.md and writes one JSON file per run to
 # docs/bench/ (then `python3 scripts/bench_report.py` rebuilds the document and the plot).
 #
-#   scripts/bench_matrix.sh [all|loopback|net|stream|resume]   (default: all)
+#   scripts/bench_matrix.sh [all|loopback|net|stream|resume|batch]   (default: all)
 #
 # Each `secformer bench bert` runs D, P0 and P1 as three processes (ephemeral keys), warms
-# the pool, pauses it and measures three online passes. --net lan|wan needs root (network
-# namespaces and tc netem). BERT-large at 512 tokens spills its preprocessing to files
+# the pool, pauses it and measures three online passes. --net lan|wan shapes the links with
+# network namespaces and tc netem as root, else with userspace relays (same rate and delay). BERT-large at 512 tokens spills its preprocessing to files
 # (--pool-memory) so that the three processes fit in 24 GiB. A full run takes about an
 # hour on 2 cores.
 set -euo pipefail
@@ -54,6 +54,21 @@ if [[ "$what" == all || "$what" == stream ]]; then
     run "stream-base-128" --softmax 2quad --seq 128 --stream 10
     run "stream-minilm-128" --softmax 2quad --seq 128 --stream 30 \
         --layers 6 --hidden 384 --heads 12 --intermediate 1536
+fi
+if [[ "$what" == all || "$what" == batch ]]; then
+    # Batches (issue 12): all-MiniLM-L6-v2's shape, 16-token bucket (a short sentence),
+    # 1, 4 and 16 texts per pass, loopback and the simulated WAN, one run at a time; the exact
+    # softmax (what the real checkpoint runs: no `secformer_softmax` in its config.json), then
+    # the 2Quad one.
+    for sm in exact 2quad; do
+        pre=batch-minilm-; [[ $sm == exact ]] || pre="batch-minilm-$sm-"
+        for net in loopback wan; do
+            for b in 1 4 16; do
+                run "$pre$net-b$b" --softmax "$sm" --seq 16 --batch "$b" --net "$net" \
+                    --layers 6 --hidden 384 --heads 12 --intermediate 1536
+            done
+        done
+    done
 fi
 if [[ "$what" == all || "$what" == resume ]]; then
     bash scripts/first_result.sh > "$out/first-result.json"

@@ -13,6 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "docs" / "bench"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- tables: begin -->", "<!-- tables: end -->"
+BATCH_BEGIN, BATCH_END = "<!-- batches: begin -->", "<!-- batches: end -->"
+BATCHES, BATCH_NETS = (1, 4, 16), ("loopback", "wan")
 
 
 def load(name):
@@ -82,6 +84,70 @@ def tables():
     return "\n".join(out), comp
 
 
+def batches():
+    """The Batches section's table and the issue-12 targets, from batch-minilm-[2quad-]NET-bB.json
+    (no infix: the exact softmax, as the real all-MiniLM-L6-v2 runs; `2quad-`: the 2Quad one)."""
+    variants = [("exact", "batch-minilm-"), ("2quad", "batch-minilm-2quad-")]
+    runs = [(sm, net, b, load(f"{pre}{net}-b{b}"))
+            for sm, pre in variants for net in BATCH_NETS for b in BATCHES]
+    have = [(sm, net, b, d) for sm, net, b, d in runs if d]
+    if not have:
+        return "Not measured yet (`bash scripts/bench_matrix.sh batch`)."
+    d0 = have[0][3]
+    emu = sorted({d["net_emulation"] for _, net, _, d in have if net != "loopback"})
+    out = [f"Measured on: {d0['cpu']}, 2 vCPUs. all-MiniLM-L6-v2's shape (6 layers, hidden 384, "
+           f"12 heads, FFN 1536, vocabulary {d0['vocab']}, random weights), bucket {d0['seq']} "
+           f"(secret lengths), median of {len(d0['online_seconds_all'])} passes; WAN shaped by "
+           f"{', '.join(emu) or '-'}. Every `online_dealer_bytes` below is 0.", "",
+           "| softmax | batch | net | online s per pass | online s per text | online MB per party "
+           "per text | rounds per pass |", "|---|---|---|---|---|---|---|"]
+    for sm, net, b, d in have:
+        assert d["online_dealer_bytes"] == 0, (sm, net, b)
+        assert d["pool"]["batch"] == b and d["softmax"] == sm, (sm, net, b)
+        out.append("| {} | {} | {} | {:.2f} | {:.3f} | {:.2f} | {} |".format(
+            sm, b, net, d["online_seconds"], d["online_seconds"] / b,
+            d["online_bytes_per_party"] / b / 1e6, d["rounds"]))
+    got = {(sm, net, b): d for sm, net, b, d in have}
+    checks = []
+    for sm, _ in variants:
+        for net in BATCH_NETS:
+            one, many = got.get((sm, net, 1)), got.get((sm, net, 16))
+            if one and many:
+                r = many["rounds"] / one["rounds"]
+                checks.append(f"* {sm}, {net}: batch 16's rounds are {r:.2f} times batch 1's "
+                              f"({many['rounds']} / {one['rounds']}; target at most 1.25: "
+                              f"{'met' if r <= 1.25 else 'not met'}).")
+        one, many = got.get((sm, "wan", 1)), got.get((sm, "wan", 16))
+        if one and many:
+            a, b = one["online_seconds"], many["online_seconds"] / 16
+            checks.append(f"* {sm}, wan: online seconds per text at batch 16 are {b:.2f} against "
+                          f"{a:.2f} at batch 1, {b / a:.3f} of it = 1/{a / b:.1f} (target at most "
+                          f"1/8 = 0.125: {'met' if b / a <= 0.125 else 'not met'}).")
+        four = got.get((sm, "wan", 4))
+        if one and many and four:
+            # A WAN pass costs about F + B m: F the rounds' latency, m one text's bytes at the
+            # link's rate (batch 4 to 16 gives m; batch 1 then gives F).
+            m = (many["online_seconds"] - four["online_seconds"]) / 12
+            f = one["online_seconds"] - m
+            mb = many["online_bytes_per_party"] / 16 / 1e6
+            checks.append(f"* {sm}, wan, why: a pass costs about {f:.1f} s + {m:.2f} s per text "
+                          f"({f / one['rounds'] * 1e3:.1f} ms per round over {one['rounds']} rounds; "
+                          f"{mb:.1f} MB per text at 100 Mbit/s is {mb * 8 / 100:.2f} s). Batching shares "
+                          f"the rounds, not the bytes, so no batch goes below {m / (f + m):.3f} of "
+                          f"batch 1 per text; 1/8 at batch 16 would need at most "
+                          f"{(f / 8 - f / 16) / (1 - 1 / 8) / (8 / 100):.1f} MB per text.")
+    if checks:
+        out += ["", "Issue 12's targets:", ""] + checks
+    return "\n".join(out)
+
+
+def replace_between(doc, begin, end, text):
+    if begin not in doc or end not in doc:
+        return doc
+    a, b = doc.index(begin) + len(begin), doc.index(end)
+    return doc[:a] + "\n" + text + "\n" + doc[b:]
+
+
 def plot(comp):
     try:
         import matplotlib
@@ -108,9 +174,9 @@ def plot(comp):
 
 def main():
     text, comp = tables()
-    doc = DOC.read_text()
-    a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    DOC.write_text(doc[:a] + "\n" + text + "\n" + doc[b:])
+    doc = replace_between(DOC.read_text(), BEGIN, END, text)
+    doc = replace_between(doc, BATCH_BEGIN, BATCH_END, batches())
+    DOC.write_text(doc)
     plot(comp)
     print(f"wrote {DOC}")
 
