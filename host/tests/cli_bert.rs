@@ -5,30 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use secformer_host::model::fetch;
-use support::{bin, free_port, Keys};
-
-fn model_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("SECFORMER_MODEL_DIR")
-        .map(PathBuf::from)
-        // Where `secformer fetch` and scripts/fetch_model.sh put it.
-        .unwrap_or_else(|| fetch::default_model_dir(&fetch::default_cache_dir()));
-    if d.join("model.safetensors").exists() {
-        Some(d)
-    } else {
-        assert!(
-            std::env::var_os("SECFORMER_REQUIRE_MODEL").is_none(),
-            "model missing at {}",
-            d.display()
-        );
-        eprintln!("SKIPPED: no model at {}", d.display());
-        None
-    }
-}
+use support::{bin, free_port, model_dir, Keys};
 
 fn wait(mut c: Child, limit: Duration) -> (bool, String) {
     let start = Instant::now();

@@ -6,11 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use secformer_host::model::fetch;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_secformer"))
-}
+mod support;
+use support::{bin, model_dir as minilm};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -25,24 +22,6 @@ fn committed(name: &str) -> PathBuf {
         d.display()
     );
     d
-}
-
-fn minilm() -> Option<PathBuf> {
-    let d = std::env::var_os("SECFORMER_MODEL_DIR")
-        .map(PathBuf::from)
-        // Where `secformer fetch` and scripts/fetch_model.sh put it.
-        .unwrap_or_else(|| fetch::default_model_dir(&fetch::default_cache_dir()));
-    if d.join("model.safetensors").exists() {
-        Some(d)
-    } else {
-        assert!(
-            std::env::var_os("SECFORMER_REQUIRE_MODEL").is_none(),
-            "model missing at {}",
-            d.display()
-        );
-        eprintln!("SKIPPED: no model at {}", d.display());
-        None
-    }
 }
 
 fn run_ok(c: &mut Command) -> serde_json::Value {

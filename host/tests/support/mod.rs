@@ -5,6 +5,27 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The default model's directory (`SECFORMER_MODEL_DIR`, else where `secformer fetch` and
+/// scripts/fetch_model.sh put it), or `None` (the test skips) when it is missing, unless
+/// `SECFORMER_REQUIRE_MODEL` is set (CI), which makes a missing model a failure.
+pub fn model_dir() -> Option<PathBuf> {
+    use secformer_host::model::fetch;
+    let d = std::env::var_os("SECFORMER_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fetch::default_model_dir(&fetch::default_cache_dir()));
+    if d.join("model.safetensors").exists() {
+        Some(d)
+    } else {
+        assert!(
+            std::env::var_os("SECFORMER_REQUIRE_MODEL").is_none(),
+            "model missing at {}",
+            d.display()
+        );
+        eprintln!("SKIPPED: no model at {}", d.display());
+        None
+    }
+}
+
 /// The `secformer` binary.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_secformer"))
