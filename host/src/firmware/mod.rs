@@ -1143,10 +1143,12 @@ pub fn serve_line<T0: Transport + Send>(
         let (rs, r_res) = reader
             .join()
             .unwrap_or_else(|_| (RelayStats::default(), Err(anyhow!("the relay panicked"))));
-        // D closes its end when its session ends; closing ours too unblocks the forwarder
-        // when D is gone or stuck.
+        // The line is done, so nothing D sends now has a reader: stop reading, which
+        // unblocks the forwarder when D is gone or stuck. Only the reading half: the
+        // forwarder's writer still delivers the device's last frames (its final request
+        // among them) and then closes the writing half itself.
         if let Ok(s) = &dealer_socket {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            let _ = s.shutdown(std::net::Shutdown::Read);
         }
         let _ = forward.join();
         let (mut relay, w_res) = writer
