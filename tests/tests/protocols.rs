@@ -361,6 +361,99 @@ fn local_truncation_opt_in_is_within_one_lsb_for_small_values() {
     }
 }
 
+/// The one-hot product (the token embedding): rows with one 1 (ids anywhere, id 0 too)
+/// and a row of zeros (a missing text of a batch), opened in 4 bytes per entry; the result
+/// is the table's rows exactly, and the traffic is `owned_onehot_cost`.
+#[test]
+fn owned_onehot_product_is_exact() {
+    let (k, n) = (40, 5);
+    let ids: [Option<usize>; 6] = [Some(3), Some(0), Some(39), None, Some(3), Some(17)];
+    let m = ids.len();
+    let w = reals(19, k * n, -2.0, 2.0);
+    let mut x = vec![0u64; m * k];
+    for (r, id) in ids.iter().enumerate() {
+        if let Some(j) = id {
+            x[r * k + j] = 1;
+        }
+    }
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let plain = enc(&w);
+            let own = s.party().is_p0().then_some(&plain[..]);
+            let mut f = vec![0u64; if s.party().is_p0() { 0 } else { k * n }];
+            let mut setup = vec![0u64; weight::setup_owned_scratch_words(s.party(), k, n)];
+            let sw = weight::setup_owned(s, 10, k, n, own, &mut f, &mut setup)?;
+            let mut scratch = vec![0u64; weight::owned_scratch_words(m, k, n)];
+            let mut outs = Vec::new();
+            for _ in 0..3 {
+                let mine = (!s.party().is_p0()).then_some(&x[..]);
+                let mut z = vec![AShare::default(); m * n];
+                let before = s.peer_stats();
+                weight::apply_owned_onehot(s, &sw, m, mine, &mut z, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let want = weight::owned_onehot_cost(m, k, s.party().is_p0());
+                assert_eq!((st.rounds, st.payload_sent), (want.rounds, want.bytes));
+                outs.push(open(s, &z)?);
+            }
+            Ok(outs)
+        })
+        .unwrap();
+        let table = grid(&w);
+        for got in &r {
+            for (row, id) in ids.iter().enumerate() {
+                let want: Vec<f64> = match id {
+                    Some(j) => table[j * n..(j + 1) * n].to_vec(),
+                    None => vec![0.0; n],
+                };
+                assert_eq!(&got[row * n..(row + 1) * n], &want[..], "row {row}");
+            }
+        }
+    }
+}
+
+/// P1's 4-byte opening of a 0/1 entry: `E + Abar = x` over the integers for every mask
+/// but the one bad value (`a = 1` under a 1), which is refused, and checked at column 0
+/// for a row of zeros so that the refusal does not depend on the row; rows that are not
+/// one-hot are refused.
+#[test]
+fn onehot_opening_reconstructs_or_refuses() {
+    let abar = |a: u64| if a == 0 { 0 } else { a.wrapping_sub(1 << 32) };
+    let lift = |e: u64, a: u64| e.wrapping_add(abar(a));
+    for a in [
+        0u64,
+        2,
+        3,
+        0xffff_fffe,
+        0xffff_ffff,
+        0x8000_0000,
+        0x1234_5678,
+    ] {
+        for xv in [0u64, 1] {
+            let mut e = [abar(a), abar(7)];
+            let x = [xv, 0];
+            weight::onehot_open(&x, 2, &mut e).unwrap();
+            assert!(e[0] < 1 << 32);
+            assert_eq!(lift(e[0], a), xv, "a = {a:#x}, x = {xv}");
+            assert_eq!(lift(e[1], 7), 0);
+        }
+    }
+    // a = 1 under a 1 would reconstruct 1 - 2^32: refused.
+    let mut e = [abar(5), abar(1)];
+    assert!(weight::onehot_open(&[0, 1], 2, &mut e).is_err());
+    // a = 1 under a 0 that is not checked reconstructs 0: accepted.
+    let mut e = [abar(5), abar(1)];
+    weight::onehot_open(&[1, 0], 2, &mut e).unwrap();
+    assert_eq!((lift(e[0], 5), lift(e[1], 1)), (1, 0));
+    // A row of zeros is checked at column 0, whatever it holds.
+    let mut e = [abar(1), abar(9)];
+    assert!(weight::onehot_open(&[0, 0], 2, &mut e).is_err());
+    // Not one-hot.
+    let mut e = [abar(5), abar(6)];
+    assert!(weight::onehot_open(&[1, 1], 2, &mut e).is_err());
+    let mut e = [abar(5), abar(6)];
+    assert!(weight::onehot_open(&[2, 0], 2, &mut e).is_err());
+}
+
 #[test]
 fn owned_weight_product_across_inferences() {
     let (m, k, n) = (5, 33, 7);

@@ -49,6 +49,14 @@ pub fn fill_slot(prg: &mut Prg, fill: Fill, buf: &mut [u64]) {
         Fill::Words => prg.fill(buf),
         Fill::Bits(n) => prg.fill_bits(buf, n),
         Fill::Mod(k) => prg.fill_mod(buf, k),
+        Fill::OnehotMask(k) => {
+            prg.fill_mod(buf, k);
+            for a in buf.iter_mut() {
+                if *a != 0 {
+                    *a = a.wrapping_sub(1u64 << k);
+                }
+            }
+        }
     }
 }
 

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -108,7 +108,8 @@ pub enum Item {
     /// ([`crate::protocols::weight::apply_owned`]): P1 draws `A (m x k)`, P0 holds no
     /// share of it, and both get shares of `C = A B` for the weight's mask `B` (drawn from
     /// P0's stream of weight `id`). Before the online phase P1 turns its `C` share into
-    /// `A F + C` (see [`Dealer::prepared_weights`]).
+    /// `A F + C` (see [`Dealer::prepared_weights`]). With `onehot`, `A` is drawn as
+    /// [`Fill::OnehotMask`] of 32 bits (for a 0/1 input opened in 4 bytes per entry).
     OwnedTriple {
         /// Weight id (its mask `B` is P0's draw of [`Item::WeightMaskOwned`]).
         id: u32,
@@ -118,6 +119,9 @@ pub enum Item {
         k: u32,
         /// Columns of B.
         n: u32,
+        /// P1's rows are a 0/1 matrix opened modulo `2^32`
+        /// ([`crate::protocols::weight::apply_owned_onehot`]).
+        onehot: bool,
     },
     /// Faithful-truncation material for `n` elements: private bits `u` (P0), `v` (P1)
     /// and additive shares of `u*v` mod `2^f`.
@@ -190,6 +194,11 @@ pub enum Fill {
     Bits(usize),
     /// Uniform elements of Z_{2^k} (the low `k` bits).
     Mod(u32),
+    /// A uniform `a` of Z_{2^k}, stored as the integer `a - 2^k` (a ring word) when
+    /// `a != 0` and as 0 otherwise: the mask of a 0/1 matrix opened modulo `2^k`
+    /// ([`crate::protocols::weight::apply_owned_onehot`]), chosen so that the opened
+    /// `E = X - a mod 2^k` and the stored mask add up to `X` over the integers.
+    OnehotMask(u32),
 }
 
 /// Where a party's share of a slot comes from.
@@ -312,10 +321,18 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(words(prod(&[m, k])));
             push(corr(prod(&[m, n]), 8));
         }
-        Item::OwnedTriple { m, k, n, .. } => {
+        Item::OwnedTriple {
+            m, k, n, onehot, ..
+        } => {
             let (m, k, n) = (m as usize, k as usize, n as usize);
+            let fill = if onehot {
+                Fill::OnehotMask(crate::protocols::weight::ONEHOT_BITS)
+            } else {
+                Fill::Words
+            };
             push(Slot {
                 p0: Source::Zero,
+                fill,
                 ..words(prod(&[m, k]))
             });
             push(corr(prod(&[m, n]), 8));

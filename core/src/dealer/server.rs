@@ -321,7 +321,7 @@ impl<K: MatMul> DealerService<K> {
     }
 
     fn correct(&mut self, item: &Item, p0: &[Vec<u64>], p1: &mut [Vec<u64>]) -> Result<()> {
-        if let Item::OwnedTriple { id, m, k, n } = *item {
+        if let Item::OwnedTriple { id, m, k, n, .. } = *item {
             match self.owned.get(&id) {
                 Some(&(wk, wn)) if (wk, wn) != (k, n) => {
                     return Err(Error::Param(

@@ -2,10 +2,11 @@
 //!
 //! P1 (the data owner) holds the one-hot matrix `X (rows x V)` of its token ids in the
 //! clear; the embedding rows are the product `X W_emb` with the table P0 owns
-//! ([`weight::apply_owned_private`]: P1 opens `X - A` to P0 directly, no input sharing, and
-//! a one-hot integer times a fixed-point table needs no truncation). Online this sends
-//! `8 rows V` bytes from P1 (244 KB per token for BERT's 30522-entry vocabulary), the cost
-//! that grows with vocabulary x tokens. Positions and token types are public, so P0 adds
+//! ([`weight::apply_owned_onehot`]: P1 opens `X - A mod 2^32` to P0 directly, no input
+//! sharing, and a one-hot integer times a fixed-point table needs no truncation). Online
+//! this sends `4 rows V` bytes from P1 (122 KB per token for BERT's 30522-entry
+//! vocabulary), the cost that grows with vocabulary x tokens, and costs P0 one
+//! `rows x V x H` product. Positions and token types are public, so P0 adds
 //! their (plaintext) embeddings to its share; then LayerNorm.
 
 use crate::dealer::Dealer;
@@ -44,7 +45,7 @@ pub fn embed<T: Transport, D: Dealer, K: MatMul>(
     check_len("embedding output", rows * h, out.len())?;
     let mut ar = crate::arena::Arena::new(scratch);
     let sum = AShare::from_raw_slice_mut(ar.take(rows * h)?);
-    weight::apply_owned_private(s, table, rows, onehot, sum, ar.sub().rest())?;
+    weight::apply_owned_onehot(s, table, rows, onehot, sum, ar.sub().rest())?;
     if s.party() == PartyId::P0 {
         check_len("public embeddings", rows * h, public.len())?;
         crate::ring::add_assign(AShare::raw_slice_mut(sum), public);

@@ -30,9 +30,9 @@
 //! So P1 does no matmul online, P0 does one and prepares nothing, and only P1's half of
 //! `E` crosses the line. Online cost: P1 sends `8mk` bytes (0 rounds), P0 receives them
 //! (1 round), then the truncation (1 round, `ceil(mn/8)` bytes each). Setup: P0 sends `8kn`
-//! bytes. When the input rows are P1's own plaintext (the one-hot token matrix),
-//! [`apply_owned_private`] uses them directly as `X_1` (`X_0 = 0`): the same opening, no
-//! input sharing, no truncation.
+//! bytes. When the input rows are P1's own one-hot plaintext (the token matrix),
+//! [`apply_owned_onehot`] uses them directly as `X_1` (`X_0 = 0`) and opens them in 4 bytes
+//! per entry: no input sharing, no truncation.
 //!
 //! Weight ids are unique per session: the dealer and the dealer client refuse a second
 //! registration of an id, since one mask `B` serving two weights would give P1
@@ -366,13 +366,15 @@ pub fn setup_owned<'a, T: Transport, D: Dealer, K: MatMul>(
     }
 }
 
-/// The item of one product of `m` rows with an owned weight.
-pub fn owned_item(w: &OwnedWeight<'_>, m: usize) -> Item {
+/// The item of one product of `m` rows with an owned weight (`onehot`: for
+/// [`apply_owned_onehot`]).
+pub fn owned_item(w: &OwnedWeight<'_>, m: usize, onehot: bool) -> Item {
     Item::OwnedTriple {
         id: w.id,
         m: m as u32,
         k: w.k as u32,
         n: w.n as u32,
+        onehot,
     }
 }
 
@@ -392,7 +394,7 @@ pub fn prepare_owned<K: MatMul>(
     Ok(())
 }
 
-/// Scratch words [`apply_owned`] and [`apply_owned_private`] need for `m` rows.
+/// Scratch words [`apply_owned`] and [`apply_owned_onehot`] need for `m` rows.
 pub fn owned_scratch_words(m: usize, k: usize, n: usize) -> usize {
     m * k + trunc::scratch_words(m * n)
 }
@@ -404,9 +406,10 @@ fn take_owned<T: Transport, D: Dealer, K: MatMul>(
     w: &OwnedWeight<'_>,
     m: usize,
     a: &mut [u64],
+    onehot: bool,
     out: &mut [u64],
 ) -> Result<()> {
-    let item = owned_item(w, m);
+    let item = owned_item(w, m, onehot);
     if s.party.is_p0() {
         s.dealer.take(item, &mut [&mut [], out])
     } else {
@@ -463,15 +466,17 @@ pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
     check_len("owned product output", m * n, out.len())?;
     let faithful = s.trunc_mode == TruncMode::Faithful;
     if faithful {
-        s.dealer
-            .request(&[owned_item(w, m), trunc::item(m * n, s.enc.frac_bits())])?;
+        s.dealer.request(&[
+            owned_item(w, m, false),
+            trunc::item(m * n, s.enc.frac_bits()),
+        ])?;
     } else {
-        s.dealer.request(&[owned_item(w, m)])?;
+        s.dealer.request(&[owned_item(w, m, false)])?;
     }
     let mut ar = Arena::new(scratch);
     let e = ar.take(m * k)?;
     let o = AShare::raw_slice_mut(out);
-    take_owned(s, w, m, e, o)?;
+    take_owned(s, w, m, e, false, o)?;
     open_owned(s, w, m, Some(AShare::raw_slice(x)), e, o)?;
     match s.trunc_mode {
         TruncMode::Faithful => trunc::run(s, out, ar.rest()),
@@ -482,10 +487,31 @@ pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
     }
 }
 
-/// Online product `out = X w` where `X` (`m x k` ring elements) is P1's own plaintext
-/// (`Some` at P1, `None` at P0): P1 opens `X - A` directly (no input sharing). No
-/// truncation: for an integer `X` (a one-hot matrix) the product keeps `W`'s scale.
-pub fn apply_owned_private<T: Transport, D: Dealer, K: MatMul>(
+/// Bits of the opening of [`apply_owned_onehot`]: the mask's failure probability per row
+/// is `2^-ONEHOT_BITS`.
+pub const ONEHOT_BITS: u32 = 32;
+
+/// Online product `out = X w` where `X` (`m x k`, entries 0 or 1, at most one 1 per row:
+/// the one-hot token matrix) is P1's own plaintext (`Some` at P1, `None` at P0).
+///
+/// P1 opens `E = X - A mod 2^32` in 4 bytes per entry, not 8: its mask `A` is drawn as a
+/// uniform `a` of Z_{2^32} and used (in the triple `C = A B` and in `A F`) as the integer
+/// `Abar = a - 2^32` for `a != 0`, `Abar = 0` for `a = 0` ([`crate::dealer::Fill::OnehotMask`]).
+/// P0 reads `E` as an integer in `[0, 2^32)` and computes `E W + C_0` in the 64-bit ring
+/// as usual. Then `E + Abar = X` over the integers entry by entry: for `x = 0`,
+/// `E = 2^32 - a` (or 0 when `a = 0`); for `x = 1`, `E = 2^32 + 1 - a` for `a >= 2` and
+/// `E = 1` for `a = 0`. The one exception is `x = 1, a = 1` (`E = 0`, `E + Abar = 1 - 2^32`):
+/// P1, who knows `X` and `a`, refuses to run the product then ([`Error::Param`]). To keep
+/// that refusal independent of the tokens, P1 checks one entry per row whatever the
+/// row holds: the column of its 1, or column 0 for a row of zeros. So it happens with
+/// probability `2^-32` per row (`2^-25` for 128 rows) for every input, and says nothing
+/// about `X` but that it happened; running the text again draws a fresh mask.
+/// `E` is uniform on Z_{2^32} for every `X`, so P0 learns nothing else.
+/// No truncation: the product keeps `W`'s scale.
+///
+/// Online cost ([`owned_onehot_cost`]): P1 sends `4 m k` bytes (no round); P0 waits for
+/// them (one round).
+pub fn apply_owned_onehot<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     w: &OwnedWeight<'_>,
     m: usize,
@@ -495,28 +521,81 @@ pub fn apply_owned_private<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let (k, n) = (w.k, w.n);
     check_len("owned product output", m * n, out.len())?;
-    if let Some(x) = x {
-        check_len("private product input", m * k, x.len())?;
-    }
-    s.dealer.request(&[owned_item(w, m)])?;
+    s.dealer.request(&[owned_item(w, m, true)])?;
     let e = Arena::new(scratch).take(m * k)?;
     let o = AShare::raw_slice_mut(out);
-    take_owned(s, w, m, e, o)?;
-    open_owned(s, w, m, x, e, o)
+    take_owned(s, w, m, e, true, o)?;
+    let width = (ONEHOT_BITS / 8) as u8;
+    if s.party.is_p0() {
+        s.peer.recv_narrow(e, width)?;
+        if w.narrow.is_empty() {
+            s.kernel.gemm(m, k, n, e, w.mat, o, true);
+        } else {
+            s.kernel.gemm_i32(m, k, n, e, w.narrow, o, true);
+        }
+    } else {
+        let x = x.ok_or(crate::Error::Param("P1 must provide its one-hot rows"))?;
+        check_len("one-hot rows", m * k, x.len())?;
+        onehot_open(x, k, e)?;
+        s.peer.send_narrow(e, width)?;
+    }
+    Ok(())
+}
+
+/// P1's opening of [`apply_owned_onehot`]: `e` holds the masks `Abar` and receives
+/// `E = X - Abar mod 2^32`. Refuses a row that is not 0/1 with at most one 1, and the
+/// mask value `a = 1` at the row's checked entry (see [`apply_owned_onehot`]).
+pub fn onehot_open(x: &[u64], k: usize, e: &mut [u64]) -> Result<()> {
+    check_len("one-hot masks", x.len(), e.len())?;
+    let bad = 1u64.wrapping_sub(1 << ONEHOT_BITS); // Abar of a = 1
+    let low = crate::ring::low_mask(ONEHOT_BITS);
+    for (xr, er) in x.chunks(k.max(1)).zip(e.chunks_mut(k.max(1))) {
+        let mut checked = 0;
+        let mut ones = 0;
+        for (j, xv) in xr.iter().enumerate() {
+            match *xv {
+                0 => {}
+                1 => {
+                    ones += 1;
+                    checked = j;
+                }
+                _ => return Err(crate::Error::Param("one-hot rows must hold only 0 and 1")),
+            }
+        }
+        if ones > 1 {
+            return Err(crate::Error::Param("a one-hot row holds more than one 1"));
+        }
+        if er.get(checked) == Some(&bad) {
+            return Err(crate::Error::Param(
+                "the one-hot mask drew its one bad value (probability 2^-32 per token); \
+                 run the text again",
+            ));
+        }
+        for (ev, xv) in er.iter_mut().zip(xr) {
+            *ev = xv.wrapping_sub(*ev) & low;
+        }
+    }
+    Ok(())
 }
 
 /// Online cost of [`apply_owned`] for `m` rows of a `k x n` owned weight, for P0 (`p0`) or
 /// P1: P1 sends its half of `E` (no round), P0 waits for it (one round); then the
 /// truncation.
 pub fn owned_cost(m: usize, k: usize, n: usize, p0: bool) -> super::Cost {
-    owned_private_cost(m, k, p0) + super::trunc::cost(m * n)
+    owned_open_cost(m, k, 8, p0) + super::trunc::cost(m * n)
 }
 
-/// Online cost of [`apply_owned_private`] (the opening alone).
-pub fn owned_private_cost(m: usize, k: usize, p0: bool) -> super::Cost {
+/// Online cost of P1's opening of `m x k` entries of `bytes_per_entry` bytes to P0: P1
+/// sends without waiting (no round), P0 waits for it (one round).
+fn owned_open_cost(m: usize, k: usize, bytes_per_entry: u64, p0: bool) -> super::Cost {
     if p0 {
         super::Cost::new(1, 0)
     } else {
-        super::Cost::new(0, 8 * (m * k) as u64)
+        super::Cost::new(0, bytes_per_entry * (m * k) as u64)
     }
+}
+
+/// Online cost of [`apply_owned_onehot`] for `m` one-hot rows of `k` entries.
+pub fn owned_onehot_cost(m: usize, k: usize, p0: bool) -> super::Cost {
+    owned_open_cost(m, k, (ONEHOT_BITS / 8) as u64, p0)
 }

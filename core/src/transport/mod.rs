@@ -280,6 +280,24 @@ pub trait Transport {
         Ok(())
     }
 
+    /// Sends the low `width` bytes of each word (no round), narrowing `words` in place:
+    /// for values the receiver knows to lie in `[0, 2^(8 width))`.
+    fn send_narrow(&mut self, words: &mut [u64], width: u8) -> Result<(), TransportError> {
+        let bytes = crate::dealer::draw::narrow_in_place(words, width);
+        self.send_chunked(FrameKind::Ring, bytes)
+    }
+
+    /// Receives `out.len()` words sent by [`Transport::send_narrow`] with the same
+    /// `width`, zero-extended: one round.
+    fn recv_narrow(&mut self, out: &mut [u64], width: u8) -> Result<(), TransportError> {
+        let n = out.len() * width.clamp(1, 8) as usize;
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[..]);
+        self.recv_chunked(FrameKind::Ring, &mut bytes[..n])?;
+        crate::dealer::draw::widen_in_place(out, width);
+        self.stats_mut().rounds += 1;
+        Ok(())
+    }
+
     /// Receives exactly `out.len()` ring words: one round.
     fn recv_u64(&mut self, out: &mut [u64]) -> Result<(), TransportError> {
         self.recv_u64_of(FrameKind::Ring, out)?;

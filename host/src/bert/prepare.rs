@@ -116,7 +116,7 @@ fn prepare_item<K: MatMul>(
     kernel: &K,
     slots: &mut [&mut [u64]],
 ) -> Result<()> {
-    if let Item::OwnedTriple { id, m, k, n } = *item {
+    if let Item::OwnedTriple { id, m, k, n, .. } = *item {
         let fm = f.get(id)?;
         let (a, c) = slots.split_at_mut(1);
         weight::prepare_owned(kernel, (m as usize, k as usize, n as usize), a[0], fm, c[0])?;
