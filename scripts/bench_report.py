@@ -41,13 +41,21 @@ def tables():
     names = [f"{m}-{s}-{sm}" for m in ("base", "large") for s in (128, 512) for sm in ("2quad", "exact")]
     names += [f"base-128-{sm}-{net}" for net in ("lan", "wan") for sm in ("2quad", "exact")]
     runs = [(n, load(n)) for n in names]
-    cpu = next((d["cpu"] for _, d in runs if d), "?")
-    out = [f"Measured on: {cpu}, 2 vCPUs, 24 GiB. Every `online_dealer_bytes` below is 0.", "", head]
+    cpus = list(dict.fromkeys(d["cpu"] for _, d in runs if d)) or ["?"]
+    if len(cpus) == 1:
+        out = [f"Measured on: {cpus[0]}, 2 vCPUs, 24 GiB. Every `online_dealer_bytes` below is 0.", "", head]
+    else:
+        # Runs from several machines: each row names its machine (letters in this order).
+        tags = {c: chr(ord("A") + i) for i, c in enumerate(cpus)}
+        out = ["Measured on " + "; ".join(f"{t}: {c}" for c, t in tags.items())
+               + " (2 vCPUs, 24 GiB each; the last column says which). Every `online_dealer_bytes` "
+               "below is 0.", "", head.replace(" max abs error |\n", " max abs error | machine |\n")
+               .replace("|" + "---|" * 11, "|" + "---|" * 12)]
     missing = []
     for n, d in runs:
         if d:
             assert d["online_dealer_bytes"] == 0, n
-            out.append(row(d))
+            out.append(row(d) + (f" {tags[d['cpu']]} |" if len(cpus) > 1 else ""))
         else:
             missing.append(n)
     why = {
@@ -63,8 +71,9 @@ def tables():
             "| run | linear | softmax | GeLU | LayerNorm | others |", "|---|---|---|---|---|---|"]
     for n, d in comp:
         c = d["components"]
+        name = n if len(cpus) == 1 else f"{n} ({tags[d['cpu']]})"
         out.append("| {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(
-            n, *(c[k]["seconds"] for k in ("linear", "softmax", "gelu", "layernorm", "others"))))
+            name, *(c[k]["seconds"] for k in ("linear", "softmax", "gelu", "layernorm", "others"))))
     streams = [load("stream-minilm-128"), load("stream-base-128")]
     out += ["", "Throughput with a warm pool (offline and online together, one client, loopback):", "",
             "| model | tokens | inferences per minute |", "|---|---|---|"]

@@ -2,7 +2,9 @@
 //! compared with a plaintext f64 reference with the error bound asserted.
 
 use secformer_core::party::PartyId;
-use secformer_core::protocols::{input, linear, matmul, mul, reveal, square, trunc, weight};
+use secformer_core::protocols::{
+    input, linear, matmul, mul, reveal, sqscale, square, trunc, weight,
+};
 use secformer_core::share::AShare;
 use secformer_tests::*;
 
@@ -198,6 +200,43 @@ fn square_within_one_lsb() {
         let g = grid(&x);
         for i in 0..x.len() {
             assert!((r[i] - g[i] * g[i]).abs() < LSB, "{}^2: {}", g[i], r[i]);
+        }
+    }
+}
+
+/// Square and column-scaled copy from one opening: both products exact in the ring (at
+/// 2f fractional bits, before any truncation), with the documented rounds and bytes.
+#[test]
+fn square_scale_is_exact_with_one_opening() {
+    let (rows, cols) = (5, 37);
+    let mut x = reals(31, rows * cols, -300.0, 300.0);
+    x[0] = 32000.0;
+    x[1] = -32000.0;
+    x[2] = 0.0;
+    let g = reals(32, cols, -30.0, 30.0);
+    let (ex, eg) = (enc(&x), enc(&g));
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let gs = share(s, PartyId::P0, &g)?;
+            let mut sq = vec![AShare::default(); x.len()];
+            let mut gx = vec![AShare::default(); x.len()];
+            let mut scratch = vec![0u64; sqscale::scratch_words(rows, cols)];
+            let before = s.peer_stats();
+            sqscale::square_scale(s, rows, cols, &xs, &gs, &mut sq, &mut gx, &mut scratch)?;
+            let st = s.peer_stats().since(&before);
+            let c = sqscale::cost(rows, cols);
+            assert_eq!((st.rounds, st.payload_sent), (c.rounds, c.bytes));
+            let mut out = vec![0u64; 2 * x.len()];
+            reveal::reveal(s, &sq, &mut out[..x.len()])?;
+            reveal::reveal(s, &gx, &mut out[x.len()..])?;
+            Ok(out)
+        })
+        .unwrap();
+        for i in 0..rows * cols {
+            assert_eq!(r[i], ex[i].wrapping_mul(ex[i]), "square of {}", x[i]);
+            let want = ex[i].wrapping_mul(eg[i % cols]);
+            assert_eq!(r[rows * cols + i], want, "{} x {}", x[i], g[i % cols]);
         }
     }
 }

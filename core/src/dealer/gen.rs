@@ -172,30 +172,78 @@ pub fn corrections<K: MatMul>(
                 }
             }
         }
+        Item::SquareScale { rows, cols } => {
+            let (rows, cols) = (rows as usize, cols as usize);
+            let (r, c) = p1.split_at_mut(2);
+            let (c1, d1) = c.split_at_mut(1);
+            for j in 0..cols {
+                let g = p0[1][j].wrapping_add(r[1][j]);
+                for i in 0..rows {
+                    let idx = i * cols + j;
+                    let a = p0[0][idx].wrapping_add(r[0][idx]);
+                    c1[0][idx] = a.wrapping_mul(a).wrapping_sub(p0[2][idx]);
+                    d1[0][idx] = a.wrapping_mul(g).wrapping_sub(p0[3][idx]);
+                }
+            }
+        }
+        Item::SegmentSeries { n, p, k, f } => {
+            let (n, k) = (n as usize, k as usize);
+            let (r, c) = p1.split_at_mut(2);
+            let mask = crate::ring::low_mask(p as u32);
+            let rbit = |i: usize| ((p0[1][i / 64] ^ r[1][i / 64]) >> (i % 64)) & 1;
+            for e in 0..n {
+                let b = p0[0][e].wrapping_add(r[0][e]);
+                for j in 0..2 {
+                    let i = j * n + e;
+                    c[0][i] = rbit(i).wrapping_sub(p0[2][i]);
+                    c[1][i] = (rbit(i).wrapping_neg() & b).wrapping_sub(p0[3][i]);
+                }
+                let t = b.wrapping_neg() & mask;
+                let r1 = rbit(n + e).wrapping_neg();
+                let (trig, rtrig) = c[2..].split_at_mut(1);
+                sine_shares(t, p, k, f, |h, cos, sin| {
+                    let (ic, is) = (2 * h * n + e, 2 * h * n + n + e);
+                    trig[0][ic] = cos.wrapping_sub(p0[4][ic]);
+                    trig[0][is] = sin.wrapping_sub(p0[4][is]);
+                    rtrig[0][ic] = (r1 & cos).wrapping_sub(p0[5][ic]);
+                    rtrig[0][is] = (r1 & sin).wrapping_sub(p0[5][is]);
+                });
+            }
+        }
         Item::Sine { n, p, k, f } => {
             let (n, k) = (n as usize, k as usize);
             let mask = crate::ring::low_mask(p as u32);
-            let scale = (1u64 << f) as f64;
-            let step = 2.0 * core::f64::consts::PI / (1u64 << p) as f64;
             for e in 0..n {
                 let t = p0[0][e].wrapping_add(p1[0][e]) & mask;
-                let (s1, c1) = libm::sincos(step * t as f64);
-                // Angle addition for the harmonics: (c_h, s_h) = (c_1, s_1)^h.
-                let (mut ch, mut sh) = (c1, s1);
-                for h in 0..k {
+                sine_shares(t, p, k, f, |h, cos, sin| {
                     let idx = 2 * h * n + e;
-                    p1[1][idx] =
-                        (crate::fxp::round_i64(ch * scale) as u64).wrapping_sub(p0[1][idx]);
-                    p1[1][idx + n] =
-                        (crate::fxp::round_i64(sh * scale) as u64).wrapping_sub(p0[1][idx + n]);
-                    let (nc, ns) = (ch * c1 - sh * s1, sh * c1 + ch * s1);
-                    ch = nc;
-                    sh = ns;
-                }
+                    p1[1][idx] = cos.wrapping_sub(p0[1][idx]);
+                    p1[1][idx + n] = sin.wrapping_sub(p0[1][idx + n]);
+                });
             }
         }
     }
     Ok(())
+}
+
+/// Calls `put(h - 1, cos(h w t), sin(h w t))` for `h = 1..=k`, `w = 2 pi / 2^p`, in fixed
+/// point with `f` fractional bits.
+fn sine_shares(t: u64, p: u8, k: usize, f: u8, mut put: impl FnMut(usize, u64, u64)) {
+    let scale = (1u64 << f) as f64;
+    let step = 2.0 * core::f64::consts::PI / (1u64 << p) as f64;
+    let (s1, c1) = libm::sincos(step * t as f64);
+    // Angle addition for the harmonics: (c_h, s_h) = (c_1, s_1)^h.
+    let (mut ch, mut sh) = (c1, s1);
+    for h in 0..k {
+        put(
+            h,
+            crate::fxp::round_i64(ch * scale) as u64,
+            crate::fxp::round_i64(sh * scale) as u64,
+        );
+        let (nc, ns) = (ch * c1 - sh * s1, sh * c1 + ch * s1);
+        ch = nc;
+        sh = ns;
+    }
 }
 
 /// Rows of `B` generated at a time by [`owned_correction`].

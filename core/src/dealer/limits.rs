@@ -24,6 +24,15 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
             Err("has 0 or more than 32 harmonics")
         }
         Item::Sine { f, .. } if f > 62 => Err("has more than 62 fractional bits"),
+        Item::SegmentSeries { p, .. } if !(1..=63).contains(&p) => {
+            Err("has a period outside 2^1..2^63")
+        }
+        Item::SegmentSeries { k, .. }
+            if k == 0 || k as usize > crate::protocols::fourier::MAX_HARMONICS =>
+        {
+            Err("has 0 or more than 32 harmonics")
+        }
+        Item::SegmentSeries { f, .. } if f > 62 => Err("has more than 62 fractional bits"),
         Item::Trunc { f, .. } if f > 63 => Err("truncates by more than 63 bits"),
         // The generator loops over the batch even when the products are empty.
         Item::MatTriples { batch, .. } if batch > 1 << 16 => {

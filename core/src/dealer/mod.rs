@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -166,6 +166,31 @@ pub enum Item {
         rows: u32,
         /// Columns.
         cols: u32,
+    },
+    /// Square-scale quadruples ([`crate::protocols::sqscale`]): `A (rows x cols)`,
+    /// `G (cols)`, `C_ij = A_ij^2`, `D_ij = A_ij G_j` (one opening of `x - A` gives both
+    /// `x^2` and `x g`).
+    SquareScale {
+        /// Rows.
+        rows: u32,
+        /// Columns.
+        cols: u32,
+    },
+    /// A segment select over a Fourier series, sharing one mask ([`crate::protocols::gelu`]):
+    /// a uniform `B` per element (the opened `E = x - B` serves the series and both bit
+    /// products), two random bits `r_0`, `r_1` per element (XOR shares, bit `j` of element
+    /// `i` at `j n + i`) with `[r_j]` and `[r_j B]`, shares of `cos(h w t)`, `sin(h w t)`
+    /// for `t = -B mod 2^p`, `w = 2 pi / 2^p`, `h = 1..=k` (laid out as [`Item::Sine`]'s),
+    /// and the same times `r_1` (the series multiplied by the second bit without opening it).
+    SegmentSeries {
+        /// Elements.
+        n: u32,
+        /// Period bits: the period is 2^p ring units.
+        p: u8,
+        /// Harmonics.
+        k: u8,
+        /// Fractional bits of the sin/cos shares.
+        f: u8,
     },
     /// Exactly masked sine/cosine material: `t` uniform in Z_{2^p} (additively shared mod
     /// 2^p) and additive shares of `cos(2 pi h t / 2^p)`, `sin(2 pi h t / 2^p)` for
@@ -373,6 +398,23 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(words(prod(&[r, c])));
             push(words(r));
             push(corr(prod(&[r, c]), 8));
+        }
+        Item::SquareScale { rows, cols } => {
+            let n = prod(&[rows as usize, cols as usize]);
+            push(words(n));
+            push(words(cols as usize));
+            push(corr(n, 8));
+            push(corr(n, 8));
+        }
+        Item::SegmentSeries { n, k, .. } => {
+            let n = n as usize;
+            let trig = prod(&[2, k as usize, n]);
+            push(words(n));
+            push(bits(prod(&[2, n])));
+            push(corr(prod(&[2, n]), 8));
+            push(corr(prod(&[2, n]), 8));
+            push(corr(trig, 8));
+            push(corr(trig, 8));
         }
         Item::Sine { n, p, k, .. } => {
             push(Slot {

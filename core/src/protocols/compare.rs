@@ -318,6 +318,11 @@ pub fn coarse_limit(k: u32, shift: u32) -> u64 {
     (1u64 << top) - (1u64 << shift.min(63))
 }
 
+/// Scratch words for [`segments_run`] on `n` values (`2n` comparisons on `k` bits).
+pub fn segments_scratch_words(n: usize, k: u32) -> usize {
+    2 * n + scratch_words(2 * n, k)
+}
+
 /// The segment bits of `|x|` against a public threshold `t`, on already-requested
 /// material for `2n` comparisons: bits `0..n` of `out` are `[x < -t]`, bits `n..2n` are
 /// `[x < t]` (one batch, so one comparison's rounds), coarsened by `shift` bits: each

@@ -124,16 +124,29 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
         }
     }
     let scale = (1u64 << f) as f64;
-    let step = 2.0 * core::f64::consts::PI / (1u64 << p) as f64;
     let c0 = s
         .party
         .share_of_public(libm::round(series.c0 * scale * scale) as i64 as u64);
     let o = AShare::raw_slice_mut(out);
+    o.fill(c0);
+    combine(series, f, d, &mut [(&*trig, o)]);
+    Ok(())
+}
+
+/// Adds the harmonics of `series` at the public `d = x + t mod 2^p` to each `out` of
+/// `sets`, from that set's shares of `cos(h w t)`, `sin(h w t)` (`trig`: for each `h`, a
+/// block of `n` cosines then one of `n` sines, as [`Item::Sine`] lays them out), at `2f`
+/// fractional bits. Since the coefficients are public and the same for every set, a set
+/// may hold shares of `r cos(h w t)`, `r sin(h w t)` for a shared `r`: its `out` then gains
+/// `r` times the harmonics.
+pub fn combine(series: &Series<'_>, f: u32, d: &[u64], sets: &mut [(&[u64], &mut [u64])]) {
+    let n = d.len();
+    let scale = (1u64 << f) as f64;
+    let step = 2.0 * core::f64::consts::PI / (1u64 << series.p) as f64;
     for i in 0..n {
         let (s1, c1) = libm::sincos(step * d[i] as f64);
         let (mut sh, mut ch) = (s1, c1);
-        let mut acc = c0;
-        for h in 0..k {
+        for h in 0..series.harmonics() {
             let a = series.alpha.get(h).copied().unwrap_or(0.0);
             let b = series.beta.get(h).copied().unwrap_or(0.0);
             // Coefficients of [cos(h w t)] and [sin(h w t)].
@@ -141,16 +154,16 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
             let v = -a * ch + b * sh;
             let ue = crate::fxp::round_i64(u * scale) as u64;
             let ve = crate::fxp::round_i64(v * scale) as u64;
-            acc = acc
-                .wrapping_add(ue.wrapping_mul(trig[2 * h * n + i]))
-                .wrapping_add(ve.wrapping_mul(trig[2 * h * n + n + i]));
+            for (trig, out) in sets.iter_mut() {
+                out[i] = out[i]
+                    .wrapping_add(ue.wrapping_mul(trig[2 * h * n + i]))
+                    .wrapping_add(ve.wrapping_mul(trig[2 * h * n + n + i]));
+            }
             let (nc, ns) = (ch * c1 - sh * s1, sh * c1 + ch * s1);
             ch = nc;
             sh = ns;
         }
-        o[i] = acc;
     }
-    Ok(())
 }
 
 /// Evaluates the series (requests its material); `out` at `2f` fractional bits.

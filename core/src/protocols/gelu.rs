@@ -13,8 +13,16 @@
 //! `|GeLU(+-4) - {0, 4}| = 1.3e-4`), mean 1.3e-4 on [-1, 1]; fixed-point rounding adds a
 //! few 1e-5.
 //!
-//! Both products `(1 - c1) x` and `e (M - x)` are one bit product round
-//! ([`super::bitmul`]) on values at `2f` fractional bits, then one truncation.
+//! One opening serves the series and both products. D gives a uniform `B` per element,
+//! the series' sine material at `t = -B mod 2^p`, random bits `r_0`, `r_1` with `[r_j]`,
+//! `[r_j B]`, and the sine material times `r_1` ([`Item::SegmentSeries`]). The parties
+//! open `E = x - B` (64 bits each, uniformly masked), whose low `p` bits are the series'
+//! opening `x + t mod 2^p` ([`fourier::combine`]); after the comparisons they open only
+//! `delta_j = b_j ^ r_j` for `b_0 = 1 - c1`, `b_1 = e` (one bit each). Since
+//! `b v = delta v + (1 - 2 delta) r v`, the products need `[r_0 x] = [r_0] E + [r_0 B]` and
+//! `[r_1 (M - x)] = [r_1 S] - [r_1 x] / 2`, where `[r_1 S]` is the series evaluated on the
+//! `r_1`-scaled sine shares with the same public coefficients: no value is opened a second
+//! time. The sum is at `2f` fractional bits and is truncated once.
 //!
 //! The segment comparisons are coarse ([`compare::coarsen`], [`SHIFT`] = 6 bits): the
 //! thresholds are exact to `2^(6-f)` = 2^-10 (within `[T, T + 2^-10)`, either piece is
@@ -26,10 +34,11 @@
 //! `2^(k+6-f)` (unspecified output): callers keep activations far inside (BERT's are
 //! below 100).
 //!
-//! Cost per element, `k`-bit comparisons: rounds `1 (sine) + rounds(k) + 1 (bit
-//! products) + 1 (truncation)` = 9 at k = 28; bits sent per party
-//! `8 ceil(p/8) + 2 cmp(k) + 2 (64 + 1) + 1` = 24 + 200 + 130 + 1 = 355 at k = 28 (SecFormer:
-//! 7210 bits, 2 log L + 4 rounds).
+//! Cost per element, `k`-bit comparisons: rounds `1 (E) + rounds(k) + 1 (bits) + 1
+//! (truncation)` = 9 at k = 28; bits sent per party `64 + 2 cmp(k) + 2 + 1` = 267 at
+//! k = 28 (355 with a separate sine opening and two bit products that open their values;
+//! SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1 `8 (4 + 4K)` bytes per element
+//! for the shared mask (K = 6 harmonics), plus the comparisons' and the truncation's.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -41,7 +50,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::fourier::{self, Series};
-use super::{bitmul, compare, trunc};
+use super::{compare, trunc};
 
 /// Segment threshold T.
 pub const THRESHOLD: f64 = 4.0;
@@ -98,27 +107,90 @@ pub fn reference_with(x: f64, lo: f64, hi: f64) -> f64 {
     }
 }
 
+/// The dealer item of the shared mask, series and bit material for `n` elements.
+pub fn item(n: usize, f: u32) -> Item {
+    Item::SegmentSeries {
+        n: n as u32,
+        p: (PERIOD_LOG2 + f) as u8,
+        k: (GELU_COS.len() - 1) as u8,
+        f: f as u8,
+    }
+}
+
 /// Dealer items of GeLU on `n` elements with `k`-bit comparisons.
 pub fn items(n: usize, k: u32, f: u32) -> heapless::Vec<Item, 20> {
     let mut v = heapless::Vec::new();
-    let _ = v.push(fourier::item(n, PERIOD_LOG2 + f, GELU_COS.len() - 1, f));
+    let _ = v.push(item(n, f));
     for it in compare::items(2 * n, k) {
         let _ = v.push(it);
     }
-    let _ = v.push(bitmul::item(2 * n, 1, 1));
     let _ = v.push(trunc::item(n, f));
     v
+}
+
+/// Words of this party's [`Item::SegmentSeries`] material for `n` elements.
+fn material_words(n: usize) -> usize {
+    n + words_for_bits(2 * n) + 4 * n + 4 * (GELU_COS.len() - 1) * n
 }
 
 /// Scratch words for `n` elements on `k` bits.
 pub fn scratch_words(n: usize, k: u32) -> usize {
     let w2 = words_for_bits(2 * n);
-    let persistent = 2 * n + 2 * n + 2 * w2 + bitmul::material_words(2 * n, 1, 1) + w2 + 2 * n;
+    let persistent = material_words(n) + 5 * n + 3 * w2;
     persistent
-        + compare::scratch_words(2 * n, k)
-            .max(fourier::scratch_words(n, GELU_COS.len()))
-            .max(bitmul::scratch_words(2 * n, 1))
+        + compare::segments_scratch_words(n, k)
+            .max(2 * w2)
             .max(trunc::scratch_words(n))
+}
+
+/// This party's material of one [`Item::SegmentSeries`].
+struct Material<'a> {
+    /// The value mask `B`.
+    b: &'a [u64],
+    /// XOR shares of the bits' masks `r` (bit `j` of element `i` at `j n + i`).
+    r: &'a [u64],
+    /// `[r]`.
+    ra: &'a [u64],
+    /// `[r B]`.
+    rb: &'a [u64],
+    /// `[cos(h w t)]`, `[sin(h w t)]`, `t = -B mod 2^p`.
+    trig: &'a [u64],
+    /// `[r_1 cos(h w t)]`, `[r_1 sin(h w t)]`.
+    rtrig: &'a [u64],
+}
+
+fn take_material<'a, D: Dealer>(
+    dealer: &mut D,
+    n: usize,
+    f: u32,
+    ar: &mut Arena<'a>,
+) -> Result<Material<'a>> {
+    let kt = 2 * (GELU_COS.len() - 1) * n;
+    let b = ar.take(n)?;
+    let r = ar.take(words_for_bits(2 * n))?;
+    let ra = ar.take(2 * n)?;
+    let rb = ar.take(2 * n)?;
+    let trig = ar.take(kt)?;
+    let rtrig = ar.take(kt)?;
+    dealer.take(
+        item(n, f),
+        &mut [
+            &mut *b,
+            &mut *r,
+            &mut *ra,
+            &mut *rb,
+            &mut *trig,
+            &mut *rtrig,
+        ],
+    )?;
+    Ok(Material {
+        b,
+        r,
+        ra,
+        rb,
+        trig,
+        rtrig,
+    })
 }
 
 /// `out = GeLU(x)` with `k`-bit comparisons.
@@ -135,70 +207,98 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
     s.dealer.request(&items(n, k, f))?;
     let mut ar = Arena::new(scratch);
     let xs = AShare::raw_slice(x);
+    let mat = take_material(&mut s.dealer, n, f, &mut ar)?;
 
-    // M(x) - 0.5 x = series, at 2f bits; then v = [x, M - x] at 2f bits.
-    let vals = ar.take(2 * n)?;
+    // 1. E = x - B, opened once: its low p bits are the series' opening.
+    let e = ar.take(n)?;
     {
-        let series = Series {
-            p: PERIOD_LOG2 + f,
-            c0: GELU_COS[0],
-            alpha: &[],
-            beta: &GELU_COS[1..],
-        };
-        let (v0, v1) = vals.split_at_mut(n);
-        fourier::run(
-            s,
-            x,
-            &series,
-            AShare::from_raw_slice_mut(v1),
-            ar.sub().rest(),
-        )?;
-        for i in 0..n {
-            v0[i] = xs[i] << f; // x at 2f bits
-            v1[i] = v1[i].wrapping_sub(xs[i] << (f - 1)); // series - 0.5 x = M - x
-        }
+        let theirs = ar.take(n)?;
+        crate::ring::sub_into(e, xs, mat.b);
+        s.peer.exchange_u64(e, theirs)?;
+        crate::ring::add_assign(e, theirs);
     }
 
-    // c1 = [x + T < 0], c2 = [x - T < 0] in one batch.
+    // 2. The series S (the even part of M) and r_1 S, at 2f bits.
+    let series = Series {
+        p: PERIOD_LOG2 + f,
+        c0: GELU_COS[0],
+        alpha: &[],
+        beta: &GELU_COS[1..],
+    };
+    let sv = ar.take(n)?;
+    let rs = ar.take(n)?;
+    {
+        let d = ar.take(n)?;
+        let mask = crate::ring::low_mask(series.p);
+        for i in 0..n {
+            d[i] = e[i] & mask;
+        }
+        let c0 = crate::fxp::round_i64(GELU_COS[0] * libm::exp2(2.0 * f as f64)) as u64;
+        sv.fill(s.party.share_of_public(c0));
+        for i in 0..n {
+            rs[i] = c0.wrapping_mul(mat.ra[n + i]);
+        }
+        fourier::combine(
+            &series,
+            f,
+            d,
+            &mut [(mat.trig, &mut *sv), (mat.rtrig, &mut *rs)],
+        );
+    }
+
+    // 3. c1 = [x + T < 0], c2 = [x - T < 0] in one batch.
     let w2 = words_for_bits(2 * n);
     let c = ar.take(w2)?;
     compare::segments_run(s, x, THRESHOLD, k, shift(k), c, ar.sub().rest())?;
 
-    // Bits: [1 - c1 (n), c1 ^ c2 (n)].
-    let b = ar.take_zeroed(w2)?;
+    // 4. Open delta = b ^ r for b = [1 - c1 (n), c1 ^ c2 (n)].
+    let delta = ar.take_zeroed(w2)?;
     {
         for i in 0..n {
             let c1 = crate::bits::get(c, i);
             let c2 = crate::bits::get(c, n + i);
-            let not_c1 = c1 ^ s.party.xor_share_of_public(1);
-            crate::bits::set(b, i, not_c1);
-            crate::bits::set(b, n + i, c1 ^ c2);
+            crate::bits::set(delta, i, c1 ^ s.party.xor_share_of_public(1));
+            crate::bits::set(delta, n + i, c1 ^ c2);
+        }
+        for w in 0..w2 {
+            delta[w] ^= mat.r[w];
+        }
+        crate::prg::clear_tail(delta, 2 * n);
+        let theirs = ar.take(w2)?;
+        s.peer.exchange_u64(delta, theirs)?;
+        for w in 0..w2 {
+            delta[w] ^= theirs[w];
         }
     }
-    let storage = ar.take(bitmul::material_words(2 * n, 1, 1))?;
-    let mut mat = bitmul::take(&mut s.dealer, 2 * n, 1, 1, storage)?;
-    let d = ar.take(w2)?;
-    let z = ar.take(2 * n)?;
-    bitmul::first(
-        s,
-        &mut mat,
-        b,
-        AShare::from_raw_slice(vals),
-        d,
-        AShare::from_raw_slice_mut(z),
-        ar.sub().rest(),
-    )?;
+
+    // 5. b v = delta v + (1 - 2 delta) [r v] for v_0 = x (at 2f bits), v_1 = M - x
+    //    = S - x / 2; [r x] = [r] E + [r B] needs no opening beyond E.
     let o = AShare::raw_slice_mut(out);
     for i in 0..n {
-        o[i] = z[i].wrapping_add(z[n + i]);
+        let rx = |j: usize| {
+            mat.ra[j * n + i]
+                .wrapping_mul(e[i])
+                .wrapping_add(mat.rb[j * n + i])
+        };
+        let v = [xs[i] << f, sv[i].wrapping_sub(xs[i] << (f - 1))];
+        let rv = [rx(0) << f, rs[i].wrapping_sub(rx(1) << (f - 1))];
+        let mut acc = 0u64;
+        for j in 0..2 {
+            let dbit = crate::bits::get(delta, j * n + i);
+            acc = acc
+                .wrapping_add(dbit.wrapping_neg() & v[j])
+                .wrapping_add(rv[j].wrapping_mul(1u64.wrapping_sub(dbit << 1)));
+        }
+        o[i] = acc;
     }
     trunc::run(s, out, ar.rest())
 }
 
 /// Cost of GeLU on `n` elements with `k`-bit comparisons (at `f` fractional bits).
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
-    fourier::cost(n, PERIOD_LOG2 + f)
+    let _ = f;
+    super::Cost::new(1, 8 * n as u64)
         + compare::cost(2 * n, k)
-        + bitmul::cost(2 * n, 1)
+        + super::Cost::new(1, 8 * words_for_bits(2 * n) as u64)
         + trunc::cost(n)
 }

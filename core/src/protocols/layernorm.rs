@@ -1,7 +1,8 @@
 //! LayerNorm over rows: `y = gamma (x - mean) / sqrt(var + eps) + beta`.
 //!
 //! 1. Row sums are local; the mean is `sum * round(2^32 / H) >> 32` (one truncation).
-//! 2. `d = x - mean`; one product round gives `d^2` and `gamma d` together.
+//! 2. `d = x - mean`; one product round gives `d^2` and `gamma d` together, from one
+//!    opening of `d` and one of `gamma` ([`super::sqscale`]).
 //! 3. One truncation round brings the row sums of `d^2` to `V = sum d^2 / 2^L` at 24
 //!    fractional bits with `L = floor(log2 H)` (so `V = (H / 2^L) var`, `H / 2^L` in
 //!    [1, 2)) and `gamma d` to `f` bits.
@@ -24,8 +25,9 @@
 //! large) uses `1/sqrt(2^(31-L))`.
 //!
 //! Rounds: `1 + 1 + 1 + 13 + 2 + 2 = 20` (SecFormer: 24) for `H < 2^24`. Bits per element
-//! per party: `2 x 128` for the products, 1 for the truncation, `64 + 1` for the
-//! row-broadcast product; per row, the mean's truncation and the inverse square root on
+//! per party: 64 for the products (plus 64 per column), 1 for the truncation, `64 + 1` for
+//! the row-broadcast product (130 in all; 322 with two Beaver products); per row, the
+//! mean's truncation and the inverse square root on
 //! `2 (31 - L) + 41` thresholds of `57 - L` bits (85 of 47 bits at H = 768).
 
 use crate::arena::Arena;
@@ -37,7 +39,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::{self, Spec};
-use super::{mul, rowmul, rsqrt, trunc};
+use super::{rowmul, rsqrt, sqscale, trunc};
 
 /// Fractional bits of the per-row scale.
 const SCALE_FRAC: u32 = 32;
@@ -70,10 +72,10 @@ pub fn spec(h: usize, _f: u32) -> Spec {
 pub fn scratch_words(rows: usize, h: usize, f: u32) -> usize {
     let n = rows * h;
     let sp = spec(h, f);
-    7 * n
+    4 * n
         + 4 * rows
         + norm::storage_words(rows, &sp)
-        + mul::scratch_words(2 * n)
+        + sqscale::scratch_words(rows, h)
             .max(rsqrt::scratch_words(rows, &sp))
             .max(norm::scratch_words(rows, &sp, 1))
             .max(rowmul::scratch_words(rows, h))
@@ -113,25 +115,23 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
     }
     trunc::trunc_by(s, AShare::from_raw_slice_mut(mu), 32, ar.sub().rest())?;
 
-    // 2. [d d, gamma d]
-    let a = ar.take(2 * n)?;
-    let b = ar.take(2 * n)?;
-    let gs = AShare::raw_slice(gamma);
+    // 2. d d and gamma d from one opening of d.
+    let d = ar.take(n)?;
     for i in 0..rows {
         for j in 0..h {
-            let d = xs[i * h + j].wrapping_sub(mu[i]);
-            a[i * h + j] = d;
-            a[n + i * h + j] = d;
-            b[i * h + j] = d;
-            b[n + i * h + j] = gs[j];
+            d[i * h + j] = xs[i * h + j].wrapping_sub(mu[i]);
         }
     }
-    let prod = ar.take(2 * n)?;
-    mul::mul_ring(
+    let sq = ar.take(n)?;
+    let gd = ar.take(n)?;
+    sqscale::square_scale(
         s,
-        AShare::from_raw_slice(a),
-        AShare::from_raw_slice(b),
-        AShare::from_raw_slice_mut(prod),
+        rows,
+        h,
+        AShare::from_raw_slice(d),
+        gamma,
+        AShare::from_raw_slice_mut(sq),
+        AShare::from_raw_slice_mut(gd),
         ar.sub().rest(),
     )?;
 
@@ -140,12 +140,12 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
     let t = ar.take(rows + n)?;
     for i in 0..rows {
         let mut acc = 0u64;
-        for v in &prod[i * h..(i + 1) * h] {
+        for v in &sq[i * h..(i + 1) * h] {
             acc = acc.wrapping_add(*v);
         }
         t[i] = acc;
     }
-    t[rows..].copy_from_slice(&prod[n..]);
+    t[rows..].copy_from_slice(gd);
     {
         let mut sub = ar.sub();
         let vshift = 2 * f + l - V_FRAC;
@@ -212,7 +212,7 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
 pub fn cost(rows: usize, h: usize, f: u32) -> super::Cost {
     let n = rows * h;
     trunc::cost(rows)
-        + mul::cost_ring(2 * n)
+        + sqscale::cost(rows, h)
         + trunc::cost(rows + n)
         + rsqrt::cost_normalized(rows, &spec(h, f))
         + norm::cost_rescale(rows)

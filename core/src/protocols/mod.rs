@@ -22,6 +22,7 @@ pub mod rowmul;
 pub mod rsqrt;
 pub mod softmax_2quad;
 pub mod softmax_exact;
+pub mod sqscale;
 pub mod square;
 pub mod tanh;
 pub mod trunc;

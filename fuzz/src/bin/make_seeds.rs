@@ -47,6 +47,8 @@ fn items() -> Vec<Item> {
             uses: 2,
         },
         Item::RowTriple { rows: 2, cols: 8 },
+        Item::SquareScale { rows: 2, cols: 8 },
+        Item::SegmentSeries { n: 4, p: 20, k: 6, f: 16 },
         Item::Sine {
             n: 8,
             p: 20,
