@@ -71,7 +71,7 @@ pub const DIMS: Dims = Dims {
 pub const LN_EPS: f64 = 1e-5;
 /// The 2Quad softmax constant `c`.
 pub const SOFTMAX_C: f64 = softmax_2quad::DEFAULT_C;
-/// Comparison bits of GeLU (inputs must satisfy `|x| < 2048`).
+/// Comparison bits of GeLU (inputs must satisfy `|x| < 131067`, see [`gelu`]).
 pub const GELU_BITS: u32 = gelu::DEFAULT_BITS;
 /// Weight id of the first of the four weight products (`[q|k|v]`, `o`, FFN in, FFN out
 /// take this id and the next three, as in [`nn::setup_layer`]).

@@ -249,7 +249,7 @@ fn gelu_meets_the_error_bounds() {
             .fold(0.0, f64::max);
         assert!(worst <= 0.02, "gelu max |err| {worst}");
         // And the protocol computes its documented approximation to fixed-point precision
-        // (either piece within the coarse thresholds' band [T, T + 2^-10)).
+        // (either piece within the coarse thresholds' band [T, T + 2^(SHIFT - 16))).
         let band = 2f64.powi(gelu::SHIFT as i32 - 16);
         for (v, o) in g.iter().zip(&r) {
             let t = gelu::THRESHOLD;

@@ -46,10 +46,10 @@ fn progs() -> Vec<(&'static str, Vec<f64>, Prog, Cost)> {
             reals(4, n, -6.0, 6.0),
             |s, x| {
                 let mut o = vec![AShare::default(); x.len()];
-                let mut sc = vec![0u64; gelu::scratch_words(x.len(), 28)];
-                gelu::gelu(s, x, 28, &mut o, &mut sc)
+                let mut sc = vec![0u64; gelu::scratch_words(x.len(), gelu::DEFAULT_BITS)];
+                gelu::gelu(s, x, gelu::DEFAULT_BITS, &mut o, &mut sc)
             },
-            gelu::cost(n, 28, F),
+            gelu::cost(n, gelu::DEFAULT_BITS, F),
         ),
         (
             "tanh",
@@ -173,6 +173,7 @@ fn measured_costs_equal_the_documented_formulas() {
     // The headline figures of the docs.
     assert_eq!(gelu::cost(64, 28, F).rounds, 9);
     assert_eq!(gelu::cost(64, 28, F).bytes * 8 / 64, 267);
+    assert_eq!(gelu::cost(64, 22, F).bytes * 8 / 64, 219);
     assert_eq!(layernorm::cost(128, 768, F).rounds, 20);
     assert_eq!(softmax_2quad::cost(12 * 128, 128, F).rounds, 21);
     assert_eq!(softmax_exact::cost(12 * 128, 128, 28).rounds, 94);

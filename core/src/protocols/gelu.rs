@@ -9,7 +9,7 @@
 //! (for `x < -T` both bits give 0; in the middle `x + M - x = M`; above `T`, `x`). The even
 //! part `0.5 x erf(x / sqrt 2)` is fitted by cosines on `[-T, T]` with `T = 4`, period
 //! `P = 16` (`p = 4 + f` bits), `K = 6` harmonics: `scripts/fit_fourier.py` regenerates
-//! [`GELU_COS`]. Fit error: max 1.9e-4 everywhere (at the segment ends, where
+//! [`GELU_COS`]. Fit error: max 1.9e-4 on `[-T, T]` (at the segment ends, where
 //! `|GeLU(+-4) - {0, 4}| = 1.3e-4`), mean 1.3e-4 on [-1, 1]; fixed-point rounding adds a
 //! few 1e-5.
 //!
@@ -24,20 +24,23 @@
 //! `r_1`-scaled sine shares with the same public coefficients: no value is opened a second
 //! time. The sum is at `2f` fractional bits and is truncated once.
 //!
-//! The segment comparisons are coarse ([`compare::coarsen`], [`SHIFT`] = 6 bits): the
-//! thresholds are exact to `2^(6-f)` = 2^-10 (within `[T, T + 2^-10)`, either piece is
-//! used; both are within 2e-4 of GeLU there), and they cover `|x| + T < 2^(k-1+6-f)`.
+//! The segment comparisons are coarse ([`compare::coarsen`], [`SHIFT`] = 12 bits): the
+//! thresholds are exact to `2^(12-f)` = 1/16 (within `[T, T + 1/16)` and
+//! `[-T - 1/16, -T)` either piece is used: `x` or 0 is within 1.3e-4 of GeLU there, the
+//! series within 7.8e-4), and they cover `|x| + T < 2^(k-1+12-f)`. Dropping 12 bits
+//! instead of 6 lets 22-bit comparisons cover what 28-bit ones did (76 bits sent per
+//! comparison instead of 100, same rounds).
 //!
-//! Valid input range (the error bounds above hold): `|x| < 2^(k-1+6-f) - T - 2^-10`,
-//! i.e. `|x| < 131068` at the default [`DEFAULT_BITS`] = 28 and f = 16 (2044 with exact
+//! Valid input range (the error bounds above hold): `|x| < 2^(k-1+12-f) - T - 1/16`,
+//! i.e. `|x| < 131067` at the default [`DEFAULT_BITS`] = 22 and f = 16 (2044 with exact
 //! 28-bit comparisons). Beyond it the segment bits see `x` modulo
-//! `2^(k+6-f)` (unspecified output): callers keep activations far inside (BERT's are
+//! `2^(k+12-f)` (unspecified output): callers keep activations far inside (BERT's are
 //! below 100).
 //!
 //! Cost per element, `k`-bit comparisons: rounds `1 (E) + rounds(k) + 1 (bits) + 1
-//! (truncation)` = 9 at k = 28; bits sent per party `64 + 2 cmp(k) + 2 + 1` = 267 at
-//! k = 28 (355 with a separate sine opening and two bit products that open their values;
-//! SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1 `8 (4 + 4K)` bytes per element
+//! (truncation)` = 9 at k = 22; bits sent per party `64 + 2 cmp(k) + 2 + 1` = 219 at
+//! k = 22 (355 with 28-bit comparisons, a separate sine opening and two bit products that
+//! open their values; SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1 `8 (4 + 4K)` bytes per element
 //! for the shared mask (K = 6 harmonics), plus the comparisons' and the truncation's.
 
 use crate::arena::Arena;
@@ -67,10 +70,10 @@ pub const GELU_COS: [f64; 7] = [
     -6.777724699749e-02,
 ];
 /// Default comparison bits: with [`SHIFT`], inputs must satisfy
-/// `|x| + T < 2^(27 + 6 - f)` = 131072 at f = 16.
-pub const DEFAULT_BITS: u32 = 28;
+/// `|x| + T < 2^(21 + 12 - f)` = 131072 at f = 16.
+pub const DEFAULT_BITS: u32 = 22;
 /// Low bits each share drops before the segment comparisons (at most `64 - k` are used).
-pub const SHIFT: u32 = 6;
+pub const SHIFT: u32 = 12;
 
 /// The coarsening used with `k`-bit comparisons.
 pub fn shift(k: u32) -> u32 {
