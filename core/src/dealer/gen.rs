@@ -141,6 +141,17 @@ pub fn corrections<K: MatMul>(
                 c2[0][i] = (a & b2) ^ p0[4][i];
             }
         }
+        Item::CarryLevel { words, groups } => {
+            let (r, c) = p1.split_at_mut(1);
+            crate::protocols::compare::carry_level_corrections(
+                groups as usize,
+                words as usize,
+                p0[0],
+                r[0],
+                p0[1],
+                c[0],
+            );
+        }
         Item::BitMul { n, m, uses } => {
             let (n, m) = (n as usize, m as usize);
             let (rb, rest) = p1.split_at_mut(1);

@@ -33,6 +33,9 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
             Err("has 0 or more than 32 harmonics")
         }
         Item::SegmentSeries { f, .. } if f > 62 => Err("has more than 62 fractional bits"),
+        Item::CarryLevel { groups, .. } if !(2..=63).contains(&groups) => {
+            Err("has a carry level outside 2..=63 groups")
+        }
         Item::Trunc { f, .. } if f > 63 => Err("truncates by more than 63 bits"),
         // The generator loops over the batch even when the products are empty.
         Item::MatTriples { batch, .. } if batch > 1 << 16 => {

@@ -148,6 +148,15 @@ pub enum Item {
         /// Words of 64 pairs.
         words: u32,
     },
+    /// One level of the comparison's carry tree on `groups` groups, `words` words per bit
+    /// plane ([`crate::protocols::compare`]): XOR masks of every factor each node opens,
+    /// and XOR shares of the products of two or more masks its terms need.
+    CarryLevel {
+        /// Words per bit plane (64 elements each).
+        words: u32,
+        /// Groups entering the level (2..=63).
+        groups: u8,
+    },
     /// Material to multiply `m` XOR-shared bits per element by `uses` shared values per
     /// element (and to convert the bits to arithmetic shares, also with `uses = 0`):
     /// random bits `r` (XOR shares), `[r]` (additive), and per use a random `B` per
@@ -383,6 +392,11 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(words(w));
             push(corr(w, 8));
             push(corr(w, 8));
+        }
+        Item::CarryLevel { words: w, groups } => {
+            let (f, m) = crate::protocols::compare::level_words(groups as usize);
+            push(words(prod(&[f, w as usize])));
+            push(corr(prod(&[m, w as usize]), 8));
         }
         Item::BitMul { n, m, uses } => {
             let (n, nm) = (n as usize, prod(&[n as usize, m as usize]));

@@ -9,19 +9,25 @@
 //! * leaves: generate `g_i = a_i & b_i` by a dealer-assisted product of privately held
 //!   bits (P0 opens `a ^ u`, P1 opens `b ^ v`: one bit each) and propagate
 //!   `p_i = a_i ^ b_i` (free: the parties already hold its XOR shares);
-//! * a log-depth tree combines adjacent groups, `G = G_hi ^ (P_hi & G_lo)` (generate and
-//!   propagate are exclusive, so OR is XOR) and `P = P_hi & P_lo`, with AND triples on
-//!   XOR shares; the two ANDs of a pair share `P_hi`, so one opening of it serves both
-//!   (3 bits per pair), and the lowest group never needs its propagate bit (2 bits).
+//! * a tree of arity 4 combines up to four adjacent groups per node in one round:
+//!   `G = G_3 ^ P_3 G_2 ^ P_3 P_2 G_1 ^ P_3 P_2 P_1 G_0` (generate and propagate are
+//!   exclusive, so OR is XOR) and `P = P_3 P_2 P_1 P_0`, on XOR shares. Each factor is
+//!   opened once under a fresh mask (7 bits for a node of four groups, 6 for the lowest
+//!   node, which never needs its propagate bit), and since
+//!   `prod (e_f ^ m_f) = XOR over subsets S (AND of e_f outside S) & (AND of m_f in S)`,
+//!   every product is local given D's XOR shares of the masks' products over the subsets
+//!   of two or more factors (22 words per node of four, [`Item::CarryLevel`]). A binary
+//!   tree would take twice the levels and 9 bits for the same four groups.
 //!
 //! Everything is bit-sliced: bit `i` of 64 elements lives in one word, so each AND layer
 //! is word-wide and each message is tight.
 //!
 //! Cost for `n` elements (`n` a multiple of 64; otherwise round `n` up to one): rounds
-//! `1 + ceil(log2(k - 1))`; bits sent per party per element
-//! `(k - 1) + sum over levels (3 (pairs - 1) + 2)` where a level with `c` groups has
-//! `floor(c / 2)` pairs. For `k = 28` that is 100 bits and 6 rounds; for `k = 32`, 116 bits
-//! and 6 rounds (SecFormer's comparison: 3456 bits, 7 rounds). The result is XOR-shared;
+//! `1 + ceil(log4(k - 1))`; bits sent per party per element `(k - 1)` plus, per level, the
+//! factors its nodes open ([`level_words`]). For `k = 28` that is 86 bits and 4 rounds;
+//! for `k = 22`, 66 bits and 4 rounds; for every `k` from 18 to 64, 4 rounds (SecFormer's
+//! comparison: 3456 bits, 7 rounds). D sends P1 `k - 1` words per 64 elements for the
+//! leaves and the nodes' monomials per level. The result is XOR-shared;
 //! [`super::bitmul`] converts or multiplies it without a separate B2A round.
 //!
 //! Valid input range: `|x| < 2^(k-1)` ring units (`x` in `[-2^(k-1), 2^(k-1))`); outside
@@ -49,15 +55,115 @@ use crate::transport::Transport;
 /// Largest supported `k`.
 pub const MAX_BITS: u32 = 64;
 
-/// Per level: (pairs, whether the level has a pass-through group).
-fn levels(leaves: usize) -> heapless::Vec<(usize, bool), 8> {
+/// Groups each node of the carry tree combines.
+pub const ARITY: usize = 4;
+
+/// The group counts entering each level of the carry tree: `leaves` groups, then
+/// `ceil(c / 4)` per level until one remains.
+fn levels(leaves: usize) -> heapless::Vec<usize, 8> {
     let mut v = heapless::Vec::new();
     let mut c = leaves;
     while c > 1 {
-        let _ = v.push((c / 2, c % 2 == 1));
-        c = c.div_ceil(2);
+        let _ = v.push(c);
+        c = c.div_ceil(ARITY);
     }
     v
+}
+
+/// One node of a level: `size` consecutive groups (member 0 the lowest), and whether the
+/// combined propagate bit is needed (every node but the lowest).
+#[derive(Clone, Copy)]
+struct Node {
+    size: usize,
+    need_p: bool,
+}
+
+impl Node {
+    fn of_level(c: usize) -> impl Iterator<Item = (usize, Node)> {
+        (0..c.div_ceil(ARITY)).map(move |j| {
+            (
+                ARITY * j,
+                Node {
+                    size: (c - ARITY * j).min(ARITY),
+                    need_p: j > 0,
+                },
+            )
+        })
+    }
+
+    /// Opened factors: `G_0..G_{s-2}` (indices `0..s-1`), `P_1..P_{s-1}` (indices
+    /// `s-1..2s-2`), then `P_0` when the node's propagate bit is needed.
+    fn factors(self) -> usize {
+        if self.size < 2 {
+            0
+        } else {
+            2 * self.size - 2 + self.need_p as usize
+        }
+    }
+
+    /// `(is_generate, member)` of factor `f`.
+    fn factor(self, f: usize) -> (bool, usize) {
+        let s = self.size;
+        if f < s - 1 {
+            (true, f)
+        } else if f < 2 * s - 2 {
+            (false, f + 2 - s)
+        } else {
+            (false, 0)
+        }
+    }
+
+    fn p_bit(self, member: usize) -> u8 {
+        if member == 0 {
+            1 << (2 * self.size - 2)
+        } else {
+            1 << (self.size - 2 + member)
+        }
+    }
+
+    /// The products to compute, as factor bitmasks: `G_i P_{i+1} ... P_{s-1}` for
+    /// `i < s - 1`, then `P_0 ... P_{s-1}` when needed.
+    fn terms(self) -> heapless::Vec<u8, 5> {
+        let mut t = heapless::Vec::new();
+        if self.size < 2 {
+            return t;
+        }
+        for i in 0..self.size - 1 {
+            let mut m = 1u8 << i;
+            for j in i + 1..self.size {
+                m |= self.p_bit(j);
+            }
+            let _ = t.push(m);
+        }
+        if self.need_p {
+            let _ = t.push((0..self.size).fold(0u8, |m, j| m | self.p_bit(j)));
+        }
+        t
+    }
+
+    /// The products of two or more factor masks the terms need (D provides their XOR
+    /// shares), in increasing bitmask order.
+    fn monomials(self) -> heapless::Vec<u8, 32> {
+        let mut v: heapless::Vec<u8, 32> = heapless::Vec::new();
+        for t in self.terms() {
+            let mut sub = t;
+            while sub != 0 {
+                if sub.count_ones() >= 2 && !v.contains(&sub) {
+                    let _ = v.push(sub);
+                }
+                sub = (sub - 1) & t;
+            }
+        }
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Words per bit plane of a carry-tree level with `c` groups: opened factors, monomials.
+pub fn level_words(c: usize) -> (usize, usize) {
+    Node::of_level(c).fold((0, 0), |(f, m), (_, nd)| {
+        (f + nd.factors(), m + nd.monomials().len())
+    })
 }
 
 /// The dealer items of comparing `n` elements on `k` bits, in consumption order.
@@ -68,13 +174,11 @@ pub fn items(n: usize, k: u32) -> heapless::Vec<Item, 16> {
     let _ = v.push(Item::PrivAnd {
         words: leaves as u32 * nw,
     });
-    for (pairs, _) in levels(leaves) {
-        if pairs > 1 {
-            let _ = v.push(Item::AndTriple2 {
-                words: (pairs as u32 - 1) * nw,
-            });
-        }
-        let _ = v.push(Item::AndTriple { words: nw });
+    for c in levels(leaves) {
+        let _ = v.push(Item::CarryLevel {
+            words: nw,
+            groups: c as u8,
+        });
     }
     v
 }
@@ -88,8 +192,8 @@ pub fn rounds(k: u32) -> u64 {
 pub fn bytes(n: usize, k: u32) -> u64 {
     let nw = words_for_bits(n) as u64;
     let mut words = (k as u64 - 1) * nw;
-    for (pairs, _) in levels(k as usize - 1) {
-        words += (3 * (pairs as u64 - 1) + 2) * nw;
+    for c in levels(k as usize - 1) {
+        words += level_words(c).0 as u64 * nw;
     }
     8 * words
 }
@@ -98,9 +202,14 @@ pub fn bytes(n: usize, k: u32) -> u64 {
 pub fn scratch_words(n: usize, k: u32) -> usize {
     let nw = words_for_bits(n);
     let l = k as usize - 1;
-    // planes G, P and the low bits; then the largest step (leaves: 4l words per block;
-    // a tree level: 11 (pairs - 1) + 7 <= 5.5 l + 7).
-    2 * l * nw + n + (6 * l + 8) * nw
+    let step = levels(l)
+        .iter()
+        .map(|&c| {
+            let (f, m) = level_words(c);
+            3 * f + m
+        })
+        .fold(4 * l, usize::max);
+    2 * l * nw + n + step * nw
 }
 
 fn check_k(k: u32) -> Result<()> {
@@ -207,80 +316,12 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
             };
         }
     }
-    // The tree.
+    // The tree: each level combines up to four adjacent groups in one round.
     let mut c = l;
-    for (pairs, pass) in levels(l) {
-        let p2 = pairs - 1;
-        let mut lar = ar.sub();
-        // Material: pairs 1.. use AND-triple pairs (shared first operand), pair 0 a plain triple.
-        let a2 = lar.take(p2 * nw)?;
-        let b1 = lar.take(p2 * nw)?;
-        let b2 = lar.take(p2 * nw)?;
-        let c1 = lar.take(p2 * nw)?;
-        let c2 = lar.take(p2 * nw)?;
-        if p2 > 0 {
-            s.dealer.take(
-                Item::AndTriple2 {
-                    words: (p2 * nw) as u32,
-                },
-                &mut [&mut *a2, &mut *b1, &mut *b2, &mut *c1, &mut *c2],
-            )?;
-        }
-        let ta = lar.take(nw)?;
-        let tb = lar.take(nw)?;
-        let tc = lar.take(nw)?;
-        s.dealer.take(
-            Item::AndTriple { words: nw as u32 },
-            &mut [&mut *ta, &mut *tb, &mut *tc],
-        )?;
-        let len = (3 * p2 + 2) * nw;
-        let mine = lar.take(len)?;
-        let theirs = lar.take(len)?;
-        // Openings: [e2 | f1 | f2 | e | f].
-        for j in 1..pairs {
-            let (hi, lo, o) = (2 * j + 1, 2 * j, (j - 1) * nw);
-            for w in 0..nw {
-                mine[o + w] = p[hi * nw + w] ^ a2[o + w];
-                mine[p2 * nw + o + w] = g[lo * nw + w] ^ b1[o + w];
-                mine[2 * p2 * nw + o + w] = p[lo * nw + w] ^ b2[o + w];
-            }
-        }
-        let base = 3 * p2 * nw;
-        for w in 0..nw {
-            mine[base + w] = p[nw + w] ^ ta[w];
-            mine[base + nw + w] = g[w] ^ tb[w];
-        }
-        s.peer.exchange_u64(mine, theirs)?;
-        for (m, t) in mine.iter_mut().zip(theirs.iter()) {
-            *m ^= *t; // opened values
-        }
-        let pub_and = |e: u64, f: u64| if p0 { e & f } else { 0 };
-        // Pair 0: G'_0 = G_1 ^ (P_1 & G_0).
-        for w in 0..nw {
-            let (e, f) = (mine[base + w], mine[base + nw + w]);
-            let z = tc[w] ^ (e & tb[w]) ^ (f & ta[w]) ^ pub_and(e, f);
-            g[w] = g[nw + w] ^ z;
-        }
-        for j in 1..pairs {
-            let (hi, o) = (2 * j + 1, (j - 1) * nw);
-            for w in 0..nw {
-                let e = mine[o + w];
-                let f1 = mine[p2 * nw + o + w];
-                let f2 = mine[2 * p2 * nw + o + w];
-                let z1 = c1[o + w] ^ (e & b1[o + w]) ^ (f1 & a2[o + w]) ^ pub_and(e, f1);
-                let z2 = c2[o + w] ^ (e & b2[o + w]) ^ (f2 & a2[o + w]) ^ pub_and(e, f2);
-                g[j * nw + w] = g[hi * nw + w] ^ z1;
-                p[j * nw + w] = z2;
-            }
-        }
-        if pass {
-            let (from, to) = (c - 1, pairs);
-            for w in 0..nw {
-                g[to * nw + w] = g[from * nw + w];
-                p[to * nw + w] = p[from * nw + w];
-            }
-        }
-        c = c.div_ceil(2);
+    for lc in levels(l) {
+        debug_assert_eq!(lc, c);
+        carry_level(s, c, nw, g, p, ar.sub().rest())?;
+        c = c.div_ceil(ARITY);
     }
     // msb = top bit of my share ^ carry share.
     out[..nw].fill(0);
@@ -291,6 +332,163 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
         out[w] ^= g[w];
     }
     crate::prg::clear_tail(&mut out[..nw], n);
+    Ok(())
+}
+
+/// D's side of a [`Item::CarryLevel`]: P1's XOR shares of every monomial (`monos1`)
+/// from both parties' mask draws and P0's monomial shares.
+pub fn carry_level_corrections(
+    c: usize,
+    nw: usize,
+    masks0: &[u64],
+    masks1: &[u64],
+    monos0: &[u64],
+    monos1: &mut [u64],
+) {
+    let (mut fo, mut mo) = (0, 0);
+    for (_, nd) in Node::of_level(c) {
+        for (mi, m) in nd.monomials().iter().enumerate() {
+            for w in 0..nw {
+                let mut prod = !0u64;
+                let mut bits = *m;
+                while bits != 0 {
+                    let f = bits.trailing_zeros() as usize;
+                    let i = (fo + f) * nw + w;
+                    prod &= masks0[i] ^ masks1[i];
+                    bits &= bits - 1;
+                }
+                let i = (mo + mi) * nw + w;
+                monos1[i] = prod ^ monos0[i];
+            }
+        }
+        fo += nd.factors();
+        mo += nd.monomials().len();
+    }
+}
+
+/// Where a product's share term comes from: the public product of the other factors
+/// times this party's share of 1 (P0 only), of one factor's mask, or of a monomial.
+#[derive(Clone, Copy)]
+enum Src {
+    One,
+    Mask(usize),
+    Monomial(usize),
+}
+
+/// The expansion of each of a node's terms: `prod_f (e_f ^ m_f) = XOR over subsets S of
+/// (AND of the opened e_f outside S) & [AND of the masks in S]`, as
+/// `(term, factors outside S, share of S)`.
+fn expansion(nd: Node) -> heapless::Vec<(u8, u8, Src), 64> {
+    let monos = nd.monomials();
+    let mut v = heapless::Vec::new();
+    for (ti, t) in nd.terms().iter().enumerate() {
+        let mut sub = *t;
+        loop {
+            let src = match sub.count_ones() {
+                0 => Src::One,
+                1 => Src::Mask(sub.trailing_zeros() as usize),
+                _ => Src::Monomial(monos.iter().position(|m| *m == sub).unwrap_or(0)),
+            };
+            let _ = v.push((ti as u8, *t & !sub, src));
+            if sub == 0 {
+                break;
+            }
+            sub = (sub - 1) & *t;
+        }
+    }
+    v
+}
+
+/// One level of the carry tree on `c` groups (rows of `g`, `p`, `nw` words each): node `j`
+/// (groups `4j..4j+s`) becomes group `j`, `G = G_{s-1} ^ XOR_i G_i P_{i+1} .. P_{s-1}`
+/// (generate and propagate are exclusive, so OR is XOR) and `P = P_0 .. P_{s-1}`. Every
+/// factor is opened once under a fresh mask and every product of up to four of them is
+/// local given D's shares of the masks' products ([`Item::CarryLevel`]).
+fn carry_level<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    c: usize,
+    nw: usize,
+    g: &mut [u64],
+    p: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let p0 = s.party == PartyId::P0;
+    let (nf, nm) = level_words(c);
+    let mut ar = Arena::new(scratch);
+    let masks = ar.take(nf * nw)?;
+    let monos = ar.take(nm * nw)?;
+    s.dealer.take(
+        Item::CarryLevel {
+            words: nw as u32,
+            groups: c as u8,
+        },
+        &mut [&mut *masks, &mut *monos],
+    )?;
+    let open = ar.take(nf * nw)?;
+    let theirs = ar.take(nf * nw)?;
+    let mut fo = 0;
+    for (base, nd) in Node::of_level(c) {
+        for f in 0..nd.factors() {
+            let (is_g, member) = nd.factor(f);
+            let src = if is_g { &*g } else { &*p };
+            let row = (base + member) * nw;
+            let o = (fo + f) * nw;
+            for w in 0..nw {
+                open[o + w] = src[row + w] ^ masks[o + w];
+            }
+        }
+        fo += nd.factors();
+    }
+    s.peer.exchange_u64(open, theirs)?;
+    for (m, t) in open.iter_mut().zip(theirs.iter()) {
+        *m ^= *t;
+    }
+    let (mut fo, mut mo) = (0, 0);
+    for (j, (base, nd)) in Node::of_level(c).enumerate() {
+        let exp = expansion(nd);
+        let nterms = nd.terms().len();
+        let gterms = nd.size.saturating_sub(1);
+        for w in 0..nw {
+            let mut z = [0u64; 5];
+            for &(ti, outside, src) in exp.iter() {
+                let mut pubp = !0u64;
+                let mut bits = outside;
+                while bits != 0 {
+                    let f = bits.trailing_zeros() as usize;
+                    pubp &= open[(fo + f) * nw + w];
+                    bits &= bits - 1;
+                }
+                let share = match src {
+                    Src::One => {
+                        if p0 {
+                            !0u64
+                        } else {
+                            0
+                        }
+                    }
+                    Src::Mask(f) => masks[(fo + f) * nw + w],
+                    Src::Monomial(m) => monos[(mo + m) * nw + w],
+                };
+                z[ti as usize] ^= pubp & share;
+            }
+            let top = base + nd.size - 1;
+            let mut gn = g[top * nw + w];
+            for zt in &z[..gterms] {
+                gn ^= *zt;
+            }
+            let pn = match (nd.need_p, nd.size) {
+                (false, _) => 0,
+                (true, 1) => p[base * nw + w],
+                (true, _) => z[nterms - 1],
+            };
+            // Row j < 4j = base for j > 0 (already read); row 0 is rewritten only after
+            // its node has read its members' word w.
+            g[j * nw + w] = gn;
+            p[j * nw + w] = pn;
+        }
+        fo += nd.factors();
+        mo += nd.monomials().len();
+    }
     Ok(())
 }
 

@@ -29,7 +29,7 @@
 //! `[-T - 1/16, -T)` either piece is used: `x` or 0 is within 1.3e-4 of GeLU there, the
 //! series within 7.8e-4), and they cover `|x| + T < 2^(k-1+12-f)`. Dropping 12 bits
 //! instead of 6 lets 22-bit comparisons cover what 28-bit ones did (76 bits sent per
-//! comparison instead of 100, same rounds).
+//! comparison instead of 86, same rounds).
 //!
 //! Valid input range (the error bounds above hold): `|x| < 2^(k-1+12-f) - T - 1/16`,
 //! i.e. `|x| < 131067` at the default [`DEFAULT_BITS`] = 22 and f = 16 (2044 with exact
@@ -38,9 +38,9 @@
 //! below 100).
 //!
 //! Cost per element, `k`-bit comparisons: rounds `1 (E) + rounds(k) + 1 (bits) + 1
-//! (truncation)` = 9 at k = 22; bits sent per party `64 + 2 cmp(k) + 2 + 1` = 219 at
-//! k = 22 (355 with 28-bit comparisons, a separate sine opening and two bit products that
-//! open their values; SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1 `8 (4 + 4K)` bytes per element
+//! (truncation)` = 7 at k = 22; bits sent per party `64 + 2 cmp(k) + 2 + 1` = 199 at
+//! k = 22 (355 with 28-bit comparisons on a binary carry tree, a separate sine opening and
+//! two bit products that open their values; SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1 `8 (4 + 4K)` bytes per element
 //! for the shared mask (K = 6 harmonics), plus the comparisons' and the truncation's.
 
 use crate::arena::Arena;

@@ -23,9 +23,8 @@
 //! zeros. Beyond the spread limit the comparisons see differences modulo `2^(k+10-f)`
 //! (unspecified output).
 //!
-//! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 49 at 128 keys),
-//! `+ rounds(k) + 20 + 1 + 17 + 2` (94 at 128 keys: the reciprocal's comparisons are
-//! short). Bits per element per party: about `cmp(k) + 65` for the tree (one comparison
+//! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 35 at 128 keys),
+//! `+ rounds(k) + 20 + 1 + 14 + 2` (76 at 128 keys). Bits per element per party: about `cmp(k) + 65` for the tree (one comparison
 //! per element overall), `cmp(k)` for clipping, `10 x 65` for the squarings, 65 + 64 + 1
 //! for the rest.
 

@@ -41,6 +41,7 @@ fn items() -> Vec<Item> {
         Item::PrivAnd { words: 27 },
         Item::AndTriple2 { words: 12 },
         Item::AndTriple { words: 1 },
+        Item::CarryLevel { words: 2, groups: 27 },
         Item::BitMul {
             n: 4,
             m: 29,
