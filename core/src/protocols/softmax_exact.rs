@@ -7,10 +7,13 @@
 //!    comparisons make `max` an entry of the row within `2^-6` per level of the true
 //!    maximum (at most 0.22 below it for 2^14 keys), which the softmax does not see (it is
 //!    invariant to the shift) beyond a slightly larger row sum.
-//! 2. `z = x - max <= 0.22`; `[z < -64]` (coarse too) is computed for clipping.
-//! 3. `exp(z) ~ (1 + z / 2^10)^(2^10)` at 28 fractional bits: the base is exact (a shift of
-//!    `z`), then 10 squarings; relative error about `z^2 / 2^11` (max absolute error
-//!    2.6e-4, at z = -2).
+//! 2. `z = x - max <= 0.22`; `[z < -32]` (coarse too) is computed for clipping.
+//! 3. `exp(z) ~ (1 + y + y^2 / 2)^(2^5)`, `y = z / 2^5`, at 28 fractional bits: `y` is
+//!    exact (a shift of `z`), one square gives the quadratic base, then 5 squarings
+//!    (6 products instead of the 10 squarings of `(1 + z / 2^10)^(2^10)`, for the same
+//!    error). Relative error about `|z|^3 / (6 4^5)` (max absolute error 2.2e-4, at
+//!    z = -3); on the unclipped range `y >= -1`, where the base is increasing and at least
+//!    1/2.
 //! 4. Clipped and masked entries are zeroed (one bit-product round), the row sum `S` is in
 //!    `[1, 1.25 cols]`, and [`super::reciprocal`] on a narrow range (octaves from 1/2 to
 //!    `2^(bits(cols) + 1)`, coarse comparisons on few bits) gives `1/S`; a row-broadcast
@@ -18,15 +21,16 @@
 //!
 //! Valid input range: rows of up to 2^14 keys whose spread (max - min over the unmasked
 //! entries) is below `2^(k-1+10-f)` (2^21 at the default k = 28 and f = 16; 2048 with
-//! exact 28-bit comparisons): max |error| <= 2e-3. Entries more than 64 below the row's
-//! maximum get probability 0 (their true value is below 1.7e-28). All-masked rows give
+//! exact 28-bit comparisons): max |error| <= 2e-3. Entries more than 32 below the row's
+//! maximum get probability 0 (their true value is below 1.3e-14, 2.1e-10 for 2^14 of
+//! them, far below the output's last bit). All-masked rows give
 //! zeros. Beyond the spread limit the comparisons see differences modulo `2^(k+10-f)`
 //! (unspecified output).
 //!
 //! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 35 at 128 keys),
-//! `+ rounds(k) + 20 + 1 + 14 + 2` (76 at 128 keys). Bits per element per party: about `cmp(k) + 65` for the tree (one comparison
-//! per element overall), `cmp(k)` for clipping, `10 x 65` for the squarings, 65 + 64 + 1
-//! for the rest.
+//! `+ rounds(k) + 12 + 1 + 14 + 2` (68 at 128 keys). Bits per element per party: about
+//! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
+//! clipping, `6 x 65` for the exponential, 65 + 64 + 1 for the rest.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -46,8 +50,8 @@ pub const DEFAULT_BITS: u32 = 28;
 /// `64 - k` are used).
 pub const SHIFT: u32 = 10;
 const EXP_FRAC: u32 = 28;
-const SQUARINGS: u32 = 10;
-const CLIP: f64 = 64.0;
+const SQUARINGS: u32 = 5;
+const CLIP: f64 = 32.0;
 const RECIP_FRAC: u32 = 32;
 /// Coarsening of the reciprocal's comparisons: 2^-7 relative to its lowest threshold.
 const RECIP_SHIFT: u32 = EXP_FRAC - 1 - 7;
@@ -188,15 +192,26 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
         compare::msb(s, AShare::from_raw_slice(shifted), k, clip, sub.rest())?;
     }
 
-    // 3. exp by repeated squaring at EXP_FRAC bits.
+    // 3. exp by a quadratic base and repeated squaring at EXP_FRAC bits.
     let f = s.enc.frac_bits();
     let e = ar.take(n)?;
     let one = s.party.share_of_public(1u64 << EXP_FRAC);
-    let up = EXP_FRAC - f - SQUARINGS; // base = 1 + z / 2^SQUARINGS, exactly
+    let up = EXP_FRAC - f - SQUARINGS; // y = z / 2^SQUARINGS, exactly
     for (d, zz) in e.iter_mut().zip(z.iter()) {
-        *d = one.wrapping_add(zz << up);
+        *d = zz << up;
     }
     let tmp = ar.take(n)?;
+    // y^2 / 2 (one more bit of truncation), then the base 1 + y + y^2 / 2.
+    square::square_by(
+        s,
+        AShare::from_raw_slice(e),
+        AShare::from_raw_slice_mut(tmp),
+        EXP_FRAC + 1,
+        ar.sub().rest(),
+    )?;
+    for (d, q) in e.iter_mut().zip(tmp.iter()) {
+        *d = one.wrapping_add(*d).wrapping_add(*q);
+    }
     for _ in 0..SQUARINGS {
         square::square_by(
             s,
@@ -249,7 +264,7 @@ pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
         c = c + compare::cost(m, k) + bitmul::cost(m, 1);
         width = width.div_ceil(2);
     }
-    let mut sq = super::Cost::default();
+    let mut sq = square::cost(n); // y^2
     for _ in 0..SQUARINGS {
         sq = sq + square::cost(n);
     }
