@@ -295,6 +295,10 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
             "1".into(),
             "--port-file".into(),
             dport_file.display().to_string(),
+            // A pass of preprocessing over a simulated WAN takes minutes (P1's material
+            // streams from D at the link's rate), longer than the default read timeout.
+            "--read-timeout".into(),
+            "3600".into(),
         ]
         .into_iter()
         .chain(keys.args("dealer"))
@@ -317,6 +321,8 @@ pub fn bench(a: &BenchBertArgs) -> Result<BertBench> {
         route(sim.as_mut(), Node::P0, Node::Dealer, dport)?,
         "--port-file".into(),
         p0_file.display().to_string(),
+        "--read-timeout".into(),
+        "3600".into(),
     ];
     serve.extend(keys.args("p0"));
     serve.extend(a.shape.to_args());
