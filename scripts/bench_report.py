@@ -48,8 +48,9 @@ def tables():
         # Runs from several machines: each row names its machine (letters in this order).
         tags = {c: chr(ord("A") + i) for i, c in enumerate(cpus)}
         out = ["Measured on " + "; ".join(f"{t}: {c}" for c, t in tags.items())
-               + " (2 vCPUs, 24 GiB each; the last column says which). Every `online_dealer_bytes` "
-               "below is 0.", "", head.replace(" max abs error |\n", " max abs error | machine |\n")
+               + " (2 vCPUs, 24 GiB each; the last column says which). The machines' runs are also "
+               "from different versions of the protocols: each row's bytes and rounds are those of "
+               "its own run. Every `online_dealer_bytes` below is 0.", "", head.replace(" max abs error |\n", " max abs error | machine |\n")
                .replace("|" + "---|" * 11, "|" + "---|" * 12)]
     missing = []
     for n, d in runs:
@@ -59,9 +60,9 @@ def tables():
         else:
             missing.append(n)
     why = {
-        "base-512-exact": "17.6 GB of preprocessing per party per pass (`secformer bench plan "
-                          "--seq 512 --softmax exact`: 6.6 GB online per party, 2101 rounds)",
-        "large-512-exact": "about 47 GB of preprocessing per party per pass",
+        "base-512-exact": "17.5 GB of preprocessing per party per pass (`secformer bench plan "
+                          "--seq 512 --softmax exact`: 5.0 GB online per party, 1592 rounds)",
+        "large-512-exact": "about 46 GB of preprocessing per party per pass",
     }
     for n in missing:
         out += ["", f"Not measured: {n}" + (f", {why[n]}: more disk than the machine had free "
