@@ -8,12 +8,12 @@
 //!    maximum (at most 0.22 below it for 2^14 keys), which the softmax does not see (it is
 //!    invariant to the shift) beyond a slightly larger row sum.
 //! 2. `z = x - max <= 0.22`; `[z < -32]` (coarse too) is computed for clipping.
-//! 3. `exp(z) ~ (1 + y + y^2 / 2)^(2^5)`, `y = z / 2^5`, at 28 fractional bits: `y` is
-//!    exact (a shift of `z`), one square gives the quadratic base, then 5 squarings
-//!    (6 products instead of the 10 squarings of `(1 + z / 2^10)^(2^10)`, for the same
-//!    error). Relative error about `|z|^3 / (6 4^5)` (max absolute error 2.2e-4, at
-//!    z = -3); on the unclipped range `y >= -1`, where the base is increasing and at least
-//!    1/2.
+//! 3. `exp(z) ~ (1 + y + y^2 / 2)^(2^6)`, `y = z / 2^6`, at 28 fractional bits: `y` is
+//!    exact (a shift of `z`), one square gives the quadratic base, then 6 squarings
+//!    (7 products instead of the 10 squarings of `(1 + z / 2^10)^(2^10)`, and a smaller
+//!    error). Relative error about `|z|^3 / (6 4^6)` (max absolute error 5.5e-5, at
+//!    z = -3; 2.6e-4 for the linear base); on the unclipped range `y >= -1/2`, where the
+//!    base is increasing and at least 5/8.
 //! 4. Clipped and masked entries are zeroed (one bit-product round), the row sum `S` is in
 //!    `[1, 1.25 cols]`, and [`super::reciprocal`] on a narrow range (octaves from 1/2 to
 //!    `2^(bits(cols) + 1)`, coarse comparisons on few bits) gives `1/S`; a row-broadcast
@@ -28,9 +28,9 @@
 //! (unspecified output).
 //!
 //! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 35 at 128 keys),
-//! `+ rounds(k) + 12 + 1 + 14 + 2` (68 at 128 keys). Bits per element per party: about
+//! `+ rounds(k) + 14 + 1 + 14 + 2` (70 at 128 keys). Bits per element per party: about
 //! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
-//! clipping, `6 x 65` for the exponential, 65 + 64 + 1 for the rest.
+//! clipping, `7 x 65` for the exponential, 65 + 64 + 1 for the rest.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -50,7 +50,7 @@ pub const DEFAULT_BITS: u32 = 28;
 /// `64 - k` are used).
 pub const SHIFT: u32 = 10;
 const EXP_FRAC: u32 = 28;
-const SQUARINGS: u32 = 5;
+const SQUARINGS: u32 = 6;
 const CLIP: f64 = 32.0;
 const RECIP_FRAC: u32 = 32;
 /// Coarsening of the reciprocal's comparisons: 2^-7 relative to its lowest threshold.
