@@ -116,29 +116,10 @@ pub fn corrections<K: MatMul>(
                 s1[0][i] = uv.wrapping_sub(p0[1][i]);
             }
         }
-        Item::AndTriple { .. } => {
-            let (r, c1) = p1.split_at_mut(2);
-            for i in 0..c1[0].len() {
-                let a = p0[0][i] ^ r[0][i];
-                let b = p0[1][i] ^ r[1][i];
-                c1[0][i] = (a & b) ^ p0[2][i];
-            }
-        }
         Item::PrivAnd { .. } => {
             let (r, w1) = p1.split_at_mut(1);
             for i in 0..w1[0].len() {
                 w1[0][i] = (p0[0][i] & r[0][i]) ^ p0[1][i];
-            }
-        }
-        Item::AndTriple2 { .. } => {
-            let (r, c) = p1.split_at_mut(3);
-            let (c1, c2) = c.split_at_mut(1);
-            for i in 0..c1[0].len() {
-                let a = p0[0][i] ^ r[0][i];
-                let b1 = p0[1][i] ^ r[1][i];
-                let b2 = p0[2][i] ^ r[2][i];
-                c1[0][i] = (a & b1) ^ p0[3][i];
-                c2[0][i] = (a & b2) ^ p0[4][i];
             }
         }
         Item::CarryLevel { words, groups } => {

@@ -131,21 +131,10 @@ pub enum Item {
         /// Fractional bits removed (the shares of `u*v` are only needed mod 2^f).
         f: u8,
     },
-    /// `words * 64` AND triples on bit-packed XOR shares.
-    AndTriple {
-        /// Words of 64 triples.
-        words: u32,
-    },
     /// `words * 64` products of privately held bits: P0 gets `u`, P1 gets `v`, both get
     /// XOR shares of `u & v`.
     PrivAnd {
         /// Words of 64 bits.
-        words: u32,
-    },
-    /// `words * 64` pairs of AND triples sharing their first operand:
-    /// `(a, b1, b2, c1 = a & b1, c2 = a & b2)` (two ANDs with one opening of `a`).
-    AndTriple2 {
-        /// Words of 64 pairs.
         words: u32,
     },
     /// One level of the comparison's carry tree on `groups` groups, `words` words per bit
@@ -375,23 +364,9 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(bits(n as usize));
             push(corr(n as usize, (f as u32).div_ceil(8).clamp(1, 8) as u8));
         }
-        Item::AndTriple { words: w } => {
-            let w = w as usize;
-            push(words(w));
-            push(words(w));
-            push(corr(w, 8));
-        }
         Item::PrivAnd { words: w } => {
             push(words(w as usize));
             push(corr(w as usize, 8));
-        }
-        Item::AndTriple2 { words: w } => {
-            let w = w as usize;
-            push(words(w));
-            push(words(w));
-            push(words(w));
-            push(corr(w, 8));
-            push(corr(w, 8));
         }
         Item::CarryLevel { words: w, groups } => {
             let (f, m) = crate::protocols::compare::level_words(groups as usize);

@@ -39,8 +39,6 @@ fn items() -> Vec<Item> {
         },
         Item::Trunc { n: 64, f: 16 },
         Item::PrivAnd { words: 27 },
-        Item::AndTriple2 { words: 12 },
-        Item::AndTriple { words: 1 },
         Item::CarryLevel { words: 2, groups: 27 },
         Item::BitMul {
             n: 4,
