@@ -428,8 +428,11 @@ fn qemu_opts(link: FirmwareLink) -> Option<FirmwarePeerOptions> {
         link,
         qemu,
         elf: elf(),
-        timeout: Duration::from_secs(240),
-        read_timeout: Duration::from_secs(30),
+        timeout: Duration::from_secs(480),
+        // The UART moves about 10 KB/s under QEMU, and less with both cores busy: the
+        // largest dealer answer (about 262 KB) then keeps the device silent for over 30 s,
+        // which P0, D and the relay must wait out.
+        read_timeout: Duration::from_secs(120),
         firmware_timeout: None,
         taps: true,
         seed: 1,

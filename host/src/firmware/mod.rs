@@ -240,8 +240,8 @@ impl Default for FirmwarePeerOptions {
             link: FirmwareLink::Semihosting,
             qemu: PathBuf::from("qemu-system-arm"),
             elf: default_elf(),
-            timeout: Duration::from_secs(300),
-            read_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(600),
+            read_timeout: Duration::from_secs(120),
             firmware_timeout: None,
             taps: false,
             seed: 1,
@@ -272,10 +272,11 @@ pub struct FirmwarePeerArgs {
     #[arg(long)]
     pub build: bool,
     /// Deadline of the whole run in seconds (QEMU runs under timeout(1) with it).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 600)]
     pub timeout: u64,
-    /// Seconds a host read waits for the device.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds a host read waits for the device. Over the UART (about 10 KB/s under QEMU)
+    /// the device is silent while it receives a large dealer answer (up to 288 KiB).
+    #[arg(long, default_value_t = 120)]
     pub read_timeout: u64,
     /// Seconds the firmware's UART reads wait [default: --read-timeout].
     #[arg(long)]
