@@ -32,6 +32,29 @@ pub fn copy_bits(dst: &mut [u64], at: usize, src: &[u64], n: usize) {
     }
 }
 
+/// Writes the first `n` bits of `src` `copies` times into `dst`, back to back (copy `c` at
+/// bit `c n`), and zeroes the rest of `dst`. Word-wide: shifts, not single bits.
+pub fn repeat_bits(dst: &mut [u64], src: &[u64], n: usize, copies: usize) {
+    dst.fill(0);
+    let full = n / 64;
+    let rem = n % 64;
+    for c in 0..copies {
+        let at = c * n;
+        let (w0, s) = (at / 64, at % 64);
+        for w in 0..n.div_ceil(64) {
+            let x = if w == full {
+                src[w] & ((1u64 << rem) - 1)
+            } else {
+                src[w]
+            };
+            dst[w0 + w] |= x << s;
+            if s != 0 && (x >> (64 - s)) != 0 {
+                dst[w0 + w + 1] |= x >> (64 - s);
+            }
+        }
+    }
+}
+
 /// Transposes a 64x64 bit matrix in place: bit `j` of word `i` becomes bit `i` of word `j`.
 pub fn transpose64(a: &mut [u64; 64]) {
     let mut j = 32usize;
@@ -89,6 +112,21 @@ mod tests {
         }
         transpose64(&mut a);
         assert_eq!(a, orig);
+    }
+
+    #[test]
+    fn repeat_bits_matches_bit_by_bit() {
+        let mut prg = Prg::new(&Seed::from_u64_for_tests(6), 0);
+        for (n, copies) in [(1, 1), (5, 3), (63, 2), (64, 3), (65, 2), (100, 5), (128, 85)] {
+            let mut src = std::vec![0u64; words_for_bits(n)];
+            prg.fill(&mut src);
+            let mut dst = std::vec![!0u64; words_for_bits(n * copies)];
+            repeat_bits(&mut dst, &src, n, copies);
+            for e in 0..dst.len() * 64 {
+                let want = if e < n * copies { get(&src, e % n) } else { 0 };
+                assert_eq!(get(&dst, e), want, "n {n} copies {copies} bit {e}");
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum PartyId {
 impl PartyId {
     /// 0 for P0, 1 for P1.
     #[inline]
-    pub fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         match self {
             PartyId::P0 => 0,
             PartyId::P1 => 1,

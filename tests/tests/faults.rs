@@ -192,9 +192,15 @@ fn consuming_other_material_than_requested_is_an_error() {
     }
     // Taking without a request, and finishing with material left, are errors too.
     let out = run(Net::Mem, |s| {
-        let (mut a, mut b) = (vec![0u64; 1], vec![0u64; 1]);
-        s.dealer_mut()
-            .take(Item::PrivAnd { words: 1 }, &mut [&mut a, &mut b])
+        let (mut a, mut b, mut c) = (vec![0u64; 1], vec![0u64; 1], vec![0u64; 1]);
+        s.dealer_mut().take(
+            Item::PrivAnd {
+                planes: 1,
+                bits: 64,
+                copies: 1,
+            },
+            &mut [&mut a, &mut b, &mut c],
+        )
     });
     assert!(matches!(out.p0.unwrap_err(), Error::DealerSequence { .. }));
     let out = run(Net::Mem, |s| {

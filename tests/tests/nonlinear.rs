@@ -71,6 +71,49 @@ fn comparison_sign_and_threshold() {
     );
 }
 
+/// One shared value against several public thresholds (P0 alone moves its share, so P1's
+/// copies are equal): every bit right, on both transports, with P1 sending its leaf bits
+/// once and P0 once per threshold, as `fanout_cost` says.
+#[test]
+fn one_value_against_several_thresholds_sends_p1_leaves_once() {
+    let (n, k) = (100usize, 28u32);
+    let thresholds = [-2.5, 0.0, 1.0, 3.0, 7.5];
+    let copies = thresholds.len();
+    let x = reals(17, n, -10.0, 10.0);
+    for net in NETS {
+        let (a, b) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let mut vals = Vec::with_capacity(copies * n);
+            for t in thresholds {
+                let off = s.party().share_of_public(enc(&[t])[0]);
+                vals.extend(AShare::raw_slice(&xs).iter().map(|v| v.wrapping_sub(off)));
+            }
+            let mut out = vec![0u64; words_for_bits(copies * n)];
+            let mut scratch = vec![0u64; compare::fanout_scratch_words(n, copies, k)];
+            let before = s.peer_stats();
+            let vals = AShare::from_raw_slice(&vals);
+            compare::msb_fanout(s, vals, copies, k, &mut out, &mut scratch)?;
+            let st = s.peer_stats().since(&before);
+            let want = compare::fanout_cost(n, copies, k);
+            assert_eq!(
+                (st.rounds, st.payload_sent),
+                (want.rounds, want.bytes(s.party()))
+            );
+            Ok(out)
+        })
+        .unwrap();
+        let got = xor_bits(&a, &b, copies * n);
+        for (c, t) in thresholds.iter().enumerate() {
+            for i in 0..n {
+                assert_eq!(got[c * n + i], x[i] < *t, "{net:?}: {} < {t}", x[i]);
+            }
+        }
+    }
+    // P0's leaves: 27 bits of 500 values; P1's: 27 bits of 100.
+    let c = compare::fanout_cost(n, copies, k);
+    assert_eq!(c.sent[0] - c.sent[1], 27 * 8 * (8 - 2));
+}
+
 #[test]
 fn comparison_costs_match_the_formula() {
     for (n, k) in [(64usize, 28u32), (128, 32), (64, 2), (192, 17)] {

@@ -226,7 +226,7 @@ fn square_scale_is_exact_with_one_opening() {
             sqscale::square_scale(s, rows, cols, &xs, &gs, &mut sq, &mut gx, &mut scratch)?;
             let st = s.peer_stats().since(&before);
             let c = sqscale::cost(rows, cols);
-            assert_eq!((st.rounds, st.payload_sent), (c.rounds, c.bytes));
+            assert_eq!((st.rounds, st.payload_sent), (c.rounds, c.bytes(s.party())));
             let mut out = vec![0u64; 2 * x.len()];
             reveal::reveal(s, &sq, &mut out[..x.len()])?;
             reveal::reveal(s, &gx, &mut out[x.len()..])?;
@@ -431,7 +431,10 @@ fn owned_onehot_product_is_exact() {
                 weight::apply_owned_onehot(s, &sw, m, mine, &mut z, &mut scratch)?;
                 let st = s.peer_stats().since(&before);
                 let want = weight::owned_onehot_cost(m, k, s.party().is_p0());
-                assert_eq!((st.rounds, st.payload_sent), (want.rounds, want.bytes));
+                assert_eq!(
+                    (st.rounds, st.payload_sent),
+                    (want.rounds, want.bytes(s.party()))
+                );
                 outs.push(open(s, &z)?);
             }
             Ok(outs)
@@ -514,7 +517,10 @@ fn owned_weight_product_across_inferences() {
                 weight::apply_owned(s, &sw, &xs, &mut z, &mut scratch)?;
                 let st = s.peer_stats().since(&before);
                 let want = weight::owned_cost(m, k, n, s.party().is_p0());
-                assert_eq!((st.rounds, st.payload_sent), (want.rounds, want.bytes));
+                assert_eq!(
+                    (st.rounds, st.payload_sent),
+                    (want.rounds, want.bytes(s.party()))
+                );
                 outs.push(open(s, &z)?);
             }
             Ok(outs)

@@ -20,6 +20,9 @@ pub fn scratch_words(item: &Item) -> usize {
             batch as usize * (m * k + k * n)
         }
         Item::WeightTriple { m, k, .. } => m as usize * k as usize,
+        Item::PrivAnd { bits, copies, .. } => {
+            crate::prg::words_for_bits((bits as usize).saturating_mul(copies as usize))
+        }
         _ => 0,
     }
 }
@@ -116,10 +119,22 @@ pub fn corrections<K: MatMul>(
                 s1[0][i] = uv.wrapping_sub(p0[1][i]);
             }
         }
-        Item::PrivAnd { .. } => {
-            let (r, w1) = p1.split_at_mut(1);
-            for i in 0..w1[0].len() {
-                w1[0][i] = (p0[0][i] & r[0][i]) ^ p0[1][i];
+        Item::PrivAnd {
+            planes,
+            bits,
+            copies,
+        } => {
+            let (bits, copies) = (bits as usize, copies as usize);
+            let row = crate::prg::words_for_bits(bits * copies);
+            let vrow = crate::prg::words_for_bits(bits);
+            let (v, w1) = p1.split_at_mut(2);
+            let rep = &mut scratch[..row];
+            for i in 0..planes as usize {
+                crate::bits::repeat_bits(rep, &v[1][i * vrow..(i + 1) * vrow], bits, copies);
+                for w in 0..row {
+                    let j = i * row + w;
+                    w1[0][j] = (p0[0][j] & rep[w]) ^ p0[2][j];
+                }
             }
         }
         Item::CarryLevel { words, groups } => {

@@ -37,6 +37,10 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
             Err("has a carry level outside 2..=63 groups")
         }
         Item::Trunc { f, .. } if f > 63 => Err("truncates by more than 63 bits"),
+        Item::PrivAnd { copies: 0, .. } => Err("has no copies of P1's bits"),
+        Item::PrivAnd { bits, copies, .. } if bits as u64 * copies as u64 > 1 << 40 => {
+            Err("has more than 2^40 bits in a row")
+        }
         // The generator loops over the batch even when the products are empty.
         Item::MatTriples { batch, .. } if batch > 1 << 16 => {
             Err("has more than 2^16 products in a batch")

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -131,11 +131,20 @@ pub enum Item {
         /// Fractional bits removed (the shares of `u*v` are only needed mod 2^f).
         f: u8,
     },
-    /// `words * 64` products of privately held bits: P0 gets `u`, P1 gets `v`, both get
-    /// XOR shares of `u & v`.
+    /// Products of privately held bits, `planes` rows of `copies * bits` each, in which
+    /// P1's bits repeat every `bits` positions: P0 gets `u` (`planes` rows of
+    /// `ceil(copies bits / 64)` words), P1 gets `v` (`planes` rows of `ceil(bits / 64)`
+    /// words), both get XOR shares of `u & rep(v)`, where `rep` repeats each row's first
+    /// `bits` bits `copies` times ([`crate::bits::repeat_bits`]). The leaves of
+    /// [`crate::protocols::compare`], where P1's half of one value serves several
+    /// thresholds.
     PrivAnd {
-        /// Words of 64 bits.
-        words: u32,
+        /// Bit planes (rows).
+        planes: u32,
+        /// P1's bits per row.
+        bits: u32,
+        /// Times P1's bits repeat in a row (at least 1).
+        copies: u32,
     },
     /// One level of the comparison's carry tree on `groups` groups, `words` words per bit
     /// plane ([`crate::protocols::compare`]): XOR masks of every factor each node opens,
@@ -364,9 +373,23 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(bits(n as usize));
             push(corr(n as usize, (f as u32).div_ceil(8).clamp(1, 8) as u8));
         }
-        Item::PrivAnd { words: w } => {
-            push(words(w as usize));
-            push(corr(w as usize, 8));
+        Item::PrivAnd {
+            planes,
+            bits,
+            copies,
+        } => {
+            let row = words_for_bits(prod(&[bits as usize, copies as usize]));
+            let all = prod(&[planes as usize, row]);
+            let w = prod(&[planes as usize, words_for_bits(bits as usize)]);
+            push(Slot {
+                p1: Source::Zero,
+                ..words(all)
+            });
+            push(Slot {
+                p0: Source::Zero,
+                ..words(w)
+            });
+            push(corr(all, 8));
         }
         Item::CarryLevel { words: w, groups } => {
             let (f, m) = crate::protocols::compare::level_words(groups as usize);

@@ -22,6 +22,14 @@
 //! Everything is bit-sliced: bit `i` of 64 elements lives in one word, so each AND layer
 //! is word-wide and each message is tight.
 //!
+//! **One value, several thresholds** ([`msb_fanout_run`]). `[x < t_c]` for thresholds
+//! `t_1..t_C` is the sign of `x - t_c`, and P0 alone subtracts `t_c` from its share: P1's
+//! low bits `b` are the same string for every `c`. So P1 opens `b ^ v` once under one mask
+//! `v`, P0 opens `a_c ^ u_c` per threshold, and D shares `u_c & v` for each
+//! ([`Item::PrivAnd`] with `copies`). P1 then sends `(k - 1)` leaf bits per value instead
+//! of `C (k - 1)`; P0 sends as before, and the tree is unchanged. GeLU's and tanh's two
+//! segment thresholds and the normalizations' `J` octave thresholds use it.
+//!
 //! Cost for `n` elements (`n` a multiple of 64; otherwise round `n` up to one): rounds
 //! `1 + ceil(log4(k - 1))`; bits sent per party per element `(k - 1)` plus, per level, the
 //! factors its nodes open ([`level_words`]). For `k = 28` that is 86 bits and 4 rounds;
@@ -168,15 +176,22 @@ pub fn level_words(c: usize) -> (usize, usize) {
 
 /// The dealer items of comparing `n` elements on `k` bits, in consumption order.
 pub fn items(n: usize, k: u32) -> heapless::Vec<Item, 16> {
-    let nw = words_for_bits(n) as u32;
+    fanout_items(n, 1, k)
+}
+
+/// The dealer items of [`msb_fanout_run`] on `copies` batches of `n` elements.
+pub fn fanout_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> {
+    let nw = words_for_bits(copies * n);
     let leaves = k as usize - 1;
     let mut v = heapless::Vec::new();
     let _ = v.push(Item::PrivAnd {
-        words: leaves as u32 * nw,
+        planes: leaves as u32,
+        bits: n as u32,
+        copies: copies as u32,
     });
     for c in levels(leaves) {
         let _ = v.push(Item::CarryLevel {
-            words: nw,
+            words: nw as u32,
             groups: c as u8,
         });
     }
@@ -190,17 +205,17 @@ pub fn rounds(k: u32) -> u64 {
 
 /// Payload bytes each party sends for `n` elements on `k` bits.
 pub fn bytes(n: usize, k: u32) -> u64 {
-    let nw = words_for_bits(n) as u64;
-    let mut words = (k as u64 - 1) * nw;
-    for c in levels(k as usize - 1) {
-        words += level_words(c).0 as u64 * nw;
-    }
-    8 * words
+    cost(n, k).sent[0]
 }
 
 /// Scratch words for `n` elements on `k` bits.
 pub fn scratch_words(n: usize, k: u32) -> usize {
-    let nw = words_for_bits(n);
+    fanout_scratch_words(n, 1, k)
+}
+
+/// Scratch words for [`msb_fanout_run`] on `copies` batches of `n` elements.
+pub fn fanout_scratch_words(n: usize, copies: usize, k: u32) -> usize {
+    let nw = words_for_bits(copies * n);
     let l = k as usize - 1;
     let step = levels(l)
         .iter()
@@ -208,8 +223,8 @@ pub fn scratch_words(n: usize, k: u32) -> usize {
             let (f, m) = level_words(c);
             3 * f + m
         })
-        .fold(4 * l, usize::max);
-    2 * l * nw + n + step * nw
+        .fold(4 * l + 1, usize::max);
+    2 * l * nw + copies * n + step * nw
 }
 
 fn check_k(k: u32) -> Result<()> {
@@ -254,6 +269,24 @@ pub fn less_than<T: Transport, D: Dealer, K: MatMul>(
     msb(s, AShare::from_raw_slice(shifted), k, out, ar.rest())
 }
 
+/// [`msb_fanout_run`] with its material requested ([`fanout_items`]).
+pub fn msb_fanout<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    copies: usize,
+    k: u32,
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    check_k(k)?;
+    if copies == 0 || x.len() % copies != 0 {
+        return Err(Error::Param("comparison copies must divide the values"));
+    }
+    s.dealer
+        .request(&fanout_items(x.len() / copies, copies, k))?;
+    msb_fanout_run(s, x, copies, k, out, scratch)
+}
+
 /// [`msb`] on already-requested material (see [`items`]).
 pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
@@ -262,9 +295,35 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    msb_fanout_run(s, x, 1, k, out, scratch)
+}
+
+/// [`msb_run`] on `copies` batches of `n = x.len() / copies` values (copy-major) in which
+/// P1's shares repeat: copy `c` of element `i` is `x[c n + i]`, and P1's share of it is
+/// the same for every `c` (as when P0 alone subtracts a different public threshold from
+/// each copy, [`crate::party::PartyId::share_of_public`]). P1's leaf bits are then one
+/// string for all copies, opened once under one mask `v` ([`Item::PrivAnd`] with
+/// `copies`): P1 sends `(k - 1)` leaf bits per element instead of `copies (k - 1)`, P0
+/// still one string per copy. Nothing else changes: the opened string is the same value,
+/// and each of P0's copies is masked by its own part of `u`.
+///
+/// The result is packed like the input: bit `c n + i` of `out` (`ceil(copies n / 64)`
+/// words). P1's shares must repeat as stated: where they do not, P1's first copy is
+/// compared.
+pub fn msb_fanout_run<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    copies: usize,
+    k: u32,
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
     check_k(k)?;
-    let n = x.len();
-    let nw = words_for_bits(n);
+    if copies == 0 || x.len() % copies != 0 {
+        return Err(Error::Param("comparison copies must divide the values"));
+    }
+    let n = x.len() / copies;
+    let nw = words_for_bits(x.len());
     let l = k as usize - 1;
     if out.len() < nw {
         return Err(Error::Shape {
@@ -273,49 +332,19 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
             actual: out.len(),
         });
     }
-    let p0 = s.party == PartyId::P0;
     let mut ar = Arena::new(scratch);
     let g = ar.take(l * nw)?;
     let p = ar.take(l * nw)?;
     {
         // This party's low bits, bit-sliced: P0's are the propagate shares too.
-        let low = ar.take(n)?;
+        let low = ar.take(x.len())?;
         let m = crate::ring::low_mask(l as u32);
         for (d, v) in low.iter_mut().zip(AShare::raw_slice(x)) {
             *d = v & m;
         }
         to_planes(low, l, p);
     }
-    // Leaves: g = a & b by a product of privately held bits.
-    {
-        let mut lar = ar.sub();
-        let r = lar.take(l * nw)?;
-        let w = lar.take(l * nw)?;
-        s.dealer.take(
-            Item::PrivAnd {
-                words: (l * nw) as u32,
-            },
-            &mut [&mut *r, &mut *w],
-        )?;
-        let mine = lar.take(l * nw)?;
-        let theirs = lar.take(l * nw)?;
-        for i in 0..l * nw {
-            mine[i] = p[i] ^ r[i];
-        }
-        s.peer.exchange_u64(mine, theirs)?;
-        for i in 0..l * nw {
-            let (alpha, beta) = if p0 {
-                (mine[i], theirs[i])
-            } else {
-                (theirs[i], mine[i])
-            };
-            g[i] = if p0 {
-                (alpha & beta) ^ (beta & r[i]) ^ w[i]
-            } else {
-                (alpha & r[i]) ^ w[i]
-            };
-        }
-    }
+    leaves(s, n, copies, l, g, p, ar.sub().rest())?;
     // The tree: each level combines up to four adjacent groups in one round.
     let mut c = l;
     for lc in levels(l) {
@@ -331,7 +360,69 @@ pub fn msb_run<T: Transport, D: Dealer, K: MatMul>(
     for w in 0..nw {
         out[w] ^= g[w];
     }
-    crate::prg::clear_tail(&mut out[..nw], n);
+    crate::prg::clear_tail(&mut out[..nw], x.len());
+    Ok(())
+}
+
+/// The leaves `g = a & b` (bit planes `g`, `p`: `l` rows of `ceil(copies n / 64)` words)
+/// by products of privately held bits. P1 opens the first `n` bits of each of its rows
+/// (copy 0; the other copies repeat them), P0 whole rows.
+fn leaves<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    n: usize,
+    copies: usize,
+    l: usize,
+    g: &mut [u64],
+    p: &[u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let p0 = s.party == PartyId::P0;
+    let nw = words_for_bits(copies * n);
+    let nwc = words_for_bits(n);
+    let (all, one) = (l * nw, l * nwc);
+    let mut ar = Arena::new(scratch);
+    let u = ar.take(if p0 { all } else { 0 })?;
+    let v = ar.take(if p0 { 0 } else { one })?;
+    let wsh = ar.take(all)?;
+    s.dealer.take(
+        Item::PrivAnd {
+            planes: l as u32,
+            bits: n as u32,
+            copies: copies as u32,
+        },
+        &mut [&mut *u, &mut *v, &mut *wsh],
+    )?;
+    let mine = ar.take(if p0 { all } else { one })?;
+    let theirs = ar.take(if p0 { one } else { all })?;
+    if p0 {
+        for i in 0..all {
+            mine[i] = p[i] ^ u[i];
+        }
+    } else {
+        for i in 0..l {
+            for w in 0..nwc {
+                mine[i * nwc + w] = p[i * nw + w] ^ v[i * nwc + w];
+            }
+        }
+    }
+    s.peer.exchange_u64(mine, theirs)?;
+    // P1's row (opened, at P0; its mask, at P1), repeated across the copies.
+    let rep = ar.take(nw)?;
+    for i in 0..l {
+        let row = i * nw..(i + 1) * nw;
+        let short = i * nwc..(i + 1) * nwc;
+        if p0 {
+            crate::bits::repeat_bits(rep, &theirs[short], n, copies);
+            for (j, beta) in row.zip(rep.iter()) {
+                g[j] = (mine[j] & beta) ^ (beta & u[j]) ^ wsh[j];
+            }
+        } else {
+            crate::bits::repeat_bits(rep, &v[short], n, copies);
+            for (j, r) in row.zip(rep.iter()) {
+                g[j] = (theirs[j] & r) ^ wsh[j];
+            }
+        }
+    }
     Ok(())
 }
 
@@ -494,7 +585,22 @@ fn carry_level<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of comparing `n` elements on `k` bits ([`rounds`], [`bytes`]).
 pub fn cost(n: usize, k: u32) -> super::Cost {
-    super::Cost::new(rounds(k), bytes(n, k))
+    fanout_cost(n, 1, k)
+}
+
+/// Cost of [`msb_fanout_run`] on `copies` batches of `n` elements: the tree's factors
+/// from both parties, the leaves `copies (k - 1)` bits per element from P0 and `k - 1`
+/// from P1.
+pub fn fanout_cost(n: usize, copies: usize, k: u32) -> super::Cost {
+    let nw = words_for_bits(copies * n) as u64;
+    let nwc = words_for_bits(n) as u64;
+    let l = k as u64 - 1;
+    let tree: u64 = levels(l as usize)
+        .iter()
+        .map(|&g| level_words(g).0 as u64)
+        .sum::<u64>()
+        * nw;
+    super::Cost::asymmetric(rounds(k), 8 * (l * nw + tree), 8 * (l * nwc + tree))
 }
 
 /// Drops the low `shift` bits of each of this party's shares (local): a following `k`-bit
@@ -518,15 +624,26 @@ pub fn coarse_limit(k: u32, shift: u32) -> u64 {
 
 /// Scratch words for [`segments_run`] on `n` values (`2n` comparisons on `k` bits).
 pub fn segments_scratch_words(n: usize, k: u32) -> usize {
-    2 * n + scratch_words(2 * n, k)
+    2 * n + fanout_scratch_words(n, 2, k)
+}
+
+/// The dealer items of [`segments_run`] on `n` values.
+pub fn segments_items(n: usize, k: u32) -> heapless::Vec<Item, 16> {
+    fanout_items(n, 2, k)
+}
+
+/// Cost of [`segments_run`] on `n` values.
+pub fn segments_cost(n: usize, k: u32) -> super::Cost {
+    fanout_cost(n, 2, k)
 }
 
 /// The segment bits of `|x|` against a public threshold `t`, on already-requested
-/// material for `2n` comparisons: bits `0..n` of `out` are `[x < -t]`, bits `n..2n` are
-/// `[x < t]` (one batch, so one comparison's rounds), coarsened by `shift` bits: each
-/// threshold is exact to `2^shift` ring units (it lies in `[t, t + 2^shift)`), and inputs
-/// need `|x| + t < ` [`coarse_limit`]`(k, shift)`. Used by GeLU and tanh.
-/// Scratch: `2n` words plus [`scratch_words`]`(2n, k)`.
+/// material ([`segments_items`]): bits `0..n` of `out` are `[x < -t]`, bits `n..2n` are
+/// `[x < t]` (one batch, so one comparison's rounds; P1's half of both is the same
+/// string, [`msb_fanout_run`]), coarsened by `shift` bits: each threshold is exact to
+/// `2^shift` ring units (it lies in `[t, t + 2^shift)`), and inputs need
+/// `|x| + t < ` [`coarse_limit`]`(k, shift)`. Used by GeLU and tanh.
+/// Scratch: [`segments_scratch_words`].
 pub fn segments_run<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &[AShare],
@@ -545,11 +662,12 @@ pub fn segments_run<T: Transport, D: Dealer, K: MatMul>(
     let n = x.len();
     let mut ar = Arena::new(scratch);
     let shifted = ar.take(2 * n)?;
+    // P0 alone moves its share by -t and +t: P1's two copies are equal.
     let off = s.party.share_of_public(s.enc.encode(t)?);
     for (i, v) in AShare::raw_slice(x).iter().enumerate() {
         shifted[i] = v.wrapping_add(off);
         shifted[n + i] = v.wrapping_sub(off);
     }
     coarsen(shifted, shift);
-    msb_run(s, AShare::from_raw_slice(shifted), k, out, ar.rest())
+    msb_fanout_run(s, AShare::from_raw_slice(shifted), 2, k, out, ar.rest())
 }

@@ -38,9 +38,11 @@
 //! below 100).
 //!
 //! Cost per element, `k`-bit comparisons: rounds `1 (E) + rounds(k) + 1 (bits) + 1
-//! (truncation)` = 7 at k = 22; bits sent per party `64 + 2 cmp(k) + 2 + 1` = 199 at
-//! k = 22 (355 with 28-bit comparisons on a binary carry tree, a separate sine opening and
-//! two bit products that open their values; SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1 `8 (4 + 4K)` bytes per element
+//! (truncation)` = 7 at k = 22; bits sent by P0 `64 + 2 cmp(k) + 2 + 1` = 199 at k = 22,
+//! by P1 `k - 1` fewer (178: P0 alone moves its share by `-T` and `+T`, so P1's leaf
+//! bits are one string for both thresholds, [`compare::msb_fanout_run`]); 355 with
+//! 28-bit comparisons on a binary carry tree, a separate sine opening and two bit products
+//! that open their values; SecFormer: 7210 bits, 2 log L + 4 rounds. D sends P1 `8 (4 + 4K)` bytes per element
 //! for the shared mask (K = 6 harmonics), plus the comparisons' and the truncation's.
 
 use crate::arena::Arena;
@@ -124,7 +126,7 @@ pub fn item(n: usize, f: u32) -> Item {
 pub fn items(n: usize, k: u32, f: u32) -> heapless::Vec<Item, 20> {
     let mut v = heapless::Vec::new();
     let _ = v.push(item(n, f));
-    for it in compare::items(2 * n, k) {
+    for it in compare::segments_items(n, k) {
         let _ = v.push(it);
     }
     let _ = v.push(trunc::item(n, f));
@@ -301,7 +303,7 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
     let _ = f;
     super::Cost::new(1, 8 * n as u64)
-        + compare::cost(2 * n, k)
+        + compare::segments_cost(n, k)
         + super::Cost::new(1, 8 * words_for_bits(2 * n) as u64)
         + trunc::cost(n)
 }

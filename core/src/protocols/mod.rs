@@ -28,15 +28,17 @@ pub mod tanh;
 pub mod trunc;
 pub mod weight;
 
-/// Communication of one protocol call for one party: rounds waited and payload bytes
-/// sent. Every protocol documents its cost and exposes it as a `cost` function, which the
-/// tests compare with the transport counters.
+/// Communication of one protocol call: rounds waited and the payload bytes each party
+/// sends. Every protocol documents its cost and exposes it as a `cost` function, which the
+/// tests compare with the transport counters. Most protocols send the same from both
+/// sides; the comparisons send less from P1 when one of its values meets several
+/// thresholds ([`compare::msb_fanout_run`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cost {
     /// Rounds.
     pub rounds: u64,
-    /// Payload bytes sent by each party.
-    pub bytes: u64,
+    /// Payload bytes sent by P0 and by P1.
+    pub sent: [u64; 2],
 }
 
 impl core::ops::Add for Cost {
@@ -44,15 +46,40 @@ impl core::ops::Add for Cost {
     fn add(self, o: Cost) -> Cost {
         Cost {
             rounds: self.rounds + o.rounds,
-            bytes: self.bytes + o.bytes,
+            sent: [self.sent[0] + o.sent[0], self.sent[1] + o.sent[1]],
         }
     }
 }
 
 impl Cost {
-    /// `r` rounds and `b` bytes.
+    /// `r` rounds and `b` bytes from each party.
     pub const fn new(rounds: u64, bytes: u64) -> Cost {
-        Cost { rounds, bytes }
+        Cost {
+            rounds,
+            sent: [bytes, bytes],
+        }
+    }
+
+    /// `r` rounds, `p0` bytes from P0 and `p1` from P1.
+    pub const fn asymmetric(rounds: u64, p0: u64, p1: u64) -> Cost {
+        Cost {
+            rounds,
+            sent: [p0, p1],
+        }
+    }
+
+    /// Payload bytes `party` sends.
+    pub const fn bytes(&self, party: crate::party::PartyId) -> u64 {
+        self.sent[party.index()]
+    }
+
+    /// Payload bytes of the party that sends more.
+    pub const fn max_bytes(&self) -> u64 {
+        if self.sent[0] > self.sent[1] {
+            self.sent[0]
+        } else {
+            self.sent[1]
+        }
     }
 }
 

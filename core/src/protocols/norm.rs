@@ -32,7 +32,8 @@
 //! every non-negative ring value).
 //!
 //! Cost ([`cost_normalize`]): one comparison batch of `n J` values on `k` bits
-//! (`J = hi - lo + 1`), one bit-product round (`J + 64` bits per element), one truncation
+//! (`J = hi - lo + 1`; P1's share is the same against every threshold, so its leaf bits
+//! go once: [`compare::msb_fanout_run`]), one bit-product round (`J + 64` bits per element), one truncation
 //! of `copies n` values: rounds `compare::rounds(k) + 2`. [`rescale`]: 2 rounds, `64 + 1`
 //! bits per element.
 
@@ -134,7 +135,7 @@ pub fn items(
 ) -> Result<heapless::Vec<Item, 20>> {
     let j = spec.buckets();
     let mut v = heapless::Vec::new();
-    for it in compare::items(n * j, spec.k) {
+    for it in compare::fanout_items(n, j, spec.k) {
         let _ = v.push(it);
     }
     let _ = v.push(bitmul::item(n, j, 2));
@@ -158,7 +159,8 @@ pub fn scratch_words(n: usize, spec: &Spec, copies: usize) -> usize {
     n * j
         + (copies.max(1) + 1) * j
         + w
-        + compare::scratch_words(n * j, spec.k)
+        + w
+        + compare::fanout_scratch_words(n, j, spec.k)
             .max(bitmul::scratch_words(n, j))
             .max(trunc::scratch_words(copies.max(1) * n))
 }
@@ -238,8 +240,10 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     let mut ar = Arena::new(scratch);
     let ys = AShare::raw_slice(y);
 
-    // c_j = [y >= t_j'] = NOT msb((y - t_j') >> shift), element-major, with
-    // t_j' = t_j - 2^shift (when coarse) so that the threshold lies in [t_j - 2^shift, t_j].
+    // c_j = [y >= t_j'] = NOT msb((y - t_j') >> shift), with t_j' = t_j - 2^shift (when
+    // coarse) so that the threshold lies in [t_j - 2^shift, t_j]. Compared threshold-major
+    // (P0 alone subtracts t_j', so P1's J copies are equal and its leaf bits go once),
+    // then laid out element-major for the bit products.
     let lower = if spec.shift > 0 {
         1u64 << spec.shift
     } else {
@@ -251,13 +255,24 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
         let t = (libm::round(libm::exp2(e)) as u64).saturating_sub(lower);
         let off = s.party.share_of_public(t);
         for i in 0..n {
-            vals[i * j + jj] = ys[i].wrapping_sub(off);
+            vals[jj * n + i] = ys[i].wrapping_sub(off);
         }
     }
     compare::coarsen(vals, spec.shift);
     let bw = words_for_bits(n * j);
-    let c = ar.take(bw)?;
-    compare::msb_run(s, AShare::from_raw_slice(vals), spec.k, c, ar.sub().rest())?;
+    let c = ar.take_zeroed(bw)?;
+    {
+        let mut sub = ar.sub();
+        let by_threshold = sub.take(bw)?;
+        let vs = AShare::from_raw_slice(vals);
+        compare::msb_fanout_run(s, vs, j, spec.k, by_threshold, sub.rest())?;
+        for jj in 0..j {
+            for i in 0..n {
+                let b = crate::bits::get(by_threshold, jj * n + i);
+                crate::bits::set(c, i * j + jj, b);
+            }
+        }
+    }
     let ones = s.party.xor_share_of_public(u64::MAX);
     for w in c.iter_mut() {
         *w ^= ones;
@@ -351,7 +366,7 @@ pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of [`normalize`] on `n` elements with `copies` scaled outputs.
 pub fn cost_normalize(n: usize, spec: &Spec, copies: usize) -> super::Cost {
-    compare::cost(n * spec.buckets(), spec.k)
+    compare::fanout_cost(n, spec.buckets(), spec.k)
         + bitmul::cost(n, spec.buckets())
         + trunc::cost(copies * n)
 }

@@ -23,7 +23,7 @@
 //! method's is 1.1e-4; the rest is the output's last bit) where the result is >= 2^-6,
 //! absolute <= 2^-14 below.
 //! Rounds: `compare::rounds(k) + 2 + 4 + 2`; bits per element per party: `J` comparisons
-//! on `k` bits, `J + 64` for the bit products, a truncation, `2 (128 + 1)` for the first
+//! on `k` bits (P1's leaf bits once for all `J`), `J + 64` for the bit products, a truncation, `2 (128 + 1)` for the first
 //! product batch and `128 + 1` for the second, `64 + 1` for the rescale.
 
 use crate::arena::Arena;

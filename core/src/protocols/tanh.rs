@@ -82,7 +82,7 @@ pub fn reference_approx(x: f64) -> f64 {
 pub fn items(n: usize, k: u32, f: u32) -> heapless::Vec<Item, 20> {
     let mut v = heapless::Vec::new();
     let _ = v.push(fourier::item(n, PERIOD_LOG2 + f, TANH_SIN.len() - 1, f));
-    for it in compare::items(2 * n, k) {
+    for it in compare::segments_items(n, k) {
         let _ = v.push(it);
     }
     let _ = v.push(bitmul::item(n, 3, 1));
@@ -96,7 +96,7 @@ pub fn scratch_words(n: usize, k: u32) -> usize {
     let w3 = words_for_bits(3 * n);
     let persistent = n + 2 * n + w2 + w3 + bitmul::material_words(n, 3, 1) + w3 + 3 * n + 3 * n;
     persistent
-        + compare::scratch_words(2 * n, k)
+        + compare::segments_scratch_words(n, k)
             .max(fourier::scratch_words(n, TANH_SIN.len()))
             .max(bitmul::scratch_words(n, 3))
             .max(trunc::scratch_words(n))
@@ -170,7 +170,7 @@ pub fn tanh<T: Transport, D: Dealer, K: MatMul>(
 /// Cost of tanh on `n` elements with `k`-bit comparisons (at `f` fractional bits).
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
     fourier::cost(n, PERIOD_LOG2 + f)
-        + compare::cost(2 * n, k)
+        + compare::segments_cost(n, k)
         + bitmul::cost(n, 3)
         + trunc::cost(n)
 }
