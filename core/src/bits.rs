@@ -117,7 +117,15 @@ mod tests {
     #[test]
     fn repeat_bits_matches_bit_by_bit() {
         let mut prg = Prg::new(&Seed::from_u64_for_tests(6), 0);
-        for (n, copies) in [(1, 1), (5, 3), (63, 2), (64, 3), (65, 2), (100, 5), (128, 85)] {
+        for (n, copies) in [
+            (1, 1),
+            (5, 3),
+            (63, 2),
+            (64, 3),
+            (65, 2),
+            (100, 5),
+            (128, 85),
+        ] {
             let mut src = std::vec![0u64; words_for_bits(n)];
             prg.fill(&mut src);
             let mut dst = std::vec![!0u64; words_for_bits(n * copies)];
