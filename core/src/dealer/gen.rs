@@ -125,7 +125,7 @@ pub fn corrections<K: MatMul>(
             copies,
         } => {
             let (bits, copies) = (bits as usize, copies as usize);
-            let row = crate::prg::words_for_bits(bits * copies);
+            let row = crate::prg::words_for_bits(bits.saturating_mul(copies));
             let vrow = crate::prg::words_for_bits(bits);
             let (v, w1) = p1.split_at_mut(2);
             let rep = &mut scratch[..row];

@@ -38,7 +38,7 @@ fn items() -> Vec<Item> {
             n: 4,
         },
         Item::Trunc { n: 64, f: 16 },
-        Item::PrivAnd { words: 27 },
+        Item::PrivAnd { planes: 27, bits: 64, copies: 2 },
         Item::CarryLevel { words: 2, groups: 27 },
         Item::BitMul {
             n: 4,
