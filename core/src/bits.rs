@@ -36,6 +36,9 @@ pub fn copy_bits(dst: &mut [u64], at: usize, src: &[u64], n: usize) {
 /// bit `c n`), and zeroes the rest of `dst`. Word-wide: shifts, not single bits.
 pub fn repeat_bits(dst: &mut [u64], src: &[u64], n: usize, copies: usize) {
     dst.fill(0);
+    if n == 0 {
+        return;
+    }
     let full = n / 64;
     let rem = n % 64;
     for c in 0..copies {

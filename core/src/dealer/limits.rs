@@ -13,6 +13,9 @@ use super::{layout, Item, Request, MAX_BITMUL_USES};
 /// tokens (the one-hot embedding product, GeLU on 512 x 4096) are near 2^27.
 pub const MAX_REQUEST_WORDS: u64 = 1 << 29;
 
+/// Most copies of P1's bits a [`Item::PrivAnd`] may ask for.
+pub const MAX_PRIVAND_COPIES: u32 = 4096;
+
 /// Checks an item's parameters; the error says which is out of range.
 pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
     match *item {
@@ -38,6 +41,12 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
         }
         Item::Trunc { f, .. } if f > 63 => Err("truncates by more than 63 bits"),
         Item::PrivAnd { copies: 0, .. } => Err("has no copies of P1's bits"),
+        // The protocols repeat one value's bits for a handful of thresholds (at most a
+        // normalization's buckets); the dealer's work grows with the copies.
+        Item::PrivAnd { copies, .. } if copies > MAX_PRIVAND_COPIES => {
+            Err("repeats P1's bits more than 4096 times")
+        }
+        Item::PrivAnd { planes, .. } if planes > 64 => Err("has more than 64 bit planes"),
         Item::PrivAnd { bits, copies, .. } if bits as u64 * copies as u64 > 1 << 40 => {
             Err("has more than 2^40 bits in a row")
         }
