@@ -227,6 +227,15 @@ pub fn fanout_scratch_words(n: usize, copies: usize, k: u32) -> usize {
     2 * l * nw + copies * n + step * nw
 }
 
+/// Values per copy of a [`msb_fanout_run`] batch of `len` values, after checking `k`.
+fn per_copy(len: usize, copies: usize, k: u32) -> Result<usize> {
+    check_k(k)?;
+    if copies == 0 || len % copies != 0 {
+        return Err(Error::Param("comparison copies must divide the values"));
+    }
+    Ok(len / copies)
+}
+
 fn check_k(k: u32) -> Result<()> {
     if !(2..=MAX_BITS).contains(&k) {
         return Err(Error::Param("comparison bits k must be in 2..=64"));
@@ -278,12 +287,8 @@ pub fn msb_fanout<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
-    check_k(k)?;
-    if copies == 0 || x.len() % copies != 0 {
-        return Err(Error::Param("comparison copies must divide the values"));
-    }
-    s.dealer
-        .request(&fanout_items(x.len() / copies, copies, k))?;
+    let n = per_copy(x.len(), copies, k)?;
+    s.dealer.request(&fanout_items(n, copies, k))?;
     msb_fanout_run(s, x, copies, k, out, scratch)
 }
 
@@ -318,11 +323,7 @@ pub fn msb_fanout_run<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
-    check_k(k)?;
-    if copies == 0 || x.len() % copies != 0 {
-        return Err(Error::Param("comparison copies must divide the values"));
-    }
-    let n = x.len() / copies;
+    let n = per_copy(x.len(), copies, k)?;
     let nw = words_for_bits(x.len());
     let l = k as usize - 1;
     if out.len() < nw {
