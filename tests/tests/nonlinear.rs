@@ -427,6 +427,14 @@ fn rsqrt_over_its_range_and_beyond() {
         })
         .unwrap();
         check_inverse("rsqrt", &g, &r[..y.len()], |v| 1.0 / v.sqrt());
+        // The method's own error (the quadratic on quarter octaves): 5.43e-5 relative.
+        for (v, got) in g.iter().zip(&r[..y.len()]) {
+            let want = 1.0 / v.sqrt();
+            if want >= 1.0 {
+                let rel = (got - want).abs() / want;
+                assert!(rel <= 5.5e-5 + 2.0 * LSB / want, "rsqrt({v}) rel {rel:.2e}");
+            }
+        }
         let sat = &r[y.len()..];
         assert_eq!(&sat[..3], &[0.0, 0.0, 0.0], "below the range");
         for v in &sat[3..] {
@@ -492,7 +500,7 @@ fn layernorm_within_bound_on_its_range() {
         let err = max_abs_diff(&r.0, &want);
         assert!(err <= 0.01, "layernorm max |err| {err}");
         assert!(r.1 < 24, "layernorm took {} rounds", r.1);
-        assert_eq!(r.1, 17);
+        assert_eq!(r.1, 15);
         assert_eq!(r.1, layernorm::cost(rows, h, 16).rounds);
     }
     // A constant row (variance 0) outputs beta.

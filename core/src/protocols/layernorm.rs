@@ -6,7 +6,7 @@
 //! 3. One truncation round brings the row sums of `d^2` to `V = sum d^2 / 2^L` at 24
 //!    fractional bits with `L = floor(log2 H)` (so `V = (H / 2^L) var`, `H / 2^L` in
 //!    [1, 2)) and `gamma d` to `f` bits.
-//! 4. `1/sqrt(V + eps')` by [`super::rsqrt`]'s normalized Goldschmidt on half-octave
+//! 4. `1/sqrt(V + eps')` by [`super::rsqrt`]'s normalized quadratic on quarter-octave
 //!    thresholds from `2^-20` to `2^(31-L)` (every value `V` can take, see below), then the
 //!    power-of-two factor times `sqrt(H / 2^L)` is applied to the per-row value at 32
 //!    fractional bits, where precision allows (DESIGN 5).
@@ -16,7 +16,7 @@
 //! sum must stay inside the truncation's range: variances up to 1.4e6 at H = 768) and
 //! outputs `|gamma_j (x_j - mean) / sd| < 2^14` (always true when
 //! `|gamma| < 2^14 / sqrt(H)`, 591 at H = 768). On it the output's relative error is
-//! about 1.1e-4 (the inverse square root) plus `|gamma| |mean| 6e-8 / sd` (the mean's
+//! about 5.5e-5 (the inverse square root) plus `|gamma| |mean| 6e-8 / sd` (the mean's
 //! fixed-point reciprocal of H) plus a few LSB times `|gamma| / sd`: max |error| <= 0.01
 //! for `|gamma| <= 30`, variances from 1e-2 up and `|mean| <= 256`, and usable down to
 //! variances of about 1e-5 (BERT's embedding sums have variances near 1e-3).
@@ -24,11 +24,11 @@
 //! `V + eps' >= 2^(31-L)` (reachable only past the variance limit, or with an `eps` that
 //! large) uses `1/sqrt(2^(31-L))`.
 //!
-//! Rounds: `1 + 1 + 1 + 10 + 2 + 2 = 17` (SecFormer: 24) for `H < 2^24`. Bits per element
+//! Rounds: `1 + 1 + 1 + 8 + 2 + 2 = 15` (SecFormer: 24) for `H < 2^24`. Bits per element
 //! per party: 64 for the products (plus 64 per column), 1 for the truncation, `64 + 1` for
 //! the row-broadcast product (130 in all; 322 with two Beaver products); per row, the
 //! mean's truncation and the inverse square root on
-//! `2 (31 - L) + 41` thresholds of `57 - L` bits (85 of 47 bits at H = 768).
+//! `4 (31 - L) + 81` thresholds of `57 - L` bits (169 of 48 bits at H = 768).
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -45,8 +45,8 @@ use super::{rowmul, rsqrt, sqscale, trunc};
 const SCALE_FRAC: u32 = 32;
 /// Fractional bits of `V` (more than `f`: small variances need the precision).
 const V_FRAC: u32 = 24;
-/// Lowest threshold exponent of `V` in half octaves (`2^-20`).
-const V_LO: i32 = -40;
+/// Lowest threshold exponent of `V` in quarter octaves (`2^-20`).
+const V_LO: i32 = -80;
 
 /// `L = floor(log2 h)`.
 fn log2_floor(h: usize) -> u32 {
@@ -59,9 +59,9 @@ pub fn spec(h: usize, _f: u32) -> Spec {
     let top = 31 - log2_floor(h).min(30) as i32; // V < 2^top
     Spec {
         in_frac: V_FRAC,
-        steps: 2,
+        steps: 4,
         lo: V_LO,
-        hi: 2 * top,
+        hi: 4 * top,
         k: top as u32 + 1 + V_FRAC + 1,
         shift: 0,
         above: libm::exp2(-top as f64 / 2.0),

@@ -1,30 +1,34 @@
-//! Inverse square root `1/sqrt(y)` of positive shared values (Goldschmidt after
-//! power-of-two normalization), for LayerNorm.
+//! Inverse square root `1/sqrt(y)` of positive shared values (a quadratic after
+//! power-of-two normalization to quarter octaves), for LayerNorm.
 //!
-//! 1. Normalize ([`super::norm`]) with half-octave thresholds: `Y = y 2^(-(j+1)/2)` in
-//!    `[2^-1/2, 1)`, and the parties get `y0 = y F_j`, `F_j ~ c^2 2^(-(j+1)/2)` with
-//!    `c^2 = 2 / (1 + 2^-1/2)`, so `|1 - y0| <= 0.1716` (0.175 with the coarse
-//!    thresholds' undershoot of at most 1/256).
-//! 2. Two Goldschmidt steps at [`WORK_FRAC`] = 28 bits (DESIGN 5: `m = (3 - y)/2`,
-//!    `y <- y m^2`, `r <- r m`, from `r0 = 1`), with the halvings folded into truncation
-//!    shifts: `m1' = 3 - y0`, `y1 = y0 m1'^2 / 4`, `m2' = 3 - y1`, `r2 = m1' m2'`
-//!    (`= 4 / sqrt(y0)` approximately), always from below: `r2 sqrt(y0) / 4` is in
-//!    `[1 - 2.23e-4, 1]`. Evaluated in two product levels instead of three:
-//!    `r2 = 3 m1' - (y0 m1') (m1'^2) / 4`, with `p = y0 m1'` and `q = m1'^2` in one batch,
-//!    then `(-p) q` plus `3 m1'` (shifted up locally, exactly) under one truncation.
-//! 3. Rescale: `1/sqrt(y) = r2 sqrt(F_j) / 4`, with the `F_j` normalization applied and the
-//!    one-sided error centred ([`CENTER`]): relative error at most 1.12e-4.
+//! 1. Normalize ([`super::norm`]) with quarter-octave thresholds: `Y = y F_j` with
+//!    `F_j ~ C4 2^(-(j+1)/4)`, `C4 = 2 / (1 + 2^(-1/4))`, so `Y` lies in
+//!    `C4 [2^(-1/4), 1) = [0.9135, 1.0864)` (down to 0.9100 with the coarse thresholds'
+//!    undershoot of at most 1/256), at [`WORK_FRAC`] = 24 bits.
+//! 2. One product: with `u = Y - 1` (`|u| <= 0.09`), the minimax quadratic
+//!    `r = d0 + d1 u + d2 u^2` ([`D`], `scripts/fit_rsqrt.py`) has relative error at most
+//!    5.43e-5 against `1/sqrt(Y)`. The product `u (D2 u)` (`D2` the integer `d2 2^G`,
+//!    [`G`] = 12) and the addend `d0 2^S + D1 u` (`D1 = d1 2^(W+G)`) are both at
+//!    `S = 2W + G` = 60 bits, so one Beaver product and one truncation give `r` at
+//!    [`R_FRAC`] bits (the coefficients keep `G` bits where `u^2 <= 0.0081` multiplies
+//!    them, `W + G` bits for `d1`).
+//! 3. Rescale: `1/sqrt(y) = r sqrt(F_j)`, with the `F_j` normalization applied (so its
+//!    rounding cancels): relative error at most 5.5e-5 (the method's, plus `2^-R_FRAC`).
 //!
-//! Saturation: 0 below the range; at or above it `y0 = 0`, so `r2 = 3 * 3 = 9` exactly and
-//! the rescale returns the spec's `above` ([`default_spec`]: the clamp `2^-13`).
+//! Saturation: 0 below the range; at or above it `Y = 0`, so `u = -1` and
+//! `r = d0 - d1 + d2` ([`r_above`]) exactly, and the rescale returns the spec's `above`
+//! ([`default_spec`]: the clamp `2^-13`). At `S` bits that value (1.88) stays below the
+//! truncation's `2^62`.
 //!
 //! Valid input range of [`default_spec`] ([`RANGE`] = `[2^-8, 2^26)` at f = 16, compared
 //! without wrapping over every non-negative ring value): relative error <= 2^-10 (the
-//! method's is 1.1e-4; the rest is the output's last bit) where the result is >= 2^-6,
+//! method's is 5.5e-5; the rest is the output's last bit) where the result is >= 2^-6,
 //! absolute <= 2^-14 below.
-//! Rounds: `compare::rounds(k) + 2 + 4 + 2`; bits per element per party: `J` comparisons
-//! on `k` bits (P1's leaf bits once for all `J`), `J + 64` for the bit products, a truncation, `2 (128 + 1)` for the first
-//! product batch and `128 + 1` for the second, `64 + 1` for the rescale.
+//! Rounds: `compare::rounds(k) + 2 + 2 + 2` (the normalization, the product, the
+//! rescale); bits per element per party: `J` comparisons on `k` bits (P1's leaf bits
+//! once for all `J`), `J + 64` for the bit products, a truncation, `128 + 1` for the
+//! product, `64 + 1` for the rescale. (Two Goldschmidt steps from half octaves took two
+//! product levels, 4 rounds and `3 (128 + 1)` bits, for an error of 1.1e-4.)
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -37,31 +41,55 @@ use crate::transport::Transport;
 use super::mul;
 use super::norm::{self, Factors, Normalized, Spec};
 
-/// Fractional bits of the Goldschmidt iterations.
-pub const WORK_FRAC: u32 = 28;
+/// Fractional bits of the normalized input `Y` (and of `u = Y - 1`).
+pub const WORK_FRAC: u32 = 24;
+/// Fractional bits of the quadratic coefficient `d2` in the product.
+pub const G: u32 = 12;
+/// `d0, d1, d2`: `1/sqrt(Y) ~ d0 + d1 u + d2 u^2`, `u = Y - 1`, on the normalized range
+/// (`scripts/fit_rsqrt.py`).
+pub const D: [f64; 3] = [
+    9.99994915764725e-1,
+    -5.018337598870881e-01,
+    3.787583372519418e-01,
+];
 /// The input range of the default spec at f = 16.
 pub const RANGE: (f64, f64) = (1.0 / 256.0, 67_108_864.0);
-const C2: f64 = 1.171_572_875_253_81; // 2 / (1 + 2^-1/2)
-/// Fractional bits of [`normalized`]'s `r2` (fewer than [`WORK_FRAC`], so that the
-/// rescale's coefficients keep their precision across a wide range).
+/// The normalization's scale: `2 / (1 + 2^(-1/4))`.
+const C4: f64 = 1.086_427_233_725_889_8;
+/// Fractional bits of [`normalized`]'s `r` (few, so that the rescale's coefficients keep
+/// their precision across a wide range).
 pub const R_FRAC: u32 = 20;
-/// Centres the Goldschmidt steps' one-sided error: `2 / (1 + (1 - 2.224e-4))`.
-pub const CENTER: f64 = 2.0 / (2.0 - 2.224e-4);
-/// `r2` in the saturation bucket (`y0 = 0`): `m1' m2' = 3 * 3`.
-const R_ABOVE: f64 = 9.0;
+
+/// The integer coefficients `[round(d0 2^S), round(d1 2^(W+G)), round(d2 2^G)]`.
+fn coefficients() -> [i64; 3] {
+    let r = |c: f64, bits: u32| crate::fxp::round_i64(c * libm::exp2(bits as f64));
+    [
+        r(D[0], 2 * WORK_FRAC + G),
+        r(D[1], WORK_FRAC + G),
+        r(D[2], G),
+    ]
+}
+
+/// `r` in the saturation bucket (`Y = 0`, `u = -1`): `d0 - d1 + d2` as rounded.
+pub fn r_above() -> f64 {
+    let [c0, c1, c2] = coefficients();
+    c0 as f64 / libm::exp2((2 * WORK_FRAC + G) as f64)
+        - c1 as f64 / libm::exp2((WORK_FRAC + G) as f64)
+        + c2 as f64 / libm::exp2(G as f64)
+}
 
 /// The coarsening that keeps each threshold exact to `1/256` of the lowest one.
 fn shift_for(f: u32, lo: i32) -> u32 {
-    (f as i32 + lo / 2 - 8).max(0) as u32
+    (f as i32 + lo / 4 - 8).max(0) as u32
 }
 
-/// A spec on half octaves `[2^(lo/2), 2^(hi/2))` at `f` fractional bits with comparisons
+/// A spec on quarter octaves `[2^(lo/4), 2^(hi/4))` at `f` fractional bits with comparisons
 /// over every non-negative ring value and `above` as the saturation value.
 pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
     let shift = shift_for(f, lo);
     Spec {
         in_frac: f,
-        steps: 2,
+        steps: 4,
         lo,
         hi,
         k: 64 - shift,
@@ -73,7 +101,7 @@ pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
 /// The default spec for inputs at `f` fractional bits: [`RANGE`], clamped to `2^-13`
 /// above.
 pub fn default_spec(f: u32) -> Spec {
-    spec_for(f, -16, 52, libm::exp2(-13.0))
+    spec_for(f, -32, 104, libm::exp2(-13.0))
 }
 
 /// Scratch words for `n` elements.
@@ -83,7 +111,7 @@ pub fn scratch_words(n: usize, spec: &Spec) -> usize {
         + norm::scratch_words(n, spec, 1).max(mul::scratch_words(2 * n))
 }
 
-/// The normalized inverse square root `r2 ~ 4 / sqrt(y0)` at [`R_FRAC`] bits and the
+/// The normalized inverse square root `r ~ 1/sqrt(Y)` at [`R_FRAC`] bits and the
 /// normalization state, for callers that apply the power-of-two factor themselves
 /// ([`norm::rescale`] with [`kappa`]).
 pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
@@ -96,68 +124,53 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<Normalized<'a>> {
     let n = y.len();
     check_len("rsqrt output", n, r.len())?;
-    if spec.steps != 2 {
-        return Err(crate::Error::Param("rsqrt: the spec must use half octaves"));
+    if spec.steps != 4 {
+        return Err(crate::Error::Param(
+            "rsqrt: the spec must use quarter octaves",
+        ));
     }
     let mut ar = Arena::new(scratch);
-    let y0 = ar.take(n)?;
+    let u = ar.take(n)?;
     let nz = norm::normalize(
         s,
         y,
         spec,
-        &[C2],
+        &[C4],
         WORK_FRAC,
-        AShare::from_raw_slice_mut(y0),
+        AShare::from_raw_slice_mut(u),
         storage,
         ar.sub().rest(),
     )?;
-    let three = s.party.share_of_public(3u64 << WORK_FRAC);
-    // Level 1, one product batch: p = y0 m1' and q = m1'^2 (m1' = 3 - y0), at W bits.
-    let xs = ar.take(2 * n)?;
-    let ys = ar.take(2 * n)?;
+    // u = Y - 1; the product u (D2 u) and the addend d0 2^S + D1 u, both at S bits.
+    let [c0, c1, c2] = coefficients();
+    let one = s.party.share_of_public(1u64 << WORK_FRAC);
+    let c0 = s.party.share_of_public(c0 as u64);
+    let scaled = ar.take(n)?;
+    let addend = ar.take(n)?;
     for i in 0..n {
-        let m1 = three.wrapping_sub(y0[i]);
-        (xs[i], xs[n + i]) = (y0[i], m1);
-        (ys[i], ys[n + i]) = (m1, m1);
-    }
-    let pq = ar.take(2 * n)?;
-    mul::mul_by(
-        s,
-        AShare::from_raw_slice(xs),
-        AShare::from_raw_slice(ys),
-        AShare::from_raw_slice_mut(pq),
-        WORK_FRAC,
-        ar.sub().rest(),
-    )?;
-    // Level 2: r2 = m1' m2' = m1' (3 - y0 m1'^2 / 4) = 3 m1' - p q / 4. The raw product
-    // (-p) q (2W bits) is -p q / 4 at 2W + 2 bits; 3 m1' is shifted up to 2W + 2 bits
-    // locally (exact) and added before the one truncation to R bits. Magnitudes at 2W + 2
-    // bits stay below 2^62: 3 m1' <= 6.6, p q / 4 <= 3.1, r2 <= 9 (the saturation bucket).
-    let (p, q) = pq.split_at_mut(n);
-    let three_m1 = ar.take(n)?;
-    for i in 0..n {
-        p[i] = 0u64.wrapping_sub(p[i]);
-        three_m1[i] = ys[n + i].wrapping_mul(3) << (WORK_FRAC + 2);
+        u[i] = u[i].wrapping_sub(one);
+        scaled[i] = u[i].wrapping_mul(c2 as u64);
+        addend[i] = c0.wrapping_add(u[i].wrapping_mul(c1 as u64));
     }
     mul::mul_plus_by(
         s,
-        AShare::from_raw_slice(p),
-        AShare::from_raw_slice(q),
-        AShare::from_raw_slice(three_m1),
+        AShare::from_raw_slice(u),
+        AShare::from_raw_slice(scaled),
+        AShare::from_raw_slice(addend),
         r,
-        2 * WORK_FRAC + 2 - R_FRAC,
+        2 * WORK_FRAC + G - R_FRAC,
         ar.rest(),
     )?;
     Ok(nz)
 }
 
 /// The factor that turns [`normalized`]'s `r` into `1/sqrt(y)` for bucket `j` (the spec's
-/// `above / 9` for the saturation bucket).
+/// `above` over [`r_above`] for the saturation bucket).
 pub fn kappa(factors: &Factors, j: i32) -> f64 {
     if j >= factors.spec().hi {
-        factors.spec().above / R_ABOVE
+        factors.spec().above / r_above()
     } else {
-        libm::sqrt(factors.get(C2, j)) / 4.0 * CENTER
+        libm::sqrt(factors.get(C4, j))
     }
 }
 
@@ -203,7 +216,7 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of [`normalized`] on `n` elements.
 pub fn cost_normalized(n: usize, spec: &Spec) -> super::Cost {
-    norm::cost_normalize(n, spec, 1) + mul::cost(2 * n) + mul::cost(n)
+    norm::cost_normalize(n, spec, 1) + mul::cost(n)
 }
 
 /// Cost of [`rsqrt`] on `n` elements.
