@@ -115,6 +115,59 @@ fn one_value_against_several_thresholds_sends_p1_leaves_once() {
 }
 
 #[test]
+fn public_plus_shared_bits_msb_matches_the_sum() {
+    // msb((a + b) mod 2^k) for public a (two per element) and b XOR-shared as bit planes.
+    for (n, k) in [(70usize, 2u32), (100, 5), (130, 22), (64, 28), (65, 64)] {
+        let copies = 2;
+        let mut rng = secformer_core::prg::Prg::new(
+            &secformer_core::prg::Seed::from_u64_for_tests(k as u64),
+            0,
+        );
+        let mut a = vec![0u64; copies * n];
+        let mut b = vec![0u64; n];
+        let mut share0 = vec![0u64; k as usize * words_for_bits(n)];
+        rng.fill(&mut a);
+        rng.fill(&mut b);
+        rng.fill(&mut share0);
+        let mut planes = vec![0u64; 64 * words_for_bits(n)];
+        secformer_core::bits::to_planes(&b, 64, &mut planes);
+        let share1: Vec<u64> = share0.iter().zip(&planes).map(|(x, y)| x ^ y).collect();
+        for net in NETS {
+            let (r0, r1) = run(net, |s| {
+                let mine = if s.party() == PartyId::P0 {
+                    &share0
+                } else {
+                    &share1
+                };
+                let mut out = vec![0u64; words_for_bits(copies * n)];
+                let mut scratch = vec![0u64; compare::public_scratch_words(n, copies, k)];
+                let items = compare::public_items(n, copies, k);
+                if !items.is_empty() {
+                    s.dealer_mut().request(&items)?; // k = 2 has no carry tree
+                }
+                let before = s.peer_stats();
+                compare::msb_public_run(s, &a, mine, copies, k, &mut out, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let want = compare::public_cost(n, copies, k);
+                assert_eq!(
+                    (st.rounds, st.payload_sent),
+                    (want.rounds, want.bytes(s.party()))
+                );
+                Ok(out)
+            })
+            .unwrap();
+            let got = xor_bits(&r0, &r1, copies * n);
+            for c in 0..copies {
+                for i in 0..n {
+                    let sum = a[c * n + i].wrapping_add(b[i]);
+                    assert_eq!(got[c * n + i], (sum >> (k - 1)) & 1 == 1, "{net:?} k = {k}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn comparison_costs_match_the_formula() {
     for (n, k) in [(64usize, 28u32), (128, 32), (64, 2), (192, 17)] {
         let x = reals(5, n, -1.0, 1.0);
@@ -279,12 +332,27 @@ fn gelu_meets_the_error_bounds() {
         -lim + 1.0,
     ]);
     let g = dec(&enc(&x));
-    for net in NETS {
+    // Inputs at f bits, and the same inputs at 2f bits (an untruncated product's scale).
+    for (net, wide) in NETS.into_iter().flat_map(|n| [(n, false), (n, true)]) {
         let (r, _) = run(net, |s| {
-            let xs = share(s, PartyId::P0, &x)?;
+            let mut xs = share(s, PartyId::P0, &x)?;
             let mut out = vec![AShare::default(); x.len()];
             let mut scratch = vec![0u64; gelu::scratch_words(x.len(), gelu::DEFAULT_BITS)];
-            gelu::gelu(s, &xs, gelu::DEFAULT_BITS, &mut out, &mut scratch)?;
+            let before = s.peer_stats();
+            if wide {
+                for v in AShare::raw_slice_mut(&mut xs) {
+                    *v <<= 16;
+                }
+                gelu::gelu_wide(s, &xs, gelu::DEFAULT_BITS, &mut out, &mut scratch)?;
+            } else {
+                gelu::gelu(s, &xs, gelu::DEFAULT_BITS, &mut out, &mut scratch)?;
+            }
+            let st = s.peer_stats().since(&before);
+            let want = gelu::cost(x.len(), gelu::DEFAULT_BITS, 16);
+            assert_eq!(
+                (st.rounds, st.payload_sent),
+                (want.rounds, want.bytes(s.party()))
+            );
             open(s, &out)
         })
         .unwrap();

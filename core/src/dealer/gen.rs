@@ -193,9 +193,17 @@ pub fn corrections<K: MatMul>(
                 }
             }
         }
-        Item::SegmentSeries { n, p, k, f } => {
+        Item::SegmentSeries {
+            n,
+            p,
+            k,
+            f,
+            bits,
+            shift,
+        } => {
             let (n, k) = (n as usize, k as usize);
             let (r, c) = p1.split_at_mut(2);
+            segment_bit_planes(n, bits, shift, p0[0], r[0], p0[6], c[4]);
             let mask = crate::ring::low_mask(p as u32);
             let rbit = |i: usize| ((p0[1][i / 64] ^ r[1][i / 64]) >> (i % 64)) & 1;
             for e in 0..n {
@@ -231,6 +239,30 @@ pub fn corrections<K: MatMul>(
         }
     }
     Ok(())
+}
+
+/// P1's XOR shares `c1 = bits ^ c0` of the low `bits` bits of `B >> shift` as bit planes,
+/// `B = b0 + b1` per element (P0's shares `c0`).
+fn segment_bit_planes(
+    n: usize,
+    bits: u8,
+    shift: u8,
+    b0: &[u64],
+    b1: &[u64],
+    c0: &[u64],
+    c1: &mut [u64],
+) {
+    let nw = crate::prg::words_for_bits(n);
+    for (w, (x0, x1)) in b0.chunks(64).zip(b1.chunks(64)).enumerate() {
+        let mut blk = [0u64; 64];
+        for (d, (x, y)) in blk.iter_mut().zip(x0.iter().zip(x1)) {
+            *d = x.wrapping_add(*y) >> shift.min(63);
+        }
+        crate::bits::transpose64(&mut blk);
+        for j in 0..bits as usize {
+            c1[j * nw + w] = blk[j] ^ c0[j * nw + w];
+        }
+    }
 }
 
 /// Calls `put(h - 1, cos(h w t), sin(h w t))` for `h = 1..=k`, `w = 2 pi / 2^p`, in fixed

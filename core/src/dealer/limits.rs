@@ -36,6 +36,9 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
             Err("has 0 or more than 32 harmonics")
         }
         Item::SegmentSeries { f, .. } if f > 62 => Err("has more than 62 fractional bits"),
+        Item::SegmentSeries { bits, shift, .. } if bits > 64 || shift > 63 => {
+            Err("has more than 64 bit planes or skips more than 63 bits")
+        }
         Item::CarryLevel { groups, .. } if !(2..=63).contains(&groups) => {
             Err("has a carry level outside 2..=63 groups")
         }

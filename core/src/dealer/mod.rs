@@ -188,7 +188,10 @@ pub enum Item {
     /// products), two random bits `r_0`, `r_1` per element (XOR shares, bit `j` of element
     /// `i` at `j n + i`) with `[r_j]` and `[r_j B]`, shares of `cos(h w t)`, `sin(h w t)`
     /// for `t = -B mod 2^p`, `w = 2 pi / 2^p`, `h = 1..=k` (laid out as [`Item::Sine`]'s),
-    /// and the same times `r_1` (the series multiplied by the second bit without opening it).
+    /// and the same times `r_1` (the series multiplied by the second bit without opening it),
+    /// and XOR shares of the low `bits` bits of `B >> shift` as bit planes (plane `j`: bit
+    /// `j` of every element, `ceil(n / 64)` words; the leaves of the segment comparisons
+    /// against the opened `E`).
     SegmentSeries {
         /// Elements.
         n: u32,
@@ -198,6 +201,10 @@ pub enum Item {
         k: u8,
         /// Fractional bits of the sin/cos shares.
         f: u8,
+        /// Bit planes of `B >> shift` (the comparisons' width; 0 for none).
+        bits: u8,
+        /// Low bits of `B` the planes skip (the comparisons' coarsening).
+        shift: u8,
     },
     /// Exactly masked sine/cosine material: `t` uniform in Z_{2^p} (additively shared mod
     /// 2^p) and additive shares of `cos(2 pi h t / 2^p)`, `sin(2 pi h t / 2^p)` for
@@ -314,8 +321,11 @@ fn prod(dims: &[usize]) -> usize {
     dims.iter().fold(1usize, |p, d| p.saturating_mul(*d))
 }
 
+/// The most slots an item has ([`Item::SegmentSeries`]).
+pub const MAX_SLOTS: usize = 7;
+
 /// The slots of an item, in the order both parties (and D, replaying them) draw them.
-pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
+pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
     let mut v = heapless::Vec::new();
     let mut push = |s| {
         let _ = v.push(s);
@@ -418,7 +428,7 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(corr(n, 8));
             push(corr(n, 8));
         }
-        Item::SegmentSeries { n, k, .. } => {
+        Item::SegmentSeries { n, k, bits: b, .. } => {
             let n = n as usize;
             let trig = prod(&[2, k as usize, n]);
             push(words(n));
@@ -427,6 +437,7 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, 6> {
             push(corr(prod(&[2, n]), 8));
             push(corr(trig, 8));
             push(corr(trig, 8));
+            push(corr(prod(&[b as usize, words_for_bits(n)]), 8));
         }
         Item::Sine { n, p, k, .. } => {
             push(Slot {

@@ -50,6 +50,25 @@ pub trait LayerProducts {
         scratch: &mut [u64],
     ) -> Result<()>;
 
+    /// `out = x W` at `2f` fractional bits (not truncated), for a consumer that reads the
+    /// extra bits ([`gelu::gelu_wide`]). By default the truncated product shifted back up
+    /// (exact, no round saved); products that can skip the truncation do.
+    fn apply_wide<T: Transport, D: Dealer, K: MatMul>(
+        &mut self,
+        which: Product,
+        s: &mut Session<T, D, K>,
+        x: &[AShare],
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<()> {
+        self.apply(which, s, x, out, scratch)?;
+        let f = s.enc.frac_bits();
+        for v in AShare::raw_slice_mut(out) {
+            *v <<= f;
+        }
+        Ok(())
+    }
+
     /// Scratch words [`LayerProducts::apply`] needs for `rows` input rows.
     fn scratch_words(&self, rows: usize) -> usize;
 }
@@ -263,6 +282,17 @@ impl LayerProducts for OwnedLayer<'_> {
         weight::apply_owned(s, self.weight(which), x, out, scratch)
     }
 
+    fn apply_wide<T: Transport, D: Dealer, K: MatMul>(
+        &mut self,
+        which: Product,
+        s: &mut Session<T, D, K>,
+        x: &[AShare],
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<()> {
+        weight::apply_owned_wide(s, self.weight(which), x, out, scratch)
+    }
+
     fn scratch_words(&self, rows: usize) -> usize {
         owned_products_scratch(rows, self.qkv.rows(), self.ffn_in.cols())
     }
@@ -456,6 +486,15 @@ fn add_bias(x: &mut [AShare], bias: &[AShare]) {
     }
 }
 
+/// [`add_bias`] onto values at `2f` bits (the bias, at `f`, is shifted up exactly).
+fn add_bias_wide(x: &mut [AShare], bias: &[AShare], f: u32) {
+    let n = bias.len();
+    let (xs, bs) = (AShare::raw_slice_mut(x), AShare::raw_slice(bias));
+    for (idx, v) in xs.iter_mut().enumerate() {
+        *v = v.wrapping_add(bs[idx % n] << f);
+    }
+}
+
 /// How far the exact softmax pushes a masked score below the real ones: masked keys get
 /// `x - MASK_OFFSET`, so `exp` clips them to 0 while the real scores' row spread stays
 /// under `MASK_OFFSET - 64` (448); past that, masked keys get weights below `e^-64`... up to
@@ -601,11 +640,12 @@ pub fn encoder_layer<T: Transport, D: Dealer, K: MatMul, P: LayerProducts>(
     // FFN.
     probe.mark(Component::Linear, s.peer_stats());
     let f1 = AShare::from_raw_slice_mut(ar.take(r * i)?);
-    products.apply(Product::FfnIn, s, x, f1, ar.sub().rest())?;
-    add_bias(f1, p.b1);
+    // Untruncated (2f bits): GeLU reads the extra bits, which saves the truncation round.
+    products.apply_wide(Product::FfnIn, s, x, f1, ar.sub().rest())?;
+    add_bias_wide(f1, p.b1, s.enc.frac_bits());
     let g = AShare::from_raw_slice_mut(ar.take(r * i)?);
     probe.mark(Component::Gelu, s.peer_stats());
-    gelu::gelu(s, f1, gelu::DEFAULT_BITS, g, ar.sub().rest())?;
+    gelu::gelu_wide(s, f1, gelu::DEFAULT_BITS, g, ar.sub().rest())?;
     probe.mark(Component::Linear, s.peer_stats());
     let f2 = merged; // reuse: rows x H
     products.apply(Product::FfnOut, s, g, f2, ar.sub().rest())?;

@@ -604,6 +604,116 @@ pub fn fanout_cost(n: usize, copies: usize, k: u32) -> super::Cost {
     super::Cost::asymmetric(rounds(k), 8 * (l * nw + tree), 8 * (l * nwc + tree))
 }
 
+/// The dealer items of [`msb_public_run`] on `copies` batches of `n` elements: the carry
+/// tree's levels only (its leaves are local).
+pub fn public_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> {
+    let nw = words_for_bits(copies * n);
+    let mut v = heapless::Vec::new();
+    for c in levels(k as usize - 1) {
+        let _ = v.push(Item::CarryLevel {
+            words: nw as u32,
+            groups: c as u8,
+        });
+    }
+    v
+}
+
+/// Cost of [`msb_public_run`] on `copies` batches of `n` elements: the tree's rounds and
+/// factors, the same for both parties (no leaf round).
+pub fn public_cost(n: usize, copies: usize, k: u32) -> super::Cost {
+    let nw = words_for_bits(copies * n) as u64;
+    let levels = levels(k as usize - 1);
+    let tree: u64 = levels.iter().map(|&g| level_words(g).0 as u64).sum::<u64>() * nw;
+    super::Cost::new(levels.len() as u64, 8 * tree)
+}
+
+/// Scratch words for [`msb_public_run`] on `copies` batches of `n` elements.
+pub fn public_scratch_words(n: usize, copies: usize, k: u32) -> usize {
+    let nw = words_for_bits(copies * n);
+    let l = k as usize - 1;
+    let step = levels(l)
+        .iter()
+        .map(|&c| {
+            let (f, m) = level_words(c);
+            3 * f + m
+        })
+        .fold(0, usize::max);
+    3 * l * nw + copies * n + step * nw
+}
+
+/// XOR-shared `msb((a + b) mod 2^k)` for a public `a` and a secret `b` given as XOR-shared
+/// bit planes, on `copies` batches of `n` values: copy `c` of element `i` adds the public
+/// `a[c n + i]` to `b_i`, whose planes (`k` planes of `ceil(n / 64)` words, bit `j` of
+/// `b_i` in plane `j`) serve every copy. With `x = a + b` this is `[x < 0]` when
+/// `|x| < 2^(k-1)`, as [`msb_fanout_run`] decides it for additive shares; here the
+/// leaves `g = a & b`, `p = a ^ b` are local (P0 holds `a ^ b_0`, P1 `b_1`), so only the
+/// carry tree's rounds remain. This is the comparison of an opened masked value `E = x - B`
+/// against thresholds when D has shared the bits of `B` (GeLU). Material: [`public_items`].
+pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    a: &[u64],
+    b: &[u64],
+    copies: usize,
+    k: u32,
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = per_copy(a.len(), copies, k)?;
+    let (nw, nwc, l) = (words_for_bits(a.len()), words_for_bits(n), k as usize - 1);
+    crate::error::check_len("comparison bit planes", k as usize * nwc, b.len())?;
+    if out.len() < nw {
+        return Err(Error::Shape {
+            what: "comparison output words",
+            expected: nw,
+            actual: out.len(),
+        });
+    }
+    let p0 = s.party == PartyId::P0;
+    let mut ar = Arena::new(scratch);
+    let g = ar.take(l * nw)?;
+    let p = ar.take(l * nw)?;
+    let bits = ar.take(l * nw)?;
+    for j in 0..l {
+        crate::bits::repeat_bits(
+            &mut bits[j * nw..(j + 1) * nw],
+            &b[j * nwc..(j + 1) * nwc],
+            n,
+            copies,
+        );
+    }
+    {
+        let low = ar.take(a.len())?;
+        let m = crate::ring::low_mask(l as u32);
+        for (d, v) in low.iter_mut().zip(a) {
+            *d = v & m;
+        }
+        to_planes(low, l, p);
+    }
+    // g = a & b, p = a ^ b: P0 holds a ^ b_0, P1 b_1 (a is public).
+    for i in 0..l * nw {
+        g[i] = p[i] & bits[i];
+        p[i] = if p0 { p[i] ^ bits[i] } else { bits[i] };
+    }
+    let mut c = l;
+    for lc in levels(l) {
+        debug_assert_eq!(lc, c);
+        carry_level(s, c, nw, g, p, ar.sub().rest())?;
+        c = c.div_ceil(ARITY);
+    }
+    // msb = a's top bit (P0) ^ b's top bit ^ the carry.
+    crate::bits::repeat_bits(&mut out[..nw], &b[l * nwc..(l + 1) * nwc], n, copies);
+    if p0 {
+        for (e, v) in a.iter().enumerate() {
+            out[e / 64] ^= ((v >> l) & 1) << (e % 64);
+        }
+    }
+    for w in 0..nw {
+        out[w] ^= g[w];
+    }
+    crate::prg::clear_tail(&mut out[..nw], a.len());
+    Ok(())
+}
+
 /// Drops the low `shift` bits of each of this party's shares (local): a following `k`-bit
 /// comparison (`k + shift <= 64`) then decides `[x < c 2^shift]` for some carry `c` in
 /// {0, 1} on inputs with `|x| < 2^(k-1+shift) - 2^shift` ring units (see the module

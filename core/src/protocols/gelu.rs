@@ -13,37 +13,40 @@
 //! `|GeLU(+-4) - {0, 4}| = 1.3e-4`), mean 1.3e-4 on [-1, 1]; fixed-point rounding adds a
 //! few 1e-5.
 //!
-//! One opening serves the series and both products. D gives a uniform `B` per element,
-//! the series' sine material at `t = -B mod 2^p`, random bits `r_0`, `r_1` with `[r_j]`,
-//! `[r_j B]`, and the sine material times `r_1` ([`Item::SegmentSeries`]). The parties
-//! open `E = x - B` (64 bits each, uniformly masked), whose low `p` bits are the series'
-//! opening `x + t mod 2^p` ([`fourier::combine`]); after the comparisons they open only
-//! `delta_j = b_j ^ r_j` for `b_0 = 1 - c1`, `b_1 = e` (one bit each). Since
-//! `b v = delta v + (1 - 2 delta) r v`, the products need `[r_0 x] = [r_0] E + [r_0 B]` and
-//! `[r_1 (M - x)] = [r_1 S] - [r_1 x] / 2`, where `[r_1 S]` is the series evaluated on the
-//! `r_1`-scaled sine shares with the same public coefficients: no value is opened a second
-//! time. The sum is at `2f` fractional bits and is truncated once.
+//! One opening serves the series, both comparisons and both products. D gives a uniform
+//! `B` per element, the series' sine material at `t = -B mod 2^p`, random bits `r_0`,
+//! `r_1` with `[r_j]`, `[r_j B]`, the sine material times `r_1`, and XOR shares of the
+//! bits of `B >> 12` ([`Item::SegmentSeries`]). The parties open `E = x - B` (64 bits
+//! each, uniformly masked), whose low `p` bits are the series' opening `x + t mod 2^p`
+//! ([`fourier::combine`]). The segment bits compare `x -+ T = (E -+ T) + B`: coarsely,
+//! `floor((x -+ T) / 2^12) = ((E -+ T) >> 12) + (B >> 12) + carry`, a public number plus
+//! one whose bits are shared, so the carry tree's leaves are local
+//! ([`compare::msb_public_run`]) and only its levels cost rounds. After the comparisons
+//! the parties open only `delta_j = b_j ^ r_j` for `b_0 = 1 - c1`, `b_1 = e` (one bit
+//! each). Since `b v = delta v + (1 - 2 delta) r v`, the products need
+//! `[r_0 x] = [r_0] E + [r_0 B]` and `[r_1 (M - x)] = [r_1 S] - [r_1 x] / 2`, where
+//! `[r_1 S]` is the series evaluated on the `r_1`-scaled sine shares with the same public
+//! coefficients: no value is opened a second time. The sum is at `2f` fractional bits and
+//! is truncated once.
 //!
-//! The segment comparisons are coarse ([`compare::coarsen`], [`SHIFT`] = 12 bits): the
-//! thresholds are exact to `2^(12-f)` = 1/16 (within `[T, T + 1/16)` and
-//! `[-T - 1/16, -T)` either piece is used: `x` or 0 is within 1.3e-4 of GeLU there, the
-//! series within 7.8e-4), and they cover `|x| + T < 2^(k-1+12-f)`. Dropping 12 bits
-//! instead of 6 lets 22-bit comparisons cover what 28-bit ones did (76 bits sent per
-//! comparison instead of 86, same rounds).
+//! The segment comparisons are coarse ([`SHIFT`] = 12 bits, the carry of the low bits
+//! dropped): the thresholds are exact to `2^(12-f)` = 1/16 (within `[-T, -T + 1/16)` and
+//! `[T, T + 1/16)` either piece is used: 0 or `x` is within 1.6e-4 of GeLU there, the
+//! series within 7.8e-4), and they cover `|x| + T < 2^(k-1+12-f)`.
 //!
 //! Valid input range (the error bounds above hold): `|x| < 2^(k-1+12-f) - T - 1/16`,
-//! i.e. `|x| < 131067` at the default [`DEFAULT_BITS`] = 22 and f = 16 (2044 with exact
-//! 28-bit comparisons). Beyond it the segment bits see `x` modulo
-//! `2^(k+12-f)` (unspecified output): callers keep activations far inside (BERT's are
-//! below 100).
+//! i.e. `|x| < 131067` at the default [`DEFAULT_BITS`] = 22 and f = 16. Beyond it the
+//! segment bits see `x` modulo `2^(k+12-f)` (unspecified output): callers keep
+//! activations far inside (BERT's are below 100).
 //!
-//! Cost per element, `k`-bit comparisons: rounds `1 (E) + rounds(k) + 1 (bits) + 1
-//! (truncation)` = 7 at k = 22; bits sent by P0 `64 + 2 cmp(k) + 2 + 1` = 199 at k = 22,
-//! by P1 `k - 1` fewer (178: P0 alone moves its share by `-T` and `+T`, so P1's leaf
-//! bits are one string for both thresholds, [`compare::msb_fanout_run`]); 355 with
+//! Cost per element, `k`-bit comparisons: rounds `1 (E) + (rounds(k) - 1) (the carry
+//! trees) + 1 (bits) + 1 (truncation)` = 6 at k = 22; bits sent by each party
+//! `64 + 2 tree(k) + 2 + 1` = 157 at k = 22 (199 and 178 with comparisons on the
+//! additive shares, whose leaves cost a round and `k - 1` bits per threshold; 355 with
 //! 28-bit comparisons on a binary carry tree, a separate sine opening and two bit products
-//! that open their values; SecFormer: 7210 bits, 2 log L + 4 rounds. D sends P1 `8 (4 + 4K)` bytes per element
-//! for the shared mask (K = 6 harmonics), plus the comparisons' and the truncation's.
+//! that open their values; SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1
+//! `8 (4 + 4K)` bytes per element for the shared mask (K = 6 harmonics), `k / 8` for the
+//! bits of `B`, plus the carry trees' and the truncation's material.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -79,7 +82,13 @@ pub const SHIFT: u32 = 12;
 
 /// The coarsening used with `k`-bit comparisons.
 pub fn shift(k: u32) -> u32 {
-    SHIFT.min(64u32.saturating_sub(k))
+    shift_at(k, 0)
+}
+
+/// The coarsening for an input with `extra` fractional bits beyond `f` (the thresholds
+/// stay exact to `2^(SHIFT - f)`).
+fn shift_at(k: u32, extra: u32) -> u32 {
+    (SHIFT + extra).min(64u32.saturating_sub(k))
 }
 
 /// The largest `|x|` (real, at `f` fractional bits) on which GeLU with `k`-bit
@@ -112,38 +121,45 @@ pub fn reference_with(x: f64, lo: f64, hi: f64) -> f64 {
     }
 }
 
-/// The dealer item of the shared mask, series and bit material for `n` elements.
-pub fn item(n: usize, f: u32) -> Item {
+/// The dealer item of the shared mask, series and bit material for `n` elements with
+/// `k`-bit comparisons, inputs at `xf` fractional bits (`f` or `2f`).
+pub fn item(n: usize, k: u32, f: u32, xf: u32) -> Item {
     Item::SegmentSeries {
         n: n as u32,
-        p: (PERIOD_LOG2 + f) as u8,
+        p: (PERIOD_LOG2 + xf) as u8,
         k: (GELU_COS.len() - 1) as u8,
         f: f as u8,
+        bits: k as u8,
+        shift: shift_at(k, xf - f) as u8,
     }
 }
 
-/// Dealer items of GeLU on `n` elements with `k`-bit comparisons.
-pub fn items(n: usize, k: u32, f: u32) -> heapless::Vec<Item, 20> {
+/// Dealer items of GeLU on `n` elements with `k`-bit comparisons, inputs at `xf`
+/// fractional bits (`f` or `2f`).
+pub fn items(n: usize, k: u32, f: u32, xf: u32) -> heapless::Vec<Item, 20> {
     let mut v = heapless::Vec::new();
-    let _ = v.push(item(n, f));
-    for it in compare::segments_items(n, k) {
+    let _ = v.push(item(n, k, f, xf));
+    for it in compare::public_items(n, 2, k) {
         let _ = v.push(it);
     }
-    let _ = v.push(trunc::item(n, f));
+    let _ = v.push(trunc::item(n, f + 1));
     v
 }
 
 /// Words of this party's [`Item::SegmentSeries`] material for `n` elements.
-fn material_words(n: usize) -> usize {
-    n + words_for_bits(2 * n) + 4 * n + 4 * (GELU_COS.len() - 1) * n
+fn material_words(n: usize, k: u32) -> usize {
+    n + words_for_bits(2 * n)
+        + 4 * n
+        + 4 * (GELU_COS.len() - 1) * n
+        + k as usize * words_for_bits(n)
 }
 
 /// Scratch words for `n` elements on `k` bits.
 pub fn scratch_words(n: usize, k: u32) -> usize {
     let w2 = words_for_bits(2 * n);
-    let persistent = material_words(n) + 5 * n + 3 * w2;
+    let persistent = material_words(n, k) + 5 * n + 3 * w2;
     persistent
-        + compare::segments_scratch_words(n, k)
+        + (2 * n + compare::public_scratch_words(n, 2, k))
             .max(2 * w2)
             .max(trunc::scratch_words(n))
 }
@@ -162,12 +178,15 @@ struct Material<'a> {
     trig: &'a [u64],
     /// `[r_1 cos(h w t)]`, `[r_1 sin(h w t)]`.
     rtrig: &'a [u64],
+    /// XOR shares of the low `k` bits of `B >> shift(k)`, as bit planes.
+    bplanes: &'a [u64],
 }
 
 fn take_material<'a, D: Dealer>(
     dealer: &mut D,
+    item: Item,
     n: usize,
-    f: u32,
+    k: u32,
     ar: &mut Arena<'a>,
 ) -> Result<Material<'a>> {
     let kt = 2 * (GELU_COS.len() - 1) * n;
@@ -177,8 +196,9 @@ fn take_material<'a, D: Dealer>(
     let rb = ar.take(2 * n)?;
     let trig = ar.take(kt)?;
     let rtrig = ar.take(kt)?;
+    let bplanes = ar.take(k as usize * words_for_bits(n))?;
     dealer.take(
-        item(n, f),
+        item,
         &mut [
             &mut *b,
             &mut *r,
@@ -186,6 +206,7 @@ fn take_material<'a, D: Dealer>(
             &mut *rb,
             &mut *trig,
             &mut *rtrig,
+            &mut *bplanes,
         ],
     )?;
     Ok(Material {
@@ -195,10 +216,11 @@ fn take_material<'a, D: Dealer>(
         rb,
         trig,
         rtrig,
+        bplanes,
     })
 }
 
-/// `out = GeLU(x)` with `k`-bit comparisons.
+/// `out = GeLU(x)` with `k`-bit comparisons (`x` and `out` at the session's `f` bits).
 pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &[AShare],
@@ -206,13 +228,44 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    let f = s.enc.frac_bits();
+    gelu_at(s, x, f, k, out, scratch)
+}
+
+/// `out = GeLU(x)` for `x` at `2f` fractional bits (an untruncated product, which saves
+/// the product's truncation round: the series, the comparisons and the products read the
+/// extra bits exactly), `out` at `f` bits.
+pub fn gelu_wide<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    k: u32,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let f = s.enc.frac_bits();
+    gelu_at(s, x, 2 * f, k, out, scratch)
+}
+
+fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    xf: u32,
+    k: u32,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = x.len();
     check_len("gelu output", n, out.len())?;
     let f = s.enc.frac_bits();
-    s.dealer.request(&items(n, k, f))?;
+    if !(f..=2 * f).contains(&xf) || 2 * f + 1 > 62 {
+        return Err(crate::Error::Param(
+            "gelu: inputs at f to 2f fractional bits, 2f < 62",
+        ));
+    }
+    s.dealer.request(&items(n, k, f, xf))?;
     let mut ar = Arena::new(scratch);
     let xs = AShare::raw_slice(x);
-    let mat = take_material(&mut s.dealer, n, f, &mut ar)?;
+    let mat = take_material(&mut s.dealer, item(n, k, f, xf), n, k, &mut ar)?;
 
     // 1. E = x - B, opened once: its low p bits are the series' opening.
     let e = ar.take(n)?;
@@ -225,7 +278,7 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
 
     // 2. The series S (the even part of M) and r_1 S, at 2f bits.
     let series = Series {
-        p: PERIOD_LOG2 + f,
+        p: PERIOD_LOG2 + xf,
         c0: GELU_COS[0],
         alpha: &[],
         beta: &GELU_COS[1..],
@@ -251,10 +304,22 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
         );
     }
 
-    // 3. c1 = [x + T < 0], c2 = [x - T < 0] in one batch.
+    // 3. c1 = [x + T < 0], c2 = [x - T < 0] in one batch, on the opened E: coarsely,
+    //    x + T = ((E + T) >> shift) + (B >> shift) (less a carry of the low bits), whose
+    //    second term D shares as bits, so the carry tree starts from local leaves.
     let w2 = words_for_bits(2 * n);
     let c = ar.take(w2)?;
-    compare::segments_run(s, x, THRESHOLD, k, shift(k), c, ar.sub().rest())?;
+    {
+        let sh = shift_at(k, xf - f);
+        let t = s.enc.encode(THRESHOLD)? << (xf - f);
+        let mut sub = ar.sub();
+        let a = sub.take(2 * n)?;
+        for i in 0..n {
+            a[i] = e[i].wrapping_add(t) >> sh;
+            a[n + i] = e[i].wrapping_sub(t) >> sh;
+        }
+        compare::msb_public_run(s, a, mat.bplanes, 2, k, c, sub.rest())?;
+    }
 
     // 4. Open delta = b ^ r for b = [1 - c1 (n), c1 ^ c2 (n)].
     let delta = ar.take_zeroed(w2)?;
@@ -276,8 +341,10 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
         }
     }
 
-    // 5. b v = delta v + (1 - 2 delta) [r v] for v_0 = x (at 2f bits), v_1 = M - x
-    //    = S - x / 2; [r x] = [r] E + [r B] needs no opening beyond E.
+    // 5. b v = delta v + (1 - 2 delta) [r v] for v_0 = x, v_1 = M - x = S - x / 2, at
+    //    2f + 1 bits (so x / 2 is exact from x at f or 2f bits); [r x] = [r] E + [r B]
+    //    needs no opening beyond E.
+    let (up, half) = (2 * f + 1 - xf, 2 * f - xf);
     let o = AShare::raw_slice_mut(out);
     for i in 0..n {
         let rx = |j: usize| {
@@ -285,8 +352,8 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
                 .wrapping_mul(e[i])
                 .wrapping_add(mat.rb[j * n + i])
         };
-        let v = [xs[i] << f, sv[i].wrapping_sub(xs[i] << (f - 1))];
-        let rv = [rx(0) << f, rs[i].wrapping_sub(rx(1) << (f - 1))];
+        let v = [xs[i] << up, (sv[i] << 1).wrapping_sub(xs[i] << half)];
+        let rv = [rx(0) << up, (rs[i] << 1).wrapping_sub(rx(1) << half)];
         let mut acc = 0u64;
         for j in 0..2 {
             let dbit = crate::bits::get(delta, j * n + i);
@@ -296,14 +363,14 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
         }
         o[i] = acc;
     }
-    trunc::run(s, out, ar.rest())
+    trunc::run_segments(s, out, &[(n, f + 1)], ar.rest())
 }
 
 /// Cost of GeLU on `n` elements with `k`-bit comparisons (at `f` fractional bits).
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
     let _ = f;
     super::Cost::new(1, 8 * n as u64)
-        + compare::segments_cost(n, k)
+        + compare::public_cost(n, 2, k)
         + super::Cost::new(1, 8 * words_for_bits(2 * n) as u64)
         + trunc::cost(n)
 }

@@ -487,6 +487,27 @@ pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
     }
 }
 
+/// [`apply_owned`] without the truncation: `out = x w` at `2f` fractional bits (for a
+/// consumer that reads the extra bits, such as [`super::gelu::gelu_wide`]). Online cost:
+/// [`owned_wide_cost`].
+pub fn apply_owned_wide<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    x: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (k, n) = (w.k, w.n);
+    let m = x.len().checked_div(k).unwrap_or(0);
+    check_len("owned product input", m * k, x.len())?;
+    check_len("owned product output", m * n, out.len())?;
+    s.dealer.request(&[owned_item(w, m, false)])?;
+    let e = Arena::new(scratch).take(m * k)?;
+    let o = AShare::raw_slice_mut(out);
+    take_owned(s, w, m, e, false, o)?;
+    open_owned(s, w, m, Some(AShare::raw_slice(x)), e, o)
+}
+
 /// Bits of the opening of [`apply_owned_onehot`]: the mask's failure probability per row
 /// is `2^-ONEHOT_BITS`.
 pub const ONEHOT_BITS: u32 = 32;
@@ -583,6 +604,11 @@ pub fn onehot_open(x: &[u64], k: usize, e: &mut [u64]) -> Result<()> {
 /// truncation.
 pub fn owned_cost(m: usize, k: usize, n: usize, p0: bool) -> super::Cost {
     owned_open_cost(m, k, 8, p0) + super::trunc::cost(m * n)
+}
+
+/// Online cost of [`apply_owned_wide`]: [`owned_cost`] without the truncation.
+pub fn owned_wide_cost(m: usize, k: usize, p0: bool) -> super::Cost {
+    owned_open_cost(m, k, 8, p0)
 }
 
 /// Online cost of P1's opening of `m x k` entries of `bytes_per_entry` bytes to P0: P1
