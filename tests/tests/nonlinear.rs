@@ -475,6 +475,61 @@ fn reciprocal_over_its_range_and_beyond() {
 }
 
 #[test]
+fn reciprocal_on_eighth_octaves_of_a_narrow_range() {
+    // The exact softmax's row sums: [1/2, 512) at 28 fractional bits, eighth octaves.
+    let spec = secformer_core::protocols::norm::Spec {
+        in_frac: 28,
+        steps: reciprocal::fine::STEPS,
+        lo: -8,
+        hi: 72,
+        k: 19,
+        shift: 20,
+        above: 0.0,
+    };
+    let mut y = log_range(72, 1500, -1.0, 9.0 - 1e-9);
+    // Every threshold, and one LSB of the 16-bit input below it.
+    for j in spec.lo..spec.hi {
+        let t = 2f64.powf(j as f64 / 8.0);
+        y.extend([t, t - LSB]);
+    }
+    y.retain(|v| *v >= 0.5 && *v < 511.0); // 2^9 and above saturate (to 0 here)
+    let g = dec(&enc(&y));
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let mut ys = share(s, PartyId::P1, &y)?;
+            for v in AShare::raw_slice_mut(&mut ys) {
+                *v <<= 12; // 16 -> 28 fractional bits, exactly
+            }
+            let mut o = vec![AShare::default(); y.len()];
+            let mut scratch = vec![0u64; reciprocal::scratch_words(y.len(), &spec)];
+            let before = s.peer_stats();
+            reciprocal::reciprocal(s, &ys, &spec, 28, &mut o, &mut scratch)?;
+            let st = s.peer_stats().since(&before);
+            let want = reciprocal::cost(y.len(), &spec);
+            assert_eq!(
+                (st.rounds, st.payload_sent),
+                (want.rounds, want.bytes(s.party()))
+            );
+            let mut out = vec![0u64; o.len()];
+            reveal::reveal(s, &o, &mut out)?;
+            Ok(out
+                .iter()
+                .map(|v| *v as i64 as f64 / 2f64.powi(28))
+                .collect::<Vec<f64>>())
+        })
+        .unwrap();
+        for (v, got) in g.iter().zip(&r) {
+            let want = 1.0 / v;
+            let rel = (got - want).abs() / want;
+            assert!(
+                rel <= 2.8e-5 + 4.0 / 2f64.powi(28) / want,
+                "1/{v} = {got} (rel {rel:.2e})"
+            );
+        }
+    }
+}
+
+#[test]
 fn rsqrt_over_its_range_and_beyond() {
     let spec = rsqrt::default_spec(16);
     let (lo, hi) = spec.range();

@@ -3,7 +3,7 @@
 //!
 //! For positive `y` the parties compute, in one batch, the comparisons
 //! `c_j = [y >= t_j]` for the thresholds `t_j = 2^(j / steps)`, `j = lo..=hi` (`steps` = 1
-//! for octaves, 2 for half octaves, 4 for quarter octaves). The bucket of `y` is the one-hot `o_j = c_j - c_(j+1)`:
+//! for octaves, 2 for half octaves, 4 and 8 for quarter and eighth octaves). The bucket of `y` is the one-hot `o_j = c_j - c_(j+1)`:
 //!
 //! * `j < hi`: `y` is in `[t_j, t_(j+1))` and `Y = y F_j` with `F_j ~ a 2^(-(j+1)/steps)`
 //!   lies in `a [2^(-1/steps), 1)`, a range on which a first guess and two or three
@@ -53,7 +53,7 @@ use super::{bitmul, compare, trunc};
 pub struct Spec {
     /// Fractional bits of the input.
     pub in_frac: u32,
-    /// Thresholds per octave: 1, 2 or 4.
+    /// Thresholds per octave: 1, 2, 4 or 8.
     pub steps: u32,
     /// Lowest threshold exponent (threshold `2^(lo / steps)`): the range's lower end.
     pub lo: i32,
@@ -90,14 +90,14 @@ impl Spec {
     pub fn check(&self) -> Result<()> {
         let thresholds_fit = libm::exp2(self.hi as f64 / self.steps as f64 + self.in_frac as f64)
             < compare::coarse_limit(self.k, self.shift) as f64;
-        if ![1, 2, 4].contains(&self.steps)
+        if ![1, 2, 4, 8].contains(&self.steps)
             || self.lo >= self.hi
             || !(2..=compare::MAX_BITS).contains(&self.k)
             || self.k + self.shift > 64
             || !thresholds_fit
         {
             return Err(Error::Param(
-                "normalization spec: steps 1, 2 or 4, lo < hi, k + shift <= 64, thresholds within the compared range",
+                "normalization spec: steps 1, 2, 4 or 8, lo < hi, k + shift <= 64, thresholds within the compared range",
             ));
         }
         Ok(())

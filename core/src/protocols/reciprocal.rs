@@ -100,7 +100,8 @@ pub fn scratch_words(n: usize, spec: &Spec) -> usize {
 }
 
 /// `out = 1/y` at `out_frac` fractional bits (`y` at `spec.in_frac` bits): accurate on the
-/// spec's range, `spec.above` above it, 0 below it. The spec must use octaves.
+/// spec's range, `spec.above` above it, 0 below it. The spec uses octaves (the linear
+/// guess and three product levels) or eighth octaves ([`fine`]: one product).
 pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     y: &[AShare],
@@ -111,8 +112,14 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let n = y.len();
     check_len("reciprocal output", n, out.len())?;
-    if spec.steps != 1 {
-        return Err(crate::Error::Param("reciprocal: the spec must use octaves"));
+    match spec.steps {
+        1 => {}
+        fine::STEPS => return fine::reciprocal(s, y, spec, out_frac, out, scratch),
+        _ => {
+            return Err(crate::Error::Param(
+                "reciprocal: the spec must use octaves or eighth octaves",
+            ))
+        }
     }
     let mut ar = Arena::new(scratch);
     let storage = ar.take(norm::storage_words(n, spec))?;
@@ -196,6 +203,9 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of the reciprocal of `n` elements.
 pub fn cost(n: usize, spec: &Spec) -> super::Cost {
+    if spec.steps == fine::STEPS {
+        return fine::cost(n, spec);
+    }
     norm::cost_normalize(n, spec, 2)
         + mul::cost(n)
         + mul::cost(2 * n)
@@ -251,4 +261,126 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
         out,
         ar.rest(),
     )
+}
+
+/// The reciprocal on eighth octaves, for row sums on a narrow range (the exact softmax's):
+/// many thresholds per value (8 per octave, one comparison batch all the same) buy a
+/// first guess close enough that one product finishes it.
+///
+/// 1. Normalize to eighth octaves: `Y = y F_j`, `F_j ~ C8 2^(-(j+1)/8)`,
+///    `C8 = 2 / (1 + 2^(-1/8))`, so `Y` lies in `C8 [2^(-1/8), 1) = [0.957, 1.043)` (down
+///    to 0.949 with the coarse thresholds' undershoot of at most `2^-7`), at
+///    [`WORK_FRAC`](fine::WORK_FRAC) = 24 bits.
+/// 2. The minimax quadratic `x = d0 + d1 u + d2 u^2` in `u = Y - 1` ([`D`](fine::D),
+///    `scripts/fit_rsqrt.py --reciprocal`) has relative error at most 2.64e-5; one Beaver
+///    product `u (D2 u)` plus the addend `d0 2^S + D1 u`, both at `S = 2W + G` = 60 bits
+///    (`G` = 12), and one truncation give `x` at [`X_FRAC`] bits.
+/// 3. Rescale by `F_j` (as applied): relative error at most 2.8e-5 (the method's and the
+///    coefficients' rounding) plus the output's last bit.
+///
+/// Saturation as for octaves (`u = -1` gives `x = d0 - d1 + d2`, 3.02, below the
+/// truncation's `2^62` at `S` bits). Rounds: `compare::rounds(k) + 2 + 2 + 2`.
+pub mod fine {
+    use super::*;
+
+    /// Thresholds per octave.
+    pub const STEPS: u32 = 8;
+    /// Fractional bits of the normalized input `Y` (and of `u = Y - 1`).
+    pub const WORK_FRAC: u32 = 24;
+    /// Fractional bits of the quadratic coefficient `d2` in the product.
+    pub const G: u32 = 12;
+    /// `d0, d1, d2`: `1/Y ~ d0 + d1 u + d2 u^2`, `u = Y - 1`.
+    pub const D: [f64; 3] = [
+        9.999_937_736_062_704e-1,
+        -1.001_631_571_442_377,
+        1.012_988_573_904_895,
+    ];
+    /// The normalization's scale: `2 / (1 + 2^(-1/8))`.
+    const C8: f64 = 1.043_294_617_499_389_1;
+
+    fn coefficients() -> [i64; 3] {
+        let r = |c: f64, bits: u32| crate::fxp::round_i64(c * libm::exp2(bits as f64));
+        [
+            r(D[0], 2 * WORK_FRAC + G),
+            r(D[1], WORK_FRAC + G),
+            r(D[2], G),
+        ]
+    }
+
+    /// `x` in the saturation bucket (`u = -1`): `d0 - d1 + d2` as rounded.
+    fn x_above() -> f64 {
+        let [c0, c1, c2] = coefficients();
+        c0 as f64 / libm::exp2((2 * WORK_FRAC + G) as f64)
+            - c1 as f64 / libm::exp2((WORK_FRAC + G) as f64)
+            + c2 as f64 / libm::exp2(G as f64)
+    }
+
+    pub(super) fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
+        s: &mut Session<T, D, K>,
+        y: &[AShare],
+        spec: &Spec,
+        out_frac: u32,
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<()> {
+        let n = y.len();
+        let mut ar = Arena::new(scratch);
+        let storage = ar.take(norm::storage_words(n, spec))?;
+        let u = ar.take(n)?;
+        let nz = norm::normalize(
+            s,
+            y,
+            spec,
+            &[C8],
+            WORK_FRAC,
+            AShare::from_raw_slice_mut(u),
+            storage,
+            ar.sub().rest(),
+        )?;
+        let factors = nz.factors();
+        let [c0, c1, c2] = coefficients();
+        let one = s.party.share_of_public(1u64 << WORK_FRAC);
+        let c0 = s.party.share_of_public(c0 as u64);
+        let scaled = ar.take(n)?;
+        let addend = ar.take(n)?;
+        for i in 0..n {
+            u[i] = u[i].wrapping_sub(one);
+            scaled[i] = u[i].wrapping_mul(c2 as u64);
+            addend[i] = c0.wrapping_add(u[i].wrapping_mul(c1 as u64));
+        }
+        let x = ar.take(n)?;
+        mul::mul_plus_by(
+            s,
+            AShare::from_raw_slice(u),
+            AShare::from_raw_slice(scaled),
+            AShare::from_raw_slice(addend),
+            AShare::from_raw_slice_mut(x),
+            2 * WORK_FRAC + G - X_FRAC,
+            ar.sub().rest(),
+        )?;
+        let (lo, _) = spec.range();
+        let above = spec.above;
+        norm::rescale(
+            s,
+            nz,
+            AShare::from_raw_slice(x),
+            X_FRAC,
+            |j| {
+                if j >= spec.hi {
+                    above / x_above()
+                } else {
+                    factors.get(C8, j)
+                }
+            },
+            out_frac,
+            (1.0001 / lo).max(libm::fabs(above)),
+            out,
+            ar.rest(),
+        )
+    }
+
+    /// Cost of [`super::reciprocal`] on eighth octaves.
+    pub fn cost(n: usize, spec: &Spec) -> crate::protocols::Cost {
+        norm::cost_normalize(n, spec, 1) + mul::cost(n) + norm::cost_rescale(n)
+    }
 }

@@ -15,9 +15,10 @@
 //!    z = -3; 2.6e-4 for the linear base); on the unclipped range `y >= -1/2`, where the
 //!    base is increasing and at least 5/8.
 //! 4. Clipped and masked entries are zeroed (one bit-product round), the row sum `S` is in
-//!    `[1, 1.25 cols]`, and [`super::reciprocal`] on a narrow range (octaves from 1/2 to
-//!    `2^(bits(cols) + 1)`, coarse comparisons on few bits) gives `1/S`; a row-broadcast
-//!    product gives `p` at `f` bits.
+//!    `[1, 1.25 cols]`, and [`super::reciprocal`] on a narrow range (eighth octaves from
+//!    1/2 to `2^(bits(cols) + 1)`, coarse comparisons on few bits, then one product:
+//!    [`super::reciprocal::fine`]) gives `1/S`; a row-broadcast product gives `p` at `f`
+//!    bits.
 //!
 //! Valid input range: rows of up to 2^14 keys whose spread (max - min over the unmasked
 //! entries) is below `2^(k-1+10-f)` (2^21 at the default k = 28 and f = 16; 2048 with
@@ -28,7 +29,7 @@
 //! (unspecified output).
 //!
 //! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 35 at 128 keys),
-//! `+ rounds(k) + 14 + 1 + 14 + 2` (70 at 128 keys). Bits per element per party: about
+//! `+ rounds(k) + 14 + 1 + 10 + 2` (66 at 128 keys). Bits per element per party: about
 //! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
 //! clipping, `7 x 65` for the exponential, 65 + 64 + 1 for the rest.
 
@@ -67,15 +68,17 @@ pub fn spread_limit(k: u32, f: u32) -> f64 {
 }
 
 /// The reciprocal's spec: row sums in `[1, 1.25 cols]` (at 28 fractional bits) inside
-/// octaves `[1/2, 2^(bits(cols) + 1))`, compared without wrapping up to twice the top.
+/// eighth octaves `[1/2, 2^(bits(cols) + 1))` ([`reciprocal::fine`]: one product after
+/// the normalization), compared without wrapping up to twice the top.
 fn spec(cols: usize) -> Spec {
-    let hi = (usize::BITS - cols.leading_zeros()) as i32 + 1;
+    let top = (usize::BITS - cols.leading_zeros()) as i32 + 1;
+    let steps = reciprocal::fine::STEPS as i32;
     Spec {
         in_frac: EXP_FRAC,
-        steps: 1,
-        lo: -1,
-        hi,
-        k: (hi as u32 + 1 + EXP_FRAC + 1).saturating_sub(RECIP_SHIFT),
+        steps: steps as u32,
+        lo: -steps,
+        hi: steps * top,
+        k: (top as u32 + 1 + EXP_FRAC + 1).saturating_sub(RECIP_SHIFT),
         shift: RECIP_SHIFT,
         above: 0.0,
     }
