@@ -480,18 +480,16 @@ pub fn layer_scratch_words(products: usize, d: &LayerDims, softmax: Softmax, f: 
 }
 
 fn add_bias(x: &mut [AShare], bias: &[AShare]) {
-    let n = bias.len();
-    for (idx, v) in x.iter_mut().enumerate() {
-        *v += bias[idx % n];
-    }
+    add_bias_wide(x, bias, 0);
 }
 
-/// [`add_bias`] onto values at `2f` bits (the bias, at `f`, is shifted up exactly).
-fn add_bias_wide(x: &mut [AShare], bias: &[AShare], f: u32) {
+/// [`add_bias`] onto values with `extra` more fractional bits than the bias (which is
+/// shifted up exactly).
+fn add_bias_wide(x: &mut [AShare], bias: &[AShare], extra: u32) {
     let n = bias.len();
     let (xs, bs) = (AShare::raw_slice_mut(x), AShare::raw_slice(bias));
     for (idx, v) in xs.iter_mut().enumerate() {
-        *v = v.wrapping_add(bs[idx % n] << f);
+        *v = v.wrapping_add(bs[idx % n] << extra);
     }
 }
 

@@ -181,21 +181,40 @@ pub fn items(n: usize, k: u32) -> heapless::Vec<Item, 16> {
 
 /// The dealer items of [`msb_fanout_run`] on `copies` batches of `n` elements.
 pub fn fanout_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> {
-    let nw = words_for_bits(copies * n);
-    let leaves = k as usize - 1;
     let mut v = heapless::Vec::new();
     let _ = v.push(Item::PrivAnd {
-        planes: leaves as u32,
+        planes: k - 1,
         bits: n as u32,
         copies: copies as u32,
     });
-    for c in levels(leaves) {
+    push_tree_items(&mut v, words_for_bits(copies * n), k as usize - 1);
+    v
+}
+
+/// Appends the carry tree's items over `l` leaf planes of `nw` words.
+fn push_tree_items(v: &mut heapless::Vec<Item, 16>, nw: usize, l: usize) {
+    for c in levels(l) {
         let _ = v.push(Item::CarryLevel {
             words: nw as u32,
             groups: c as u8,
         });
     }
-    v
+}
+
+/// Opened factor words of the carry tree over `l` leaf planes, per word of a plane.
+fn tree_factor_words(l: usize) -> u64 {
+    levels(l).iter().map(|&g| level_words(g).0 as u64).sum()
+}
+
+/// Scratch words of the carry tree's largest level (at least `floor`), per word of a plane.
+fn tree_step_words(l: usize, floor: usize) -> usize {
+    levels(l)
+        .iter()
+        .map(|&c| {
+            let (f, m) = level_words(c);
+            3 * f + m
+        })
+        .fold(floor, usize::max)
 }
 
 /// Rounds of one comparison batch on `k` bits.
@@ -217,14 +236,7 @@ pub fn scratch_words(n: usize, k: u32) -> usize {
 pub fn fanout_scratch_words(n: usize, copies: usize, k: u32) -> usize {
     let nw = words_for_bits(copies * n);
     let l = k as usize - 1;
-    let step = levels(l)
-        .iter()
-        .map(|&c| {
-            let (f, m) = level_words(c);
-            3 * f + m
-        })
-        .fold(4 * l + 1, usize::max);
-    2 * l * nw + copies * n + step * nw
+    2 * l * nw + copies * n + tree_step_words(l, 4 * l + 1) * nw
 }
 
 /// Values per copy of a [`msb_fanout_run`] batch of `len` values, after checking `k`.
@@ -326,6 +338,20 @@ pub fn msb_fanout_run<T: Transport, D: Dealer, K: MatMul>(
     let n = per_copy(x.len(), copies, k)?;
     let nw = words_for_bits(x.len());
     let l = k as usize - 1;
+    check_out_words(out, nw)?;
+    let mut ar = Arena::new(scratch);
+    let g = ar.take(l * nw)?;
+    let p = ar.take(l * nw)?;
+    // This party's low bits, bit-sliced: P0's are the propagate shares too.
+    low_planes(AShare::raw_slice(x), l, p, ar.sub().rest())?;
+    leaves(s, n, copies, l, g, p, ar.sub().rest())?;
+    // msb = top bit of my share ^ carry share.
+    out[..nw].fill(0);
+    xor_top_bits(AShare::raw_slice(x), l, out);
+    carry_out(s, l, g, p, x.len(), out, ar.rest())
+}
+
+fn check_out_words(out: &[u64], nw: usize) -> Result<()> {
     if out.len() < nw {
         return Err(Error::Shape {
             what: "comparison output words",
@@ -333,35 +359,49 @@ pub fn msb_fanout_run<T: Transport, D: Dealer, K: MatMul>(
             actual: out.len(),
         });
     }
-    let mut ar = Arena::new(scratch);
-    let g = ar.take(l * nw)?;
-    let p = ar.take(l * nw)?;
-    {
-        // This party's low bits, bit-sliced: P0's are the propagate shares too.
-        let low = ar.take(x.len())?;
-        let m = crate::ring::low_mask(l as u32);
-        for (d, v) in low.iter_mut().zip(AShare::raw_slice(x)) {
-            *d = v & m;
-        }
-        to_planes(low, l, p);
+    Ok(())
+}
+
+/// Bit-slices the low `l` bits of `vals` into `l` planes (`scratch`: `vals.len()` words).
+fn low_planes(vals: &[u64], l: usize, planes: &mut [u64], scratch: &mut [u64]) -> Result<()> {
+    let low = Arena::new(scratch).take(vals.len())?;
+    let m = crate::ring::low_mask(l as u32);
+    for (d, v) in low.iter_mut().zip(vals) {
+        *d = v & m;
     }
-    leaves(s, n, copies, l, g, p, ar.sub().rest())?;
-    // The tree: each level combines up to four adjacent groups in one round.
+    to_planes(low, l, planes);
+    Ok(())
+}
+
+/// XORs bit `l` of each value into the packed `out`.
+fn xor_top_bits(vals: &[u64], l: usize, out: &mut [u64]) {
+    for (e, v) in vals.iter().enumerate() {
+        out[e / 64] ^= ((v >> l) & 1) << (e % 64);
+    }
+}
+
+/// The carry tree over the leaves `g`, `p` (`l` planes of `len` bits): each level combines
+/// up to four adjacent groups in one round; the carry share is XORed into `out`.
+fn carry_out<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    l: usize,
+    g: &mut [u64],
+    p: &mut [u64],
+    len: usize,
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let nw = words_for_bits(len);
     let mut c = l;
     for lc in levels(l) {
         debug_assert_eq!(lc, c);
-        carry_level(s, c, nw, g, p, ar.sub().rest())?;
+        carry_level(s, c, nw, g, p, scratch)?;
         c = c.div_ceil(ARITY);
-    }
-    // msb = top bit of my share ^ carry share.
-    out[..nw].fill(0);
-    for (e, v) in AShare::raw_slice(x).iter().enumerate() {
-        out[e / 64] |= ((v >> l) & 1) << (e % 64);
     }
     for w in 0..nw {
         out[w] ^= g[w];
     }
-    crate::prg::clear_tail(&mut out[..nw], x.len());
+    crate::prg::clear_tail(&mut out[..nw], len);
     Ok(())
 }
 
@@ -596,25 +636,15 @@ pub fn fanout_cost(n: usize, copies: usize, k: u32) -> super::Cost {
     let nw = words_for_bits(copies * n) as u64;
     let nwc = words_for_bits(n) as u64;
     let l = k as u64 - 1;
-    let tree: u64 = levels(l as usize)
-        .iter()
-        .map(|&g| level_words(g).0 as u64)
-        .sum::<u64>()
-        * nw;
+    let tree = tree_factor_words(l as usize) * nw;
     super::Cost::asymmetric(rounds(k), 8 * (l * nw + tree), 8 * (l * nwc + tree))
 }
 
 /// The dealer items of [`msb_public_run`] on `copies` batches of `n` elements: the carry
 /// tree's levels only (its leaves are local).
 pub fn public_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> {
-    let nw = words_for_bits(copies * n);
     let mut v = heapless::Vec::new();
-    for c in levels(k as usize - 1) {
-        let _ = v.push(Item::CarryLevel {
-            words: nw as u32,
-            groups: c as u8,
-        });
-    }
+    push_tree_items(&mut v, words_for_bits(copies * n), k as usize - 1);
     v
 }
 
@@ -622,23 +652,15 @@ pub fn public_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> 
 /// factors, the same for both parties (no leaf round).
 pub fn public_cost(n: usize, copies: usize, k: u32) -> super::Cost {
     let nw = words_for_bits(copies * n) as u64;
-    let levels = levels(k as usize - 1);
-    let tree: u64 = levels.iter().map(|&g| level_words(g).0 as u64).sum::<u64>() * nw;
-    super::Cost::new(levels.len() as u64, 8 * tree)
+    let l = k as usize - 1;
+    super::Cost::new(levels(l).len() as u64, 8 * tree_factor_words(l) * nw)
 }
 
 /// Scratch words for [`msb_public_run`] on `copies` batches of `n` elements.
 pub fn public_scratch_words(n: usize, copies: usize, k: u32) -> usize {
     let nw = words_for_bits(copies * n);
     let l = k as usize - 1;
-    let step = levels(l)
-        .iter()
-        .map(|&c| {
-            let (f, m) = level_words(c);
-            3 * f + m
-        })
-        .fold(0, usize::max);
-    3 * l * nw + copies * n + step * nw
+    3 * l * nw + copies * n + tree_step_words(l, 0) * nw
 }
 
 /// XOR-shared `msb((a + b) mod 2^k)` for a public `a` and a secret `b` given as XOR-shared
@@ -661,13 +683,7 @@ pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
     let n = per_copy(a.len(), copies, k)?;
     let (nw, nwc, l) = (words_for_bits(a.len()), words_for_bits(n), k as usize - 1);
     crate::error::check_len("comparison bit planes", k as usize * nwc, b.len())?;
-    if out.len() < nw {
-        return Err(Error::Shape {
-            what: "comparison output words",
-            expected: nw,
-            actual: out.len(),
-        });
-    }
+    check_out_words(out, nw)?;
     let p0 = s.party == PartyId::P0;
     let mut ar = Arena::new(scratch);
     let g = ar.take(l * nw)?;
@@ -681,37 +697,18 @@ pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
             copies,
         );
     }
-    {
-        let low = ar.take(a.len())?;
-        let m = crate::ring::low_mask(l as u32);
-        for (d, v) in low.iter_mut().zip(a) {
-            *d = v & m;
-        }
-        to_planes(low, l, p);
-    }
+    low_planes(a, l, p, ar.sub().rest())?;
     // g = a & b, p = a ^ b: P0 holds a ^ b_0, P1 b_1 (a is public).
     for i in 0..l * nw {
         g[i] = p[i] & bits[i];
         p[i] = if p0 { p[i] ^ bits[i] } else { bits[i] };
     }
-    let mut c = l;
-    for lc in levels(l) {
-        debug_assert_eq!(lc, c);
-        carry_level(s, c, nw, g, p, ar.sub().rest())?;
-        c = c.div_ceil(ARITY);
-    }
     // msb = a's top bit (P0) ^ b's top bit ^ the carry.
     crate::bits::repeat_bits(&mut out[..nw], &b[l * nwc..(l + 1) * nwc], n, copies);
     if p0 {
-        for (e, v) in a.iter().enumerate() {
-            out[e / 64] ^= ((v >> l) & 1) << (e % 64);
-        }
+        xor_top_bits(a, l, out);
     }
-    for w in 0..nw {
-        out[w] ^= g[w];
-    }
-    crate::prg::clear_tail(&mut out[..nw], a.len());
-    Ok(())
+    carry_out(s, l, g, p, a.len(), out, ar.rest())
 }
 
 /// Drops the low `shift` bits of each of this party's shares (local): a following `k`-bit

@@ -46,7 +46,7 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-use super::{bitmul, compare, trunc};
+use super::{bitmul, compare, mul, trunc};
 
 /// The thresholds and comparison width of a normalization.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -374,4 +374,83 @@ pub fn cost_normalize(n: usize, spec: &Spec, copies: usize) -> super::Cost {
 /// Cost of [`rescale`] on `n` elements.
 pub fn cost_rescale(n: usize) -> super::Cost {
     bitmul::cost_again(n) + trunc::cost(n)
+}
+
+/// A first guess `d0 + d1 u + d2 u^2` in `u = Y - 1` for a normalized value `Y` near 1
+/// (at `w` fractional bits), evaluated with one Beaver product and one truncation: the
+/// product `u (D2 u)` (`D2 = round(d2 2^g)`) and the addend `d0 2^S + D1 u`
+/// (`D1 = round(d1 2^(w+g))`) are both at `S = 2w + g` bits. With `|u|` small the
+/// coefficients keep `g` bits where `u^2` multiplies them; `S` must leave the value at
+/// `u = -1` (the saturation bucket, `Y = 0`) below the truncation's `2^62`. Used by
+/// [`super::rsqrt`] and [`super::reciprocal::fine`].
+#[derive(Debug, Clone, Copy)]
+pub struct Quadratic {
+    /// `d0, d1, d2`.
+    pub d: [f64; 3],
+    /// Fractional bits of `Y` and `u`.
+    pub w: u32,
+    /// Fractional bits of `d2` in the product.
+    pub g: u32,
+}
+
+impl Quadratic {
+    fn scale(&self) -> u32 {
+        2 * self.w + self.g
+    }
+
+    /// `[round(d0 2^S), round(d1 2^(w+g)), round(d2 2^g)]`.
+    fn coefficients(&self) -> [i64; 3] {
+        let r = |c: f64, bits: u32| crate::fxp::round_i64(c * libm::exp2(bits as f64));
+        [
+            r(self.d[0], self.scale()),
+            r(self.d[1], self.w + self.g),
+            r(self.d[2], self.g),
+        ]
+    }
+
+    /// The value at `u = -1` (`Y = 0`), with the coefficients as rounded.
+    pub fn at_minus_one(&self) -> f64 {
+        let [c0, c1, c2] = self.coefficients();
+        c0 as f64 / libm::exp2(self.scale() as f64)
+            - c1 as f64 / libm::exp2((self.w + self.g) as f64)
+            + c2 as f64 / libm::exp2(self.g as f64)
+    }
+
+    /// `out` = the quadratic at `y` (shares of `Y` at `w` bits, overwritten with `u`), at
+    /// `out_frac` bits. Scratch: [`Quadratic::scratch_words`]. Cost: [`mul::cost`].
+    pub fn eval<T: Transport, D: Dealer, K: MatMul>(
+        &self,
+        s: &mut Session<T, D, K>,
+        y: &mut [u64],
+        out_frac: u32,
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<()> {
+        let n = y.len();
+        let [c0, c1, c2] = self.coefficients();
+        let one = s.party.share_of_public(1u64 << self.w);
+        let c0 = s.party.share_of_public(c0 as u64);
+        let mut ar = Arena::new(scratch);
+        let scaled = ar.take(n)?;
+        let addend = ar.take(n)?;
+        for i in 0..n {
+            y[i] = y[i].wrapping_sub(one);
+            scaled[i] = y[i].wrapping_mul(c2 as u64);
+            addend[i] = c0.wrapping_add(y[i].wrapping_mul(c1 as u64));
+        }
+        mul::mul_plus_by(
+            s,
+            AShare::from_raw_slice(y),
+            AShare::from_raw_slice(scaled),
+            AShare::from_raw_slice(addend),
+            out,
+            self.scale() - out_frac,
+            ar.rest(),
+        )
+    }
+
+    /// Scratch words of [`Quadratic::eval`] on `n` values.
+    pub fn scratch_words(n: usize) -> usize {
+        2 * n + mul::scratch_words(n)
+    }
 }

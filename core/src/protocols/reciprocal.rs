@@ -298,22 +298,12 @@ pub mod fine {
     /// The normalization's scale: `2 / (1 + 2^(-1/8))`.
     const C8: f64 = 1.043_294_617_499_389_1;
 
-    fn coefficients() -> [i64; 3] {
-        let r = |c: f64, bits: u32| crate::fxp::round_i64(c * libm::exp2(bits as f64));
-        [
-            r(D[0], 2 * WORK_FRAC + G),
-            r(D[1], WORK_FRAC + G),
-            r(D[2], G),
-        ]
-    }
-
-    /// `x` in the saturation bucket (`u = -1`): `d0 - d1 + d2` as rounded.
-    fn x_above() -> f64 {
-        let [c0, c1, c2] = coefficients();
-        c0 as f64 / libm::exp2((2 * WORK_FRAC + G) as f64)
-            - c1 as f64 / libm::exp2((WORK_FRAC + G) as f64)
-            + c2 as f64 / libm::exp2(G as f64)
-    }
+    /// The first guess (see [`norm::Quadratic`]).
+    const GUESS: norm::Quadratic = norm::Quadratic {
+        d: D,
+        w: WORK_FRAC,
+        g: G,
+    };
 
     pub(super) fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
         s: &mut Session<T, D, K>,
@@ -338,26 +328,8 @@ pub mod fine {
             ar.sub().rest(),
         )?;
         let factors = nz.factors();
-        let [c0, c1, c2] = coefficients();
-        let one = s.party.share_of_public(1u64 << WORK_FRAC);
-        let c0 = s.party.share_of_public(c0 as u64);
-        let scaled = ar.take(n)?;
-        let addend = ar.take(n)?;
-        for i in 0..n {
-            u[i] = u[i].wrapping_sub(one);
-            scaled[i] = u[i].wrapping_mul(c2 as u64);
-            addend[i] = c0.wrapping_add(u[i].wrapping_mul(c1 as u64));
-        }
         let x = ar.take(n)?;
-        mul::mul_plus_by(
-            s,
-            AShare::from_raw_slice(u),
-            AShare::from_raw_slice(scaled),
-            AShare::from_raw_slice(addend),
-            AShare::from_raw_slice_mut(x),
-            2 * WORK_FRAC + G - X_FRAC,
-            ar.sub().rest(),
-        )?;
+        GUESS.eval(s, u, X_FRAC, AShare::from_raw_slice_mut(x), ar.sub().rest())?;
         let (lo, _) = spec.range();
         let above = spec.above;
         norm::rescale(
@@ -367,7 +339,7 @@ pub mod fine {
             X_FRAC,
             |j| {
                 if j >= spec.hi {
-                    above / x_above()
+                    above / GUESS.at_minus_one()
                 } else {
                     factors.get(C8, j)
                 }

@@ -39,7 +39,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::mul;
-use super::norm::{self, Factors, Normalized, Spec};
+use super::norm::{self, Factors, Normalized, Quadratic, Spec};
 
 /// Fractional bits of the normalized input `Y` (and of `u = Y - 1`).
 pub const WORK_FRAC: u32 = 24;
@@ -60,22 +60,16 @@ const C4: f64 = 1.086_427_233_725_889_8;
 /// their precision across a wide range).
 pub const R_FRAC: u32 = 20;
 
-/// The integer coefficients `[round(d0 2^S), round(d1 2^(W+G)), round(d2 2^G)]`.
-fn coefficients() -> [i64; 3] {
-    let r = |c: f64, bits: u32| crate::fxp::round_i64(c * libm::exp2(bits as f64));
-    [
-        r(D[0], 2 * WORK_FRAC + G),
-        r(D[1], WORK_FRAC + G),
-        r(D[2], G),
-    ]
-}
+/// The first guess (see [`Quadratic`]).
+const GUESS: Quadratic = Quadratic {
+    d: D,
+    w: WORK_FRAC,
+    g: G,
+};
 
 /// `r` in the saturation bucket (`Y = 0`, `u = -1`): `d0 - d1 + d2` as rounded.
 pub fn r_above() -> f64 {
-    let [c0, c1, c2] = coefficients();
-    c0 as f64 / libm::exp2((2 * WORK_FRAC + G) as f64)
-        - c1 as f64 / libm::exp2((WORK_FRAC + G) as f64)
-        + c2 as f64 / libm::exp2(G as f64)
+    GUESS.at_minus_one()
 }
 
 /// The coarsening that keeps each threshold exact to `1/256` of the lowest one.
@@ -141,26 +135,7 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
         storage,
         ar.sub().rest(),
     )?;
-    // u = Y - 1; the product u (D2 u) and the addend d0 2^S + D1 u, both at S bits.
-    let [c0, c1, c2] = coefficients();
-    let one = s.party.share_of_public(1u64 << WORK_FRAC);
-    let c0 = s.party.share_of_public(c0 as u64);
-    let scaled = ar.take(n)?;
-    let addend = ar.take(n)?;
-    for i in 0..n {
-        u[i] = u[i].wrapping_sub(one);
-        scaled[i] = u[i].wrapping_mul(c2 as u64);
-        addend[i] = c0.wrapping_add(u[i].wrapping_mul(c1 as u64));
-    }
-    mul::mul_plus_by(
-        s,
-        AShare::from_raw_slice(u),
-        AShare::from_raw_slice(scaled),
-        AShare::from_raw_slice(addend),
-        r,
-        2 * WORK_FRAC + G - R_FRAC,
-        ar.rest(),
-    )?;
+    GUESS.eval(s, u, R_FRAC, r, ar.rest())?;
     Ok(nz)
 }
 

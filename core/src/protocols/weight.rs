@@ -460,28 +460,19 @@ pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let (k, n) = (w.k, w.n);
-    let m = x.len().checked_div(k).unwrap_or(0);
-    check_len("owned product input", m * k, x.len())?;
-    check_len("owned product output", m * n, out.len())?;
-    let faithful = s.trunc_mode == TruncMode::Faithful;
-    if faithful {
-        s.dealer.request(&[
-            owned_item(w, m, false),
-            trunc::item(m * n, s.enc.frac_bits()),
-        ])?;
-    } else {
-        s.dealer.request(&[owned_item(w, m, false)])?;
-    }
-    let mut ar = Arena::new(scratch);
-    let e = ar.take(m * k)?;
-    let o = AShare::raw_slice_mut(out);
-    take_owned(s, w, m, e, false, o)?;
-    open_owned(s, w, m, Some(AShare::raw_slice(x)), e, o)?;
+    let m = owned_rows(w, x, out)?;
+    let f = s.enc.frac_bits();
     match s.trunc_mode {
-        TruncMode::Faithful => trunc::run(s, out, ar.rest()),
+        TruncMode::Faithful => {
+            s.dealer
+                .request(&[owned_item(w, m, false), trunc::item(m * w.n, f)])?;
+            owned_product(s, w, m, x, out, scratch)?;
+            trunc::run(s, out, scratch)
+        }
         TruncMode::LocalSecureMl => {
-            trunc::local(s.party, o, s.enc.frac_bits());
+            s.dealer.request(&[owned_item(w, m, false)])?;
+            owned_product(s, w, m, x, out, scratch)?;
+            trunc::local(s.party, AShare::raw_slice_mut(out), f);
             Ok(())
         }
     }
@@ -497,12 +488,29 @@ pub fn apply_owned_wide<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let (k, n) = (w.k, w.n);
-    let m = x.len().checked_div(k).unwrap_or(0);
-    check_len("owned product input", m * k, x.len())?;
-    check_len("owned product output", m * n, out.len())?;
+    let m = owned_rows(w, x, out)?;
     s.dealer.request(&[owned_item(w, m, false)])?;
-    let e = Arena::new(scratch).take(m * k)?;
+    owned_product(s, w, m, x, out, scratch)
+}
+
+/// The rows `m` of an owned product's input `x` (`m x k`), checking `x` and `out`.
+fn owned_rows(w: &OwnedWeight<'_>, x: &[AShare], out: &[AShare]) -> Result<usize> {
+    let m = x.len().checked_div(w.k).unwrap_or(0);
+    check_len("owned product input", m * w.k, x.len())?;
+    check_len("owned product output", m * w.n, out.len())?;
+    Ok(m)
+}
+
+/// The untruncated owned product on requested material (scratch: `m k` words).
+fn owned_product<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    m: usize,
+    x: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let e = Arena::new(scratch).take(m * w.k)?;
     let o = AShare::raw_slice_mut(out);
     take_owned(s, w, m, e, false, o)?;
     open_owned(s, w, m, Some(AShare::raw_slice(x)), e, o)
