@@ -98,15 +98,30 @@ pub fn widen_in_place(buf: &mut [u64], width: u8) {
     if w >= 8 {
         return;
     }
-    for i in (0..buf.len()).rev() {
-        let mut tmp = [0u8; 8];
+    // Blocks from the back: block `[i, i + m)` reads bytes `[i w, (i + m) w)`, below its
+    // own words' bytes `[8 i, ...)` once `i w <= 8 i`, and above every earlier block's
+    // bytes, so copying the block's bytes out first makes the in-place order safe.
+    let mut end = buf.len();
+    let mut tmp = [0u8; 8 * BLOCK + 8];
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let m = end - start;
         {
             let bytes: &[u8] = bytemuck::cast_slice(&buf[..]);
-            tmp[..w].copy_from_slice(&bytes[i * w..i * w + w]);
+            tmp[..m * w].copy_from_slice(&bytes[start * w..end * w]);
         }
-        buf[i] = u64::from_le_bytes(tmp);
+        let mask = (1u64 << (8 * w)) - 1;
+        for (j, word) in buf[start..end].iter_mut().enumerate() {
+            // Reads 8 bytes (the tail of `tmp` is slack) and keeps `w`.
+            let b: [u8; 8] = tmp[j * w..j * w + 8].try_into().expect("8 bytes");
+            *word = u64::from_le_bytes(b) & mask;
+        }
+        end = start;
     }
 }
+
+/// Words per block of [`widen_in_place`] and [`narrow_in_place`].
+const BLOCK: usize = 256;
 
 /// Narrows words to their low `width` bytes, in place (the inverse of [`widen_in_place`]);
 /// returns the byte view of the narrowed data.
@@ -114,10 +129,18 @@ pub fn narrow_in_place(buf: &mut [u64], width: u8) -> &[u8] {
     let w = width as usize;
     let n = buf.len();
     if w < 8 {
-        for i in 0..n {
-            let b = buf[i].to_le_bytes();
+        // Blocks from the front: block `[i, i + m)` writes bytes `[i w, (i + m) w)`, which
+        // only covers words below `i + m` (already read into `tmp`).
+        let mut tmp = [0u8; 8 * BLOCK + 8];
+        let mut start = 0;
+        while start < n {
+            let m = BLOCK.min(n - start);
+            for (j, word) in buf[start..start + m].iter().enumerate() {
+                tmp[j * w..j * w + 8].copy_from_slice(&word.to_le_bytes());
+            }
             let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..]);
-            bytes[i * w..i * w + w].copy_from_slice(&b[..w]);
+            bytes[start * w..(start + m) * w].copy_from_slice(&tmp[..m * w]);
+            start += m;
         }
     }
     let bytes: &[u8] = bytemuck::cast_slice(&buf[..]);
@@ -142,6 +165,40 @@ mod tests {
                 } else {
                     (1u64 << (8 * width)) - 1
                 };
+                assert_eq!(*a, b & m);
+            }
+        }
+    }
+
+    #[test]
+    fn narrow_then_widen_across_blocks() {
+        let n = 3 * BLOCK + 17;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let orig: [u64; 3 * BLOCK + 17] = core::array::from_fn(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        });
+        for width in 0..=8u8 {
+            let mut v = orig;
+            let expect_bytes: [u8; 8 * (3 * BLOCK + 17)] = {
+                let mut b = [0u8; 8 * (3 * BLOCK + 17)];
+                for (i, o) in orig.iter().enumerate() {
+                    let w = width as usize;
+                    b[i * w..i * w + w].copy_from_slice(&o.to_le_bytes()[..w]);
+                }
+                b
+            };
+            let w = width as usize;
+            assert_eq!(narrow_in_place(&mut v, width), &expect_bytes[..n * w]);
+            widen_in_place(&mut v, width);
+            let m = if width == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * w)) - 1
+            };
+            for (a, b) in v.iter().zip(orig) {
                 assert_eq!(*a, b & m);
             }
         }

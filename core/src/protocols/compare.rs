@@ -507,6 +507,9 @@ enum Src {
     Monomial(usize),
 }
 
+/// Words per block of [`carry_level`]'s local products.
+const WORD_BLOCK: usize = 64;
+
 /// The expansion of each of a node's terms: `prod_f (e_f ^ m_f) = XOR over subsets S of
 /// (AND of the opened e_f outside S) & [AND of the masks in S]`, as
 /// `(term, factors outside S, share of S)`.
@@ -580,43 +583,55 @@ fn carry_level<T: Transport, D: Dealer, K: MatMul>(
         let exp = expansion(nd);
         let nterms = nd.terms().len();
         let gterms = nd.size.saturating_sub(1);
-        for w in 0..nw {
-            let mut z = [0u64; 5];
+        let top = base + nd.size - 1;
+        // Blocks of words: every term of the expansion is one straight pass over the block.
+        let mut w0 = 0;
+        while w0 < nw {
+            let m = WORD_BLOCK.min(nw - w0);
+            let mut z = [[0u64; WORD_BLOCK]; 5];
             for &(ti, outside, src) in exp.iter() {
-                let mut pubp = !0u64;
+                let mut pubp = [!0u64; WORD_BLOCK];
                 let mut bits = outside;
                 while bits != 0 {
                     let f = bits.trailing_zeros() as usize;
-                    pubp &= open[(fo + f) * nw + w];
+                    let row = &open[(fo + f) * nw + w0..][..m];
+                    for (a, o) in pubp.iter_mut().zip(row) {
+                        *a &= *o;
+                    }
                     bits &= bits - 1;
                 }
+                let zt = &mut z[ti as usize][..m];
                 let share = match src {
-                    Src::One => {
-                        if p0 {
-                            !0u64
-                        } else {
-                            0
-                        }
-                    }
-                    Src::Mask(f) => masks[(fo + f) * nw + w],
-                    Src::Monomial(m) => monos[(mo + m) * nw + w],
+                    Src::One if p0 => None,
+                    Src::One => continue,
+                    Src::Mask(f) => Some(&masks[(fo + f) * nw + w0..][..m]),
+                    Src::Monomial(k) => Some(&monos[(mo + k) * nw + w0..][..m]),
                 };
-                z[ti as usize] ^= pubp & share;
+                match share {
+                    None => zt.iter_mut().zip(&pubp).for_each(|(z, a)| *z ^= *a),
+                    Some(sh) => zt
+                        .iter_mut()
+                        .zip(pubp.iter().zip(sh))
+                        .for_each(|(z, (a, b))| *z ^= *a & *b),
+                }
             }
-            let top = base + nd.size - 1;
-            let mut gn = g[top * nw + w];
-            for zt in &z[..gterms] {
-                gn ^= *zt;
+            for k in 0..m {
+                let w = w0 + k;
+                let mut gn = g[top * nw + w];
+                for zt in &z[..gterms] {
+                    gn ^= zt[k];
+                }
+                let pn = match (nd.need_p, nd.size) {
+                    (false, _) => 0,
+                    (true, 1) => p[base * nw + w],
+                    (true, _) => z[nterms - 1][k],
+                };
+                // Row j < 4j = base for j > 0 (already read); row 0 is rewritten only
+                // after its node has read its members' word w.
+                g[j * nw + w] = gn;
+                p[j * nw + w] = pn;
             }
-            let pn = match (nd.need_p, nd.size) {
-                (false, _) => 0,
-                (true, 1) => p[base * nw + w],
-                (true, _) => z[nterms - 1],
-            };
-            // Row j < 4j = base for j > 0 (already read); row 0 is rewritten only after
-            // its node has read its members' word w.
-            g[j * nw + w] = gn;
-            p[j * nw + w] = pn;
+            w0 += m;
         }
         fo += nd.factors();
         mo += nd.monomials().len();
