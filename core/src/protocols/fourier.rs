@@ -258,7 +258,7 @@ mod tests {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for p in [1u32, 2, 3, 4, 12, 27, 40, 63] {
             let top = if p == 64 { u64::MAX } else { (1u64 << p) - 1 };
-            let mut check = |d: u64| {
+            let check = |d: u64| {
                 let (s, c) = sincos_turns(d, p);
                 let a = 2.0 * core::f64::consts::PI * (d as f64 / (1u64 << p) as f64);
                 let (rs, rc) = libm::sincos(a);
