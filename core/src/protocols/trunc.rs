@@ -223,18 +223,19 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
             let alpha = (alpha_w[wi] >> bi) & 1;
             let beta = (beta_w[wi] >> bi) & 1;
             let rbit = (r[wi] >> bi) & 1;
-            let sa = 1u64.wrapping_sub(alpha << 1); // 1 - 2 alpha
-            let sb = 1u64.wrapping_sub(beta << 1); // 1 - 2 beta
-            let common = sa.wrapping_mul(sb).wrapping_mul(sh[i]);
+            // (1 - 2a)(1 - 2b) sh is sh or -sh; b (1 - 2a) r and a (1 - 2b) r are
+            // (1 - 2a) or (1 - 2b) when the bits multiplying them are set: selects, no
+            // multiplies.
+            let flip = (alpha ^ beta).wrapping_neg();
+            let common = (sh[i] ^ flip).wrapping_sub(flip);
             let ab = if p0 {
+                let sa = 1u64.wrapping_sub(alpha << 1);
                 (alpha & beta)
-                    .wrapping_add(beta.wrapping_mul(sa).wrapping_mul(rbit))
+                    .wrapping_add(sa & (beta & rbit).wrapping_neg())
                     .wrapping_add(common)
             } else {
-                alpha
-                    .wrapping_mul(sb)
-                    .wrapping_mul(rbit)
-                    .wrapping_add(common)
+                let sb = 1u64.wrapping_sub(beta << 1);
+                (sb & (alpha & rbit).wrapping_neg()).wrapping_add(common)
             };
             // This party's share of z's msb: a at P0, b at P1.
             let v = &mut x[i];
