@@ -200,7 +200,11 @@ fn dims(m: &ModelShape, pass: &PassShape) -> LayerDims {
 }
 
 impl Buffers {
-    fn fit(&mut self, m: &ModelShape, pass: &PassShape, f: u32) {
+    /// Sizes the buffers for `pass` (and touches them: the first write to fresh pages is
+    /// where the kernel zeroes them). The sessions call it when a pass shape is ordered,
+    /// so that a session's first online pass does not pay for it; [`forward`] calls it
+    /// again, which is free once the sizes match.
+    pub(crate) fn fit(&mut self, m: &ModelShape, pass: &PassShape, f: u32) {
         let rows = pass.rows();
         resize(&mut self.x, rows * m.hidden);
         resize(&mut self.scratch, scratch_words(m, pass, f));

@@ -225,6 +225,9 @@ impl<'m, K: MatMul> P0Session<'m, K> {
                         count,
                     });
                     peer.send_msg(FrameKind::Control, &FromP0::Accepted)?;
+                    // While P1 waits for the pool, not inside the first online pass.
+                    let f = Fxp::default().frac_bits();
+                    self.buffers.fit(&self.state.setup.shape, &shape, f);
                 }
                 ToP0::Infer { prep, index } => {
                     let cost = self.online(peer, prep, index)?;

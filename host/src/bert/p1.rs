@@ -341,6 +341,9 @@ impl<L: Transport + Send + 'static, K: MatMul + Clone + Send + 'static> P1Sessio
         });
         let q = self.outstanding.entry(shape).or_default();
         q.extend((first..next).map(|i| (prep, i)));
+        // Sized now, so the first online pass of this shape does not fault its pages in.
+        self.buffers
+            .fit(&self.shape, &shape, Fxp::default().frac_bits());
         Ok(())
     }
 
