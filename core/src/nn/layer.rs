@@ -559,16 +559,21 @@ fn mask_shared<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let (t, per_text) = (d.seq, d.heads * d.seq * d.seq);
     let n = d.batch * per_text;
-    let key = |idx: usize| (idx / per_text) * t + idx % t;
+    // Score `idx` is row `idx / t` of text `idx / per_text` and key `idx % t`: walked as
+    // texts, rows and keys (no division per element).
     match softmax {
         Softmax::Exact => {
             let off = s.encoding().encode(MASK_OFFSET)?;
             let minus = s.party().share_of_public(off);
             let m = AShare::raw_slice(values);
-            for (idx, v) in AShare::raw_slice_mut(scores).iter_mut().enumerate() {
-                *v = v
-                    .wrapping_add(m[key(idx)].wrapping_mul(off))
-                    .wrapping_sub(minus);
+            let sc = AShare::raw_slice_mut(scores);
+            for (text, block) in sc.chunks_mut(per_text.max(1)).enumerate() {
+                let keys = &m[text * t..(text + 1) * t];
+                for row in block.chunks_mut(t.max(1)) {
+                    for (v, mk) in row.iter_mut().zip(keys) {
+                        *v = v.wrapping_add(mk.wrapping_mul(off)).wrapping_sub(minus);
+                    }
+                }
             }
             Ok(())
         }
@@ -576,9 +581,14 @@ fn mask_shared<T: Transport, D: Dealer, K: MatMul>(
             let cc = s.party().share_of_public(s.encoding().encode(c)?);
             let mut ar = Arena::new(scratch);
             let expanded = ar.take_zeroed(words_for_bits(n))?;
-            for idx in 0..n {
-                let k = key(idx);
-                expanded[idx / 64] |= ((bits[k / 64] >> (k % 64)) & 1) << (idx % 64);
+            let mut idx = 0;
+            for text in 0..d.batch {
+                for _row in 0..d.heads * t {
+                    for k in text * t..(text + 1) * t {
+                        expanded[idx / 64] |= ((bits[k / 64] >> (k % 64)) & 1) << (idx % 64);
+                        idx += 1;
+                    }
+                }
             }
             let shifted = ar.take(n)?;
             for (o, v) in shifted.iter_mut().zip(AShare::raw_slice(scores)) {
