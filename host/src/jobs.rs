@@ -16,7 +16,7 @@ use secformer_core::transport::NullTransport;
 use crate::kernel::HostKernel;
 use secformer_core::kernel::MatMul;
 use secformer_core::party::PartyId;
-use secformer_core::protocols::{input, reveal, weight};
+use secformer_core::protocols::{input, lookup, reveal, weight};
 use secformer_core::session::Session;
 use secformer_core::share::AShare;
 use secformer_core::transport::{Stats, Transport};
@@ -203,9 +203,19 @@ pub fn prepare_live<D: Dealer, K: MatMul>(
                 })
                 .collect();
             dealer.take(*item, &mut views)?;
-            if let (Item::OwnedTriple { m, k, n, .. }, Some(f)) = (*item, f) {
-                let (a, c) = views.split_at_mut(1);
-                weight::prepare_owned(kernel, (m as usize, k as usize, n as usize), a[0], f, c[0])?;
+            match (*item, f) {
+                (Item::OwnedTriple { m, k, n, .. }, Some(f)) => {
+                    let (a, c) = views.split_at_mut(1);
+                    let dims = (m as usize, k as usize, n as usize);
+                    weight::prepare_owned(kernel, dims, a[0], f, c[0])?;
+                }
+                (Item::OwnedLookup { m, k, n, .. }, Some(f)) => {
+                    let dims = (m as usize, k as usize, n as usize);
+                    let mut scratch =
+                        vec![0u64; lookup::prepare_scratch_words(dims.0, dims.1, dims.2)];
+                    lookup::prepare(kernel, dims, f, &mut views, &mut scratch)?;
+                }
+                _ => {}
             }
             let ro: Vec<&[u64]> = views.iter().map(|v| &**v).collect();
             w.item(item, party, &ro)?;

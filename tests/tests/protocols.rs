@@ -3,7 +3,7 @@
 
 use secformer_core::party::PartyId;
 use secformer_core::protocols::{
-    input, linear, matmul, mul, reveal, sqscale, square, trunc, weight,
+    input, linear, lookup, matmul, mul, reveal, sqscale, square, trunc, weight,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -451,6 +451,76 @@ fn owned_onehot_product_is_exact() {
             }
         }
     }
+}
+
+/// The factored lookup (the token embedding): ids anywhere in a table whose rows are not
+/// a square (the last block is partial), rows with no id, more rows than one chunk; the
+/// result is the table's rows exactly, and the traffic is `lookup::cost` (one round at
+/// P0 for all chunks, `8 ceil(sqrt V)` bytes per row from P1).
+#[test]
+fn owned_lookup_is_exact() {
+    for (k, n) in [(40, 5), (1, 3), (49, 2)] {
+        let m = 2 * lookup::CHUNK + 7;
+        let ids: Vec<u32> = (0..m)
+            .map(|r| match r % 9 {
+                0 => lookup::NONE,
+                1 => 0,
+                2 => k as u32 - 1,
+                _ => ((r * 7919) % k) as u32,
+            })
+            .collect();
+        let w = reals(23, k * n, -2.0, 2.0);
+        for net in NETS {
+            let (r, _) = run(net, |s| {
+                let plain = enc(&w);
+                let own = s.party().is_p0().then_some(&plain[..]);
+                let mut f = vec![0u64; if s.party().is_p0() { 0 } else { k * n }];
+                let mut setup = vec![0u64; weight::setup_owned_scratch_words(s.party(), k, n)];
+                let sw = weight::setup_owned(s, 11, k, n, own, &mut f, &mut setup)?;
+                let mut scratch = vec![0u64; lookup::scratch_words(m, k, n)];
+                let mut outs = Vec::new();
+                for _ in 0..2 {
+                    let mine = (!s.party().is_p0()).then_some(&ids[..]);
+                    let mut z = vec![AShare::default(); m * n];
+                    let before = s.peer_stats();
+                    lookup::lookup(s, &sw, m, mine, &mut z, &mut scratch)?;
+                    let st = s.peer_stats().since(&before);
+                    let want = lookup::cost(m, k, s.party().is_p0());
+                    assert_eq!(
+                        (st.rounds, st.payload_sent),
+                        (want.rounds, want.bytes(s.party()))
+                    );
+                    outs.push(open(s, &z)?);
+                }
+                Ok(outs)
+            })
+            .unwrap();
+            let table = grid(&w);
+            for got in &r {
+                for (row, &id) in ids.iter().enumerate() {
+                    let want: Vec<f64> = match id {
+                        lookup::NONE => vec![0.0; n],
+                        j => table[j as usize * n..(j as usize + 1) * n].to_vec(),
+                    };
+                    assert_eq!(&got[row * n..(row + 1) * n], &want[..], "V {k}, row {row}");
+                }
+            }
+        }
+    }
+}
+
+/// The lookup's square: the smallest `S` with `S^2 >= V`.
+#[test]
+fn lookup_side_is_the_ceiling_square_root() {
+    for v in 1..5000usize {
+        let s = lookup::side(v);
+        assert!(s * s >= v && (s - 1) * (s - 1) < v, "V {v}: S {s}");
+    }
+    assert_eq!(lookup::side(30522), 175);
+    assert_eq!(
+        lookup::cost(128, 30522, false).bytes(PartyId::P1),
+        128 * 1400
+    );
 }
 
 /// P1's 4-byte opening of a 0/1 entry: `E + Abar = x` over the integers for every mask

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -122,6 +122,25 @@ pub enum Item {
         /// P1's rows are a 0/1 matrix opened modulo `2^32`
         /// ([`crate::protocols::weight::apply_owned_onehot`]).
         onehot: bool,
+    },
+    /// A fresh mask for `m` lookups in a table that P0 owns in the clear
+    /// ([`crate::protocols::lookup`]): the table (weight `id`, `k x n`) is indexed by
+    /// `t = h S + l` with `S = ceil(sqrt k)`; P1 draws one-hot masks `a` (of `h`) and `b`
+    /// (of `l`), `m x S` each, as [`Fill::OnehotMask`] of 32 bits, P0 holds no share of
+    /// them, and both get shares of `G_b[i][h] = sum_l b_il B[hS + l]` and
+    /// `G_a[i][l] = sum_h a_ih B[hS + l]` (`m x S x n` each) and of
+    /// `K[i] = sum_h a_ih G_b[i][h]` (`m x n`) for the weight's mask `B`. Before the
+    /// online phase P1 adds the same sums over its `F = W - B` (see
+    /// [`Dealer::prepared_weights`]).
+    OwnedLookup {
+        /// Weight id (its mask `B` is P0's draw of [`Item::WeightMaskOwned`]).
+        id: u32,
+        /// Lookups (table rows looked up).
+        m: u32,
+        /// Rows of the table (`V`).
+        k: u32,
+        /// Columns of the table.
+        n: u32,
     },
     /// Faithful-truncation material for `n` elements: private bits `u` (P0), `v` (P1)
     /// and additive shares of `u*v` mod `2^f`.
@@ -379,6 +398,20 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
             });
             push(corr(prod(&[m, n]), 8));
         }
+        Item::OwnedLookup { m, k, n, .. } => {
+            let (m, n) = (m as usize, n as usize);
+            let side = crate::protocols::lookup::side(k as usize);
+            let mask = Slot {
+                p0: Source::Zero,
+                fill: Fill::OnehotMask(crate::protocols::weight::ONEHOT_BITS),
+                ..words(prod(&[m, side]))
+            };
+            push(mask);
+            push(mask);
+            push(corr(prod(&[m, side, n]), 8));
+            push(corr(prod(&[m, side, n]), 8));
+            push(corr(prod(&[m, n]), 8));
+        }
         Item::Trunc { n, f } => {
             push(bits(n as usize));
             push(corr(n as usize, (f as u32).div_ceil(8).clamp(1, 8) as u8));
@@ -497,7 +530,8 @@ pub trait Dealer {
     fn stats(&self) -> Stats;
 
     /// Whether P1's [`Item::OwnedTriple`] material already holds `A F + C` in its second
-    /// slot (material prepared ahead of the online phase, [`material`]) rather than D's
+    /// slot (and its [`Item::OwnedLookup`] material the sums over `F`, see
+    /// [`crate::protocols::lookup::prepare`]) (material prepared ahead of the online phase, [`material`]) rather than D's
     /// raw `C` (a live stream, where the consumer multiplies `A F` itself).
     fn prepared_weights(&self) -> bool {
         false

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::kernel::MatMul;
 use crate::party::PartyId;
 use crate::prg::{pass_stream, Prg, Seed, STREAM_MAIN};
+use crate::protocols::lookup;
 use crate::transport::{FrameKind, Stats, Transport};
 
 use super::draw::{draw, narrow_in_place, weight_stream};
@@ -321,22 +322,34 @@ impl<K: MatMul> DealerService<K> {
     }
 
     fn correct(&mut self, item: &Item, p0: &[Vec<u64>], p1: &mut [Vec<u64>]) -> Result<()> {
-        if let Item::OwnedTriple { id, m, k, n, .. } = *item {
-            match self.owned.get(&id) {
-                Some(&(wk, wn)) if (wk, wn) != (k, n) => {
-                    return Err(Error::Param(
-                        "owned-weight triple shape differs from the registered weight",
-                    ))
+        if let Item::OwnedLookup { id, m, k, n } = *item {
+            self.check_owned(id, k, n)?;
+            let (m, k, n) = (m as usize, k as usize, n as usize);
+            for (c1, c0) in p1[2..].iter_mut().zip(&p0[2..]) {
+                for (d, s) in c1.iter_mut().zip(c0) {
+                    *d = s.wrapping_neg();
                 }
-                // Its mask `B` is defined only once the weight is registered (and the
-                // product's cost is then bounded by the registered matrix).
-                None => {
-                    return Err(Error::Param(
-                        "owned-weight triple for a weight that was never registered",
-                    ))
-                }
-                _ => {}
             }
+            let mut scratch = vec![0u64; lookup::prepare_scratch_words(m, k, n)];
+            let mut brows = Prg::new(&self.seeds[0], weight_stream(id));
+            let mut rows = lookup::PrgRows { prg: &mut brows, n };
+            let (masks, sums) = p1.split_at_mut(2);
+            let (gb, rest) = sums.split_at_mut(1);
+            let (ga, kk) = rest.split_at_mut(1);
+            return lookup::add_sums(
+                &self.kernel,
+                (m, k, n),
+                &masks[0],
+                &masks[1],
+                &mut rows,
+                &mut gb[0],
+                &mut ga[0],
+                &mut kk[0],
+                &mut scratch,
+            );
+        }
+        if let Item::OwnedTriple { id, m, k, n, .. } = *item {
+            self.check_owned(id, k, n)?;
             let (m, k, n) = (m as usize, k as usize, n as usize);
             let mut scratch = vec![0u64; gen::owned_scratch_words(m, k, n)];
             let mut brows = Prg::new(&self.seeds[0], weight_stream(id));
@@ -351,6 +364,26 @@ impl<K: MatMul> DealerService<K> {
                 &mut scratch,
             );
         }
+        self.correct_generic(item, p0, p1)
+    }
+
+    /// Checks that an owned-weight item matches its registered weight: its mask `B` is
+    /// defined only once the weight is registered (and the item's cost is then bounded by
+    /// the registered matrix).
+    fn check_owned(&self, id: u32, k: u32, n: u32) -> Result<()> {
+        match self.owned.get(&id) {
+            Some(&(wk, wn)) if (wk, wn) != (k, n) => Err(Error::Param(
+                "owned-weight item shape differs from the registered weight",
+            )),
+            None => Err(Error::Param(
+                "owned-weight item for a weight that was never registered",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Items whose corrections need nothing but the item's draws (and registered masks).
+    fn correct_generic(&mut self, item: &Item, p0: &[Vec<u64>], p1: &mut [Vec<u64>]) -> Result<()> {
         let mask = match item {
             Item::WeightTriple { id, k, n, .. } => match self.weights.get(id) {
                 Some((wk, wn, b)) if wk == k && wn == n => Some(b.as_slice()),

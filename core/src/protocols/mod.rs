@@ -13,6 +13,7 @@ pub mod gelu;
 pub mod input;
 pub mod layernorm;
 pub mod linear;
+pub mod lookup;
 pub mod matmul;
 pub mod mul;
 pub mod norm;

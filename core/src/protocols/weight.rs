@@ -308,6 +308,11 @@ impl OwnedWeight<'_> {
     pub fn matrix(&self) -> &[u64] {
         self.mat
     }
+    /// P0's `W` as 32-bit values when kept that way ([`OwnedWeight::view_i32`]; empty
+    /// otherwise).
+    pub fn narrow_matrix(&self) -> &[i32] {
+        self.narrow
+    }
 }
 
 /// Scratch words [`setup_owned`] needs at P0 (the mask of the weight; 0 at P1).

@@ -13,7 +13,7 @@ use secformer_core::kernel::MatMul;
 use secformer_core::nn::{self, embed, layer, pool, Keys, LayerDims, Probe};
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
-use secformer_core::protocols::{input, reveal};
+use secformer_core::protocols::{input, lookup, reveal};
 use secformer_core::session::Session;
 use secformer_core::share::AShare;
 use secformer_core::transport::Transport;
@@ -27,8 +27,8 @@ pub trait Role {
     /// What the party learns.
     type Output;
 
-    /// P1's one-hot token rows (`rows x V`, ring 0/1); `None` at P0.
-    fn onehot(&self) -> Option<&[u64]>;
+    /// P1's token ids (`rows`, [`lookup::NONE`] for a row of a missing text); `None` at P0.
+    fn ids(&self) -> Option<&[u32]>;
 
     /// P0's position plus token-type embeddings of the pass (`rows x H`); empty at P1.
     fn public(&self) -> &[u64];
@@ -53,7 +53,7 @@ pub struct P0Role<'a> {
 
 impl Role for P0Role<'_> {
     type Output = ();
-    fn onehot(&self) -> Option<&[u64]> {
+    fn ids(&self) -> Option<&[u32]> {
         None
     }
     fn public(&self) -> &[u64] {
@@ -75,7 +75,7 @@ impl Role for P0Role<'_> {
 /// P1's inputs for one pass, in buffers reused from pass to pass.
 #[derive(Default)]
 pub struct P1Role {
-    onehot: Vec<u64>,
+    ids: Vec<u32>,
     mask: Vec<u64>,
     weights: Vec<f64>,
 }
@@ -88,8 +88,8 @@ impl P1Role {
         if texts.len() > pass.batch {
             anyhow::bail!("{} texts do not fit a pass of {}", texts.len(), pass.batch);
         }
-        self.onehot.clear();
-        self.onehot.resize(rows * v, 0);
+        self.ids.clear();
+        self.ids.resize(rows, lookup::NONE);
         self.mask.clear();
         self.mask.resize(rows, 0);
         self.weights.clear();
@@ -109,7 +109,7 @@ impl P1Role {
                 if id >= v {
                     anyhow::bail!("token id {id} is outside the vocabulary of {v}");
                 }
-                self.onehot[(b * t + r) * v + id] = 1;
+                self.ids[b * t + r] = id as u32;
             }
             for r in 0..n {
                 self.mask[b * t + r] = 1;
@@ -122,8 +122,8 @@ impl P1Role {
 
 impl Role for P1Role {
     type Output = Vec<f64>;
-    fn onehot(&self) -> Option<&[u64]> {
-        Some(&self.onehot)
+    fn ids(&self) -> Option<&[u32]> {
+        Some(&self.ids)
     }
     fn public(&self) -> &[u64] {
         &[]
@@ -256,7 +256,7 @@ pub fn forward<T: Transport, D: Dealer, K: MatMul, R: Role>(
         s,
         &w.embedding,
         rows,
-        role.onehot(),
+        role.ids(),
         role.public(),
         w.emb_ln.0,
         w.emb_ln.1,

@@ -18,7 +18,7 @@ use secformer_core::dealer::{layout, recv_correction, Item, Source};
 use secformer_core::kernel::MatMul;
 use secformer_core::party::PartyId;
 use secformer_core::prg::{pass_stream, Prg, Seed};
-use secformer_core::protocols::weight;
+use secformer_core::protocols::{lookup, weight};
 use secformer_core::transport::Transport;
 
 use super::fmat::FSource;
@@ -109,17 +109,27 @@ where
     Ok(())
 }
 
-/// P1's offline step of an owned-weight triple: `C -> A F + C`.
+/// P1's offline step of an owned-weight item: `C -> A F + C` for a product, the sums
+/// over `F` for a lookup ([`lookup::prepare`]).
 fn prepare_item<K: MatMul>(
     item: &Item,
     f: &mut FSource<'_>,
     kernel: &K,
     slots: &mut [&mut [u64]],
 ) -> Result<()> {
-    if let Item::OwnedTriple { id, m, k, n, .. } = *item {
-        let fm = f.get(id)?;
-        let (a, c) = slots.split_at_mut(1);
-        weight::prepare_owned(kernel, (m as usize, k as usize, n as usize), a[0], fm, c[0])?;
+    match *item {
+        Item::OwnedTriple { id, m, k, n, .. } => {
+            let fm = f.get(id)?;
+            let (a, c) = slots.split_at_mut(1);
+            weight::prepare_owned(kernel, (m as usize, k as usize, n as usize), a[0], fm, c[0])?;
+        }
+        Item::OwnedLookup { id, m, k, n } => {
+            let fm = f.get(id)?;
+            let dims = (m as usize, k as usize, n as usize);
+            let mut scratch = vec![0u64; lookup::prepare_scratch_words(dims.0, dims.1, dims.2)];
+            lookup::prepare(kernel, dims, fm, slots, &mut scratch)?;
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -1,0 +1,481 @@
+//! Table lookup at private indices: `out_i = W[t_i]` for P1's token ids `t_i` and a table
+//! `W` (`V x n`, the token embeddings) that P0 owns in the clear, opening `2 S` entries of
+//! 4 bytes per lookup with `S = ceil(sqrt V)` (350 entries, 1,400 bytes, for BERT's
+//! 30,522-word vocabulary) instead of the `V` entries (122 KB) of a one-hot row
+//! ([`super::weight::apply_owned_onehot`]).
+//!
+//! # Math
+//!
+//! Write `t = h S + l` (`h, l < S`). The one-hot row of `t` is the outer product of the
+//! one-hots `x = e_h` and `y = e_l`, so `W[t] = sum_{h,l} x_h y_l W_hl` with
+//! `W_hl = W[hS + l]` (rows past `V` count as zero everywhere). P1 opens
+//! `p = x - a` and `q = y - b` modulo `2^32` with one-hot masks `a`, `b` (P1's and D's,
+//! [`crate::dealer::Fill::OnehotMask`]), so that `x = p + abar` and `y = q + bbar` over the
+//! integers ([`super::weight::onehot_open`], which refuses the one bad mask value with
+//! probability `2^-32` per factor, independently of the ids). With the weight's setup
+//! (P0 keeps `W` and its mask `B`, P1 keeps `F = W - B`, [`super::weight::setup_owned`]):
+//!
+//! `W[t] = sum p_h q_l W_hl + sum_h p_h (U_b + G_b)[h] + sum_l q_l (U_a + G_a)[l] + K_F + K_B`
+//!
+//! with `U_b[h] = sum_l bbar_l F_hl`, `U_a[l] = sum_h abar_h F_hl`,
+//! `K_F = sum_h abar_h U_b[h]` (P1's own, computed before the input exists) and
+//! `G_b[h] = sum_l bbar_l B_hl`, `G_a[l] = sum_h abar_h B_hl`, `K_B = sum_h abar_h G_b[h]`
+//! (shared by D, [`crate::dealer::Item::OwnedLookup`]). P0 computes the first sum (it
+//! knows `p`, `q` and `W`: one `S x (S n)` product per lookup, as many multiply-adds as a
+//! one-hot row times the table) and its shares' terms; P1 its shares' terms and its own
+//! sums. All of it is exact integer arithmetic modulo `2^64`: no truncation, the output
+//! keeps `W`'s scale.
+//!
+//! # Security
+//!
+//! P0 sees `p` and `q`, uniform in `Z_{2^32}` whatever the ids (fresh masks per lookup);
+//! P1 sees `F` (uniform, from the setup) and shares. A refusal (`2^-31` per lookup) says
+//! nothing about the ids but that it happened; running the text again draws fresh masks.
+//!
+//! # Cost
+//!
+//! Online: P1 sends `8 S` bytes per lookup without waiting; P0 waits once (one round for
+//! the whole call: the lookups go in chunks of [`CHUNK`], which P1 sends back to back).
+//! D sends P1 `8 (2 S n + n)` bytes per lookup (about 2.2 MB at `n = 768`), the price of
+//! the small opening; P1's preparation and D's generation cost `2 V n` multiply-adds per
+//! lookup.
+
+use crate::arena::Arena;
+use crate::dealer::{Dealer, Item};
+use crate::error::{check_len, Error, Result};
+use crate::kernel::MatMul;
+use crate::prg::Prg;
+use crate::session::Session;
+use crate::share::AShare;
+use crate::transport::{FrameKind, Transport};
+
+use super::weight::{self, OwnedWeight, ONEHOT_BITS};
+
+/// Lookups per dealer item (bounds the material and scratch a call holds at once).
+pub const CHUNK: usize = 32;
+/// Table blocks (of `S` rows) summed per product in the preparation.
+const GROUP: usize = 16;
+/// The id of a row that looks up nothing (a padding row of a missing text): its output
+/// is zero.
+pub const NONE: u32 = u32::MAX;
+
+/// `S = ceil(sqrt v)`: the side of the square the table's rows are laid out on.
+pub fn side(v: usize) -> usize {
+    let mut s = libm::sqrt(v as f64) as usize;
+    while s * s < v {
+        s += 1;
+    }
+    while s > 1 && (s - 1) * (s - 1) >= v {
+        s -= 1;
+    }
+    s.max(1)
+}
+
+/// The dealer item of `m` lookups in `w`.
+pub fn item(w: &OwnedWeight<'_>, m: usize) -> Item {
+    Item::OwnedLookup {
+        id: w.id(),
+        m: m as u32,
+        k: w.rows() as u32,
+        n: w.cols() as u32,
+    }
+}
+
+/// The dealer items of [`lookup`] on `m` rows, in order (one per chunk).
+pub fn items(w: &OwnedWeight<'_>, m: usize) -> impl Iterator<Item = Item> {
+    let (id, k, n) = (w.id(), w.rows() as u32, w.cols() as u32);
+    (0..m).step_by(CHUNK).map(move |r| Item::OwnedLookup {
+        id,
+        m: CHUNK.min(m - r) as u32,
+        k,
+        n,
+    })
+}
+
+/// Online cost of [`lookup`] of `m` rows in a table of `v` rows, for P0 (`p0`) or P1.
+pub fn cost(m: usize, v: usize, p0: bool) -> super::Cost {
+    if m == 0 {
+        return super::Cost::default();
+    }
+    if p0 {
+        super::Cost::new(1, 0)
+    } else {
+        super::Cost::new(0, 2 * (m * side(v)) as u64 * (ONEHOT_BITS / 8) as u64)
+    }
+}
+
+/// Words of one chunk's material at either party (the masks, `G_b`, `G_a`, `K`).
+fn material_words(c: usize, s: usize, n: usize) -> usize {
+    2 * c * s + 2 * c * s * n + c * n
+}
+
+/// Scratch words of [`prepare`] for `m` lookups in a `v x n` table.
+pub fn prepare_scratch_words(m: usize, v: usize, n: usize) -> usize {
+    let s = side(v);
+    GROUP * s * n + m * GROUP + m * n
+}
+
+/// Scratch words of [`lookup`] for `m` rows of a `v x n` table.
+pub fn scratch_words(m: usize, v: usize, n: usize) -> usize {
+    let (c, s) = (CHUNK.min(m), side(v));
+    let p0 = c * s * n + c * s;
+    let p1 = 4 * c * s + prepare_scratch_words(c, v, n);
+    material_words(c, s, n) + p0.max(p1)
+}
+
+/// The rows of a table, delivered in groups of whole blocks (`S` rows each), in order.
+pub trait Rows {
+    /// The next `padded x n` words: rows `first .. first + valid` of the table, then
+    /// zeros. `buf` (at least `padded x n` words) may hold them.
+    fn group<'s>(
+        &'s mut self,
+        first: usize,
+        valid: usize,
+        padded: usize,
+        buf: &'s mut [u64],
+    ) -> &'s [u64];
+}
+
+/// A table held in memory (P1's `F`).
+pub struct TableRows<'a> {
+    /// The table, `V x n` row-major.
+    pub table: &'a [u64],
+    /// Columns.
+    pub n: usize,
+}
+
+impl Rows for TableRows<'_> {
+    fn group<'s>(
+        &'s mut self,
+        first: usize,
+        valid: usize,
+        padded: usize,
+        buf: &'s mut [u64],
+    ) -> &'s [u64] {
+        let n = self.n;
+        let rows = &self.table[first * n..(first + valid) * n];
+        if valid == padded {
+            return rows;
+        }
+        buf[..valid * n].copy_from_slice(rows);
+        buf[valid * n..padded * n].fill(0);
+        &buf[..padded * n]
+    }
+}
+
+/// A table drawn row by row from a PRG (D's copy of a weight's mask `B`).
+pub struct PrgRows<'a> {
+    /// The weight's stream, positioned at the next row.
+    pub prg: &'a mut Prg,
+    /// Columns.
+    pub n: usize,
+}
+
+impl Rows for PrgRows<'_> {
+    fn group<'s>(
+        &'s mut self,
+        _first: usize,
+        valid: usize,
+        padded: usize,
+        buf: &'s mut [u64],
+    ) -> &'s [u64] {
+        let n = self.n;
+        self.prg.fill(&mut buf[..valid * n]);
+        buf[valid * n..padded * n].fill(0);
+        &buf[..padded * n]
+    }
+}
+
+/// Adds the sums of a chunk's masks over a table `T` (`v x n`): `gb[i][h] += sum_l
+/// bbar_il T_hl`, `ga[i][l] += sum_h abar_ih T_hl` and `k[i] += sum_h abar_ih (sum_l bbar_il
+/// T_hl)`, for `m` lookups (`abar`, `bbar`: `m x S`). With `T = B` this is D's material,
+/// with `T = F` P1's preparation.
+#[allow(clippy::too_many_arguments)]
+pub fn add_sums<K: MatMul, R: Rows>(
+    kernel: &K,
+    (m, v, n): (usize, usize, usize),
+    abar: &[u64],
+    bbar: &[u64],
+    rows: &mut R,
+    gb: &mut [u64],
+    ga: &mut [u64],
+    k: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let s = side(v);
+    check_len("lookup masks", 2 * m * s, abar.len() + bbar.len())?;
+    check_len(
+        "lookup sums",
+        2 * m * s * n + m * n,
+        gb.len() + ga.len() + k.len(),
+    )?;
+    let mut ar = Arena::new(scratch);
+    let buf = ar.take(GROUP * s * n)?;
+    let acols = ar.take(m * GROUP)?;
+    let tmp = ar.take(m * n)?;
+    let blocks = v.div_ceil(s);
+    for h0 in (0..blocks).step_by(GROUP) {
+        let hb = GROUP.min(blocks - h0);
+        let first = h0 * s;
+        let valid = v.min(first + hb * s) - first;
+        let group = rows.group(first, valid, hb * s, buf);
+        for j in 0..hb {
+            let h = h0 + j;
+            // sum_l bbar_il T_hl for every lookup i: one m x S x n product.
+            kernel.gemm(
+                m,
+                s,
+                n,
+                bbar,
+                &group[j * s * n..(j + 1) * s * n],
+                tmp,
+                false,
+            );
+            for i in 0..m {
+                let t = &tmp[i * n..(i + 1) * n];
+                let a = abar[i * s + h];
+                let g = &mut gb[(i * s + h) * n..(i * s + h + 1) * n];
+                let kk = &mut k[i * n..(i + 1) * n];
+                for ((gv, kv), tv) in g.iter_mut().zip(kk.iter_mut()).zip(t) {
+                    *gv = gv.wrapping_add(*tv);
+                    *kv = kv.wrapping_add(a.wrapping_mul(*tv));
+                }
+                acols[i * hb + j] = a;
+            }
+        }
+        // sum_h abar_ih T_hl for every l: the group's blocks are hb rows of S n words.
+        kernel.gemm(m, hb, s * n, &acols[..m * hb], group, ga, true);
+    }
+    Ok(())
+}
+
+/// P1's preparation of an [`Item::OwnedLookup`] (`m` lookups in a `v x n` table, P1's
+/// `F`): adds its own sums over `F` to D's shares in `slots` (the item's five slots). Done
+/// before the online phase when the material is prepared ahead.
+pub fn prepare<K: MatMul>(
+    kernel: &K,
+    (m, v, n): (usize, usize, usize),
+    f: &[u64],
+    slots: &mut [&mut [u64]],
+    scratch: &mut [u64],
+) -> Result<()> {
+    check_len("lookup table F", v * n, f.len())?;
+    check_len("lookup material slots", 5, slots.len())?;
+    let (masks, sums) = slots.split_at_mut(2);
+    let (gb, rest) = sums.split_at_mut(1);
+    let (ga, k) = rest.split_at_mut(1);
+    let mut rows = TableRows { table: f, n };
+    add_sums(
+        kernel,
+        (m, v, n),
+        masks[0],
+        masks[1],
+        &mut rows,
+        gb[0],
+        ga[0],
+        k[0],
+        scratch,
+    )
+}
+
+/// `out_i = W[ids_i]` for `m` rows: `ids` are P1's (`Some` at P1, `None` at P0; [`NONE`]
+/// looks up nothing), the table is P0's owned weight `w`. One round at P0, `8 S` bytes
+/// per row from P1 (see the module docs).
+pub fn lookup<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    m: usize,
+    ids: Option<&[u32]>,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = w.cols();
+    check_len("lookup output", m * n, out.len())?;
+    if let Some(ids) = ids {
+        check_len("lookup ids", m, ids.len())?;
+    }
+    if !s.party.is_p0() && ids.is_none() {
+        return Err(Error::Param("P1 must provide its token ids"));
+    }
+    let o = AShare::raw_slice_mut(out);
+    for (chunk, r0) in (0..m).step_by(CHUNK).enumerate() {
+        let c = CHUNK.min(m - r0);
+        let out_c = &mut o[r0 * n..(r0 + c) * n];
+        let ids_c = ids.map(|v| &v[r0..r0 + c]);
+        lookup_chunk(s, w, c, ids_c, chunk == 0, out_c, scratch)?;
+    }
+    Ok(())
+}
+
+/// One chunk of [`lookup`]; `first` says whether P0's receive is the call's one round.
+fn lookup_chunk<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    c: usize,
+    ids: Option<&[u32]>,
+    first: bool,
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (v, n) = (w.rows(), w.cols());
+    let sd = side(v);
+    let it = item(w, c);
+    s.dealer.request(&[it])?;
+    let mut ar = Arena::new(scratch);
+    let pq = ar.take(2 * c * sd)?;
+    let gb = ar.take(c * sd * n)?;
+    let ga = ar.take(c * sd * n)?;
+    let k = ar.take(c * n)?;
+    let shape_only = w.matrix().is_empty() && w.narrow_matrix().is_empty();
+    if s.party.is_p0() {
+        s.dealer.take(it, &mut [&mut [], &mut [], gb, ga, k])?;
+        receive(s, pq, first)?;
+        out.copy_from_slice(k);
+        if !shape_only {
+            own_sum(&s.kernel, w, c, pq, out, ar.rest())?;
+        }
+    } else {
+        {
+            let (a, b) = pq.split_at_mut(c * sd);
+            s.dealer.take(it, &mut [a, b, gb, ga, k])?;
+            if !s.dealer.prepared_weights() && !shape_only {
+                let mut slots = [&mut *a, &mut *b, &mut *gb, &mut *ga, &mut *k];
+                prepare(
+                    &s.kernel,
+                    (c, v, n),
+                    w.matrix(),
+                    &mut slots,
+                    ar.sub().rest(),
+                )?;
+            }
+        }
+        let ids = ids.ok_or(Error::Param("P1 must provide its token ids"))?;
+        open(s, ids, sd, pq, ar.sub().rest())?;
+        out.copy_from_slice(k);
+    }
+    combine(c, sd, n, pq, gb, ga, out);
+    Ok(())
+}
+
+/// P1's opening: `pq` holds the masks `abar | bbar` and receives `p | q`, which go to P0
+/// in 4 bytes per entry.
+fn open<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    ids: &[u32],
+    sd: usize,
+    pq: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let c = ids.len();
+    let mut ar = Arena::new(scratch);
+    let onehot = ar.take_zeroed(2 * c * sd)?;
+    for (i, &id) in ids.iter().enumerate() {
+        if id == NONE {
+            continue;
+        }
+        let t = id as usize;
+        if t >= sd * sd {
+            return Err(Error::Param("a token id is outside the table"));
+        }
+        onehot[i * sd + t / sd] = 1;
+        onehot[c * sd + i * sd + t % sd] = 1;
+    }
+    weight::onehot_open(onehot, sd, pq)?;
+    let send = ar.take(2 * c * sd)?;
+    send.copy_from_slice(pq);
+    s.peer.send_narrow(send, (ONEHOT_BITS / 8) as u8)?;
+    Ok(())
+}
+
+/// P0's receive of `p | q`; only the call's first chunk is a round (P1 sends every chunk
+/// without waiting for anything).
+fn receive<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    pq: &mut [u64],
+    first: bool,
+) -> Result<()> {
+    let width = (ONEHOT_BITS / 8) as u8;
+    if first {
+        s.peer.recv_narrow(pq, width)?;
+    } else {
+        let nbytes = pq.len() * width as usize;
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut pq[..]);
+        s.peer.recv_chunked(FrameKind::Ring, &mut bytes[..nbytes])?;
+        crate::dealer::draw::widen_in_place(pq, width);
+    }
+    Ok(())
+}
+
+/// P0's `out_i += sum_{h,l} p_ih q_il W_hl`: `T_i = p_i W` as one product over the table's
+/// full blocks (`W` is `blocks x (S n)` row-major), the last partial block added row by
+/// row, then `out_i += sum_l q_il T_il`.
+fn own_sum<K: MatMul>(
+    kernel: &K,
+    w: &OwnedWeight<'_>,
+    c: usize,
+    pq: &[u64],
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (v, n) = (w.rows(), w.cols());
+    let sd = side(v);
+    let full = v / sd;
+    let tail = v - full * sd;
+    let (p, q) = pq.split_at(c * sd);
+    let mut ar = Arena::new(scratch);
+    let t = ar.take(c * sd * n)?;
+    let pfull = ar.take(c * full)?;
+    for i in 0..c {
+        pfull[i * full..(i + 1) * full].copy_from_slice(&p[i * sd..i * sd + full]);
+    }
+    let wide = w.matrix();
+    let narrow = w.narrow_matrix();
+    if narrow.is_empty() {
+        kernel.gemm(c, full, sd * n, pfull, &wide[..full * sd * n], t, false);
+    } else {
+        kernel.gemm_i32(c, full, sd * n, pfull, &narrow[..full * sd * n], t, false);
+    }
+    if tail > 0 {
+        let at = full * sd * n;
+        for i in 0..c {
+            let ph = p[i * sd + full];
+            let ti = &mut t[i * sd * n..i * sd * n + tail * n];
+            for (j, tv) in ti.iter_mut().enumerate() {
+                let wv = match narrow.is_empty() {
+                    true => wide[at + j],
+                    false => narrow[at + j] as i64 as u64,
+                };
+                *tv = tv.wrapping_add(ph.wrapping_mul(wv));
+            }
+        }
+    }
+    for i in 0..c {
+        let o = &mut out[i * n..(i + 1) * n];
+        for l in 0..sd {
+            let ql = q[i * sd + l];
+            let tl = &t[(i * sd + l) * n..(i * sd + l + 1) * n];
+            for (ov, tv) in o.iter_mut().zip(tl) {
+                *ov = ov.wrapping_add(ql.wrapping_mul(*tv));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Both parties: `out_i += sum_h p_ih gb_ih + sum_l q_il ga_il`.
+fn combine(c: usize, sd: usize, n: usize, pq: &[u64], gb: &[u64], ga: &[u64], out: &mut [u64]) {
+    let (p, q) = pq.split_at(c * sd);
+    for i in 0..c {
+        let o = &mut out[i * n..(i + 1) * n];
+        for j in 0..sd {
+            let (pj, qj) = (p[i * sd + j], q[i * sd + j]);
+            let at = (i * sd + j) * n;
+            let (g, a) = (&gb[at..at + n], &ga[at..at + n]);
+            for ((ov, gv), av) in o.iter_mut().zip(g).zip(a) {
+                *ov = ov
+                    .wrapping_add(pj.wrapping_mul(*gv))
+                    .wrapping_add(qj.wrapping_mul(*av));
+            }
+        }
+    }
+}
