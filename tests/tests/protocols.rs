@@ -3,7 +3,7 @@
 
 use secformer_core::party::PartyId;
 use secformer_core::protocols::{
-    input, linear, lookup, matmul, mul, reveal, sqscale, square, trunc, weight,
+    input, linear, lookup, matmul, mul, reveal, sqscale, square, trunc, trunc_square, weight,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -350,6 +350,63 @@ fn truncate_values(net: Net, vals: &[u64], mode: trunc::TruncMode) -> Vec<u64> {
     })
     .unwrap();
     r
+}
+
+/// The fused truncation and square: `y` within one unit of `v / 2^f` (as the faithful
+/// truncation), `y^2` exactly the square of the opened `y` (modulo 2^64), for several
+/// shifts (below and above 32 bits, where `c^2 = 2^(128 - 2f)` is not zero), at the range's
+/// ends and on random values; one round and `trunc_square::cost`'s bytes.
+#[test]
+fn trunc_square_truncates_and_squares_in_one_round() {
+    for f in [1u32, 16, 28, 29, 40, 48] {
+        // |v| < 2^62 - 2^f, and |y|^2 kept below 2^63 so that the check reads it as i64.
+        let lim = ((1i128 << 62) - (1i128 << f) - 1) as i64;
+        let ymax = (1i64 << 31) - 1;
+        let vmax = lim.min(((ymax as i128) << f).min(i64::MAX as i128) as i64);
+        let mut v: Vec<i64> = vec![0, 1, -1, vmax, -vmax, 1 << f, -(1 << f), (1 << f) - 1];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push((x % (2 * vmax as u64)) as i64 - vmax);
+        }
+        let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
+        for net in NETS {
+            let (r, _) = run(net, |s| {
+                let mut xs = vec![AShare::default(); vals.len()];
+                let own = (s.party() == PartyId::P0).then_some(&vals[..]);
+                input::share_input(s, PartyId::P0, own, &mut xs)?;
+                let mut sq = vec![AShare::default(); vals.len()];
+                let mut scratch = vec![0u64; trunc_square::scratch_words(vals.len())];
+                let before = s.peer_stats();
+                trunc_square::trunc_square(s, &mut xs, f, &mut sq, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let want = trunc_square::cost(vals.len());
+                assert_eq!(
+                    (st.rounds, st.payload_sent),
+                    (want.rounds, want.bytes(s.party()))
+                );
+                let mut y = vec![0u64; vals.len()];
+                reveal::reveal(s, &xs, &mut y)?;
+                let mut q = vec![0u64; vals.len()];
+                reveal::reveal(s, &sq, &mut q)?;
+                Ok((y, q))
+            })
+            .unwrap();
+            let (y, q) = r;
+            for i in 0..v.len() {
+                let exact = v[i] as f64 / (1u64 << f) as f64;
+                let got = y[i] as i64;
+                assert!(
+                    (got as f64 - exact).abs() <= 1.0 + 1e-9,
+                    "f {f}: trunc({}) = {got}",
+                    v[i]
+                );
+                assert_eq!(q[i], y[i].wrapping_mul(y[i]), "f {f}: square of {got}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -124,6 +124,22 @@ pub fn corrections<K: MatMul>(
                 s1[0][i] = uv.wrapping_sub(p0[1][i]);
             }
         }
+        Item::TruncSquare { n, .. } => {
+            let (r, c) = p1.split_at_mut(1);
+            let (uv1, rest) = c.split_at_mut(1);
+            let (a1, prods) = rest.split_at_mut(1);
+            for i in 0..n as usize {
+                let (w, b) = (i / 64, i % 64);
+                let u = (p0[0][w] >> b) & 1;
+                let v = (r[0][w] >> b) & 1;
+                let a = p0[2][i].wrapping_add(a1[0][i]);
+                let [uv, a2, ua, va, uva] = crate::protocols::trunc_square::products(u, v, a);
+                uv1[0][i] = uv.wrapping_sub(p0[1][i]);
+                for (j, val) in [a2, ua, va, uva].into_iter().enumerate() {
+                    prods[j][i] = val.wrapping_sub(p0[3 + j][i]);
+                }
+            }
+        }
         Item::PrivAnd {
             planes,
             bits,

@@ -43,6 +43,9 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
             Err("has a carry level outside 2..=63 groups")
         }
         Item::Trunc { f, .. } if f > 63 => Err("truncates by more than 63 bits"),
+        Item::TruncSquare { f, .. } if !(1..=62).contains(&f) => {
+            Err("truncates by a shift outside 1..=62")
+        }
         Item::PrivAnd { copies: 0, .. } => Err("has no copies of P1's bits"),
         // The protocols repeat one value's bits for a handful of thresholds (at most a
         // normalization's buckets); the dealer's work grows with the copies.

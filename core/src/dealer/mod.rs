@@ -150,6 +150,16 @@ pub enum Item {
         /// Fractional bits removed (the shares of `u*v` are only needed mod 2^f).
         f: u8,
     },
+    /// A faithful truncation fused with the square of its result
+    /// ([`crate::protocols::trunc_square`]): [`Item::Trunc`]'s bits `u` (P0), `v'` (P1) and
+    /// shares of `u v'` mod `2^f`, a square pair `(A, A^2)`, and shares of `u A`, `v' A`,
+    /// `u v' A` mod `2^f`.
+    TruncSquare {
+        /// Elements.
+        n: u32,
+        /// Fractional bits removed.
+        f: u8,
+    },
     /// Products of privately held bits, `planes` rows of `copies * bits` each, in which
     /// P1's bits repeat every `bits` positions: P0 gets `u` (`planes` rows of
     /// `ceil(copies bits / 64)` words), P1 gets `v` (`planes` rows of `ceil(bits / 64)`
@@ -415,6 +425,16 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
         Item::Trunc { n, f } => {
             push(bits(n as usize));
             push(corr(n as usize, (f as u32).div_ceil(8).clamp(1, 8) as u8));
+        }
+        Item::TruncSquare { n, f } => {
+            let (n, w) = (n as usize, (f as u32).div_ceil(8).clamp(1, 8) as u8);
+            push(bits(n));
+            push(corr(n, w));
+            push(words(n));
+            push(corr(n, 8));
+            push(corr(n, w));
+            push(corr(n, w));
+            push(corr(n, w));
         }
         Item::PrivAnd {
             planes,

@@ -27,6 +27,7 @@ pub mod sqscale;
 pub mod square;
 pub mod tanh;
 pub mod trunc;
+pub mod trunc_square;
 pub mod weight;
 
 /// Communication of one protocol call: rounds waited and the payload bytes each party

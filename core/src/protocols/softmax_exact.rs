@@ -11,7 +11,8 @@
 //! 3. `exp(z) ~ (1 + y + y^2 / 2)^(2^6)`, `y = z / 2^6`, at 28 fractional bits: `y` is
 //!    exact (a shift of `z`), one square gives the quadratic base, then 6 squarings
 //!    (7 products instead of the 10 squarings of `(1 + z / 2^10)^(2^10)`, and a smaller
-//!    error). Relative error about `|z|^3 / (6 4^6)` (max absolute error 5.5e-5, at
+//!    error); each square's opening shares the round of the previous truncation
+//!    ([`super::trunc_square`]), so the 7 products take 8 rounds, not 14. Relative error about `|z|^3 / (6 4^6)` (max absolute error 5.5e-5, at
 //!    z = -3; 2.6e-4 for the linear base); on the unclipped range `y >= -1/2`, where the
 //!    base is increasing and at least 5/8.
 //! 4. Clipped and masked entries are zeroed (one bit-product round), the row sum `S` is in
@@ -29,7 +30,7 @@
 //! (unspecified output).
 //!
 //! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 35 at 128 keys),
-//! `+ rounds(k) + 14 + 1 + 10 + 2` (66 at 128 keys). Bits per element per party: about
+//! `+ rounds(k) + 8 + 1 + 10 + 2` (60 at 128 keys). Bits per element per party: about
 //! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
 //! clipping, `7 x 65` for the exponential, 65 + 64 + 1 for the rest.
 
@@ -43,7 +44,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::Spec;
-use super::{bitmul, compare, reciprocal, rowmul, square, Mask};
+use super::{bitmul, compare, reciprocal, rowmul, square, trunc, trunc_square, Mask};
 
 /// Default comparison bits for scores.
 pub const DEFAULT_BITS: u32 = 28;
@@ -95,6 +96,7 @@ pub fn scratch_words(rows: usize, cols: usize, k: u32) -> usize {
         + compare::scratch_words(n, k)
             .max(compare::scratch_words(half, k))
             .max(square::scratch_words(n))
+            .max(trunc_square::scratch_words(n))
             .max(reciprocal::scratch_words(rows, &spec(cols)))
             .max(rowmul::scratch_words(rows, cols))
 }
@@ -204,27 +206,7 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
         *d = zz << up;
     }
     let tmp = ar.take(n)?;
-    // y^2 / 2 (one more bit of truncation), then the base 1 + y + y^2 / 2.
-    square::square_by(
-        s,
-        AShare::from_raw_slice(e),
-        AShare::from_raw_slice_mut(tmp),
-        EXP_FRAC + 1,
-        ar.sub().rest(),
-    )?;
-    for (d, q) in e.iter_mut().zip(tmp.iter()) {
-        *d = one.wrapping_add(*d).wrapping_add(*q);
-    }
-    for _ in 0..SQUARINGS {
-        square::square_by(
-            s,
-            AShare::from_raw_slice(e),
-            AShare::from_raw_slice_mut(tmp),
-            EXP_FRAC,
-            ar.sub().rest(),
-        )?;
-        e.copy_from_slice(tmp);
-    }
+    exp_chain(s, e, tmp, one, ar.sub().rest())?;
 
     // 4. Zero clipped and masked entries: keep = NOT clip.
     let ones = s.party.xor_share_of_public(u64::MAX);
@@ -257,6 +239,73 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
     )
 }
 
+/// `e <- (1 + y + y^2 / 2)^(2^SQUARINGS)` for `y` in `e` at [`EXP_FRAC`] bits (`one` is
+/// this party's share of 1 there; `tmp` is scratch of `e`'s length). With faithful
+/// truncations each square's opening shares the round of the previous truncation
+/// ([`trunc_square`]): `y^2`, then `SQUARINGS + 1` fused rounds, then the last truncation
+/// (8 rounds instead of 14).
+fn exp_chain<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    e: &mut [u64],
+    tmp: &mut [u64],
+    one: u64,
+    scratch: &mut [u64],
+) -> Result<()> {
+    if s.trunc_mode != trunc::TruncMode::Faithful {
+        // Local truncations cost no round: nothing to fuse.
+        square::square_by(
+            s,
+            AShare::from_raw_slice(e),
+            AShare::from_raw_slice_mut(tmp),
+            EXP_FRAC + 1,
+            scratch,
+        )?;
+        for (d, q) in e.iter_mut().zip(tmp.iter()) {
+            *d = one.wrapping_add(*d).wrapping_add(*q);
+        }
+        for _ in 0..SQUARINGS {
+            square::square_by(
+                s,
+                AShare::from_raw_slice(e),
+                AShare::from_raw_slice_mut(tmp),
+                EXP_FRAC,
+                scratch,
+            )?;
+            e.copy_from_slice(tmp);
+        }
+        return Ok(());
+    }
+    // tmp = y^2 (56 bits); the base 1 + y + y^2 / 2 is trunc(y^2 + (1 + y) 2^29, 29).
+    square::square_wide(
+        s,
+        AShare::from_raw_slice(e),
+        AShare::from_raw_slice_mut(tmp),
+        scratch,
+    )?;
+    for (t, d) in tmp.iter_mut().zip(e.iter()) {
+        *t = t.wrapping_add(one.wrapping_add(*d) << (EXP_FRAC + 1));
+    }
+    trunc_square::trunc_square(
+        s,
+        AShare::from_raw_slice_mut(tmp),
+        EXP_FRAC + 1,
+        AShare::from_raw_slice_mut(e),
+        scratch,
+    )?;
+    // e = base^2 untruncated; each round truncates the last square and squares it.
+    for _ in 1..SQUARINGS {
+        trunc_square::trunc_square(
+            s,
+            AShare::from_raw_slice_mut(e),
+            EXP_FRAC,
+            AShare::from_raw_slice_mut(tmp),
+            scratch,
+        )?;
+        e.copy_from_slice(tmp);
+    }
+    trunc::trunc_by(s, AShare::from_raw_slice_mut(e), EXP_FRAC, scratch)
+}
+
 /// Cost of the exact softmax on `rows x cols` with `k`-bit comparisons.
 pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
     let n = rows * cols;
@@ -267,9 +316,10 @@ pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
         c = c + compare::cost(m, k) + bitmul::cost(m, 1);
         width = width.div_ceil(2);
     }
-    let mut sq = square::cost(n); // y^2
+    // y^2, the fused truncations and squares, the last truncation.
+    let mut sq = square::wide_cost(n) + trunc::cost(n);
     for _ in 0..SQUARINGS {
-        sq = sq + square::cost(n);
+        sq = sq + trunc_square::cost(n);
     }
     c + compare::cost(n, k)
         + sq

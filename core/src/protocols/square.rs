@@ -25,6 +25,25 @@ pub fn scratch_words(n: usize) -> usize {
     (4 * n).max(trunc::scratch_words(n))
 }
 
+/// `out = x^2` untruncated (twice the input's fractional bits): the opening alone, for a
+/// consumer that truncates later (such as [`super::trunc_square`]). Cost: 1 round, `8n`
+/// bytes ([`wide_cost`]).
+pub fn square_wide<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    check_len("square output", x.len(), out.len())?;
+    s.dealer.request(&[Item::Square { n: x.len() as u32 }])?;
+    open_square(s, x, out, scratch)
+}
+
+/// Cost of [`square_wide`] on `n` elements.
+pub fn wide_cost(n: usize) -> super::Cost {
+    super::Cost::new(1, 8 * n as u64)
+}
+
 /// Fixed-point square `out = x^2` (truncated by the session's `f` bits).
 pub fn square<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
@@ -52,31 +71,41 @@ pub fn square_by<T: Transport, D: Dealer, K: MatMul>(
     } else {
         s.dealer.request(&[Item::Square { n: n as u32 }])?;
     }
-    {
-        let mut ar = Arena::new(scratch);
-        let a = ar.take(n)?;
-        let c = ar.take(n)?;
-        s.dealer
-            .take(Item::Square { n: n as u32 }, &mut [&mut *a, &mut *c])?;
-        let mine = ar.take(n)?;
-        let theirs = ar.take(n)?;
-        let xs = AShare::raw_slice(x);
-        for i in 0..n {
-            mine[i] = xs[i].wrapping_sub(a[i]);
-        }
-        s.peer.exchange_u64(mine, theirs)?;
-        let p0 = s.party.is_p0();
-        let o = AShare::raw_slice_mut(out);
-        for i in 0..n {
-            let e = mine[i].wrapping_add(theirs[i]);
-            let mut z = c[i].wrapping_add(e.wrapping_mul(a[i]).wrapping_mul(2));
-            if p0 {
-                z = z.wrapping_add(e.wrapping_mul(e));
-            }
-            o[i] = z;
-        }
-    }
+    open_square(s, x, out, scratch)?;
     trunc::run_by(s, out, shift, scratch)
+}
+
+/// The square pair's opening: `out = x^2` untruncated, on requested material.
+fn open_square<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    let mut ar = Arena::new(scratch);
+    let a = ar.take(n)?;
+    let c = ar.take(n)?;
+    s.dealer
+        .take(Item::Square { n: n as u32 }, &mut [&mut *a, &mut *c])?;
+    let mine = ar.take(n)?;
+    let theirs = ar.take(n)?;
+    let xs = AShare::raw_slice(x);
+    for i in 0..n {
+        mine[i] = xs[i].wrapping_sub(a[i]);
+    }
+    s.peer.exchange_u64(mine, theirs)?;
+    let p0 = s.party.is_p0();
+    let o = AShare::raw_slice_mut(out);
+    for i in 0..n {
+        let e = mine[i].wrapping_add(theirs[i]);
+        let mut z = c[i].wrapping_add(e.wrapping_mul(a[i]).wrapping_mul(2));
+        if p0 {
+            z = z.wrapping_add(e.wrapping_mul(e));
+        }
+        o[i] = z;
+    }
+    Ok(())
 }
 
 /// Cost of [`square`]/[`square_by`] on `n` elements (faithful truncation).
