@@ -21,9 +21,9 @@
 //! `K_F = sum_h abar_h U_b[h]` (P1's own, computed before the input exists) and
 //! `G_b[h] = sum_l bbar_l B_hl`, `G_a[l] = sum_h abar_h B_hl`, `K_B = sum_h abar_h G_b[h]`
 //! (shared by D, [`crate::dealer::Item::OwnedLookup`]). P0 computes the first sum (it
-//! knows `p`, `q` and `W`: one `S x (S n)` product per lookup, as many multiply-adds as a
-//! one-hot row times the table) and its shares' terms; P1 its shares' terms and its own
-//! sums. All of it is exact integer arithmetic modulo `2^64`: no truncation, the output
+//! knows `p`, `q` and `W`: per block `h` of `S` table rows one `m x S x n` product
+//! `q W_h`, weighted by `p_h`; as many multiply-adds as one-hot rows times the table) and
+//! its shares' terms; P1 its shares' terms and its own sums. All of it is exact integer arithmetic modulo `2^64`: no truncation, the output
 //! keeps `W`'s scale.
 //!
 //! # Security
@@ -104,11 +104,6 @@ pub fn cost(m: usize, v: usize, p0: bool) -> super::Cost {
     }
 }
 
-/// Words of one chunk's material at either party (the masks, `G_b`, `G_a`, `K`).
-fn material_words(c: usize, s: usize, n: usize) -> usize {
-    2 * c * s + 2 * c * s * n + c * n
-}
-
 /// Scratch words of [`prepare`] for `m` lookups in a `v x n` table.
 pub fn prepare_scratch_words(m: usize, v: usize, n: usize) -> usize {
     let s = side(v);
@@ -118,9 +113,8 @@ pub fn prepare_scratch_words(m: usize, v: usize, n: usize) -> usize {
 /// Scratch words of [`lookup`] for `m` rows of a `v x n` table.
 pub fn scratch_words(m: usize, v: usize, n: usize) -> usize {
     let (c, s) = (CHUNK.min(m), side(v));
-    let p0 = c * s * n + c * s;
-    let p1 = 4 * c * s + prepare_scratch_words(c, v, n);
-    material_words(c, s, n) + p0.max(p1)
+    let chunk = 2 * c * s * n + c * n + (4 * c * s).max(prepare_scratch_words(c, v, n));
+    2 * m * s + chunk.max(m * n + m * s)
 }
 
 /// The rows of a table, delivered in groups of whole blocks (`S` rows each), in order.
@@ -289,7 +283,8 @@ pub fn lookup<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let n = w.cols();
+    let (v, n) = (w.rows(), w.cols());
+    let sd = side(v);
     check_len("lookup output", m * n, out.len())?;
     if let Some(ids) = ids {
         check_len("lookup ids", m, ids.len())?;
@@ -298,77 +293,84 @@ pub fn lookup<T: Transport, D: Dealer, K: MatMul>(
         return Err(Error::Param("P1 must provide its token ids"));
     }
     let o = AShare::raw_slice_mut(out);
+    let mut ar = Arena::new(scratch);
+    // The opened factors of every row: p (of h) and q (of l), m x S each.
+    let p = ar.take(m * sd)?;
+    let q = ar.take(m * sd)?;
     for (chunk, r0) in (0..m).step_by(CHUNK).enumerate() {
         let c = CHUNK.min(m - r0);
+        let rows = r0 * sd..(r0 + c) * sd;
+        let factors = (&mut p[rows.clone()], &mut q[rows]);
         let out_c = &mut o[r0 * n..(r0 + c) * n];
         let ids_c = ids.map(|v| &v[r0..r0 + c]);
-        lookup_chunk(s, w, c, ids_c, chunk == 0, out_c, scratch)?;
+        lookup_chunk(s, w, ids_c, chunk == 0, factors, out_c, ar.sub().rest())?;
+    }
+    let shape_only = w.matrix().is_empty() && w.narrow_matrix().is_empty();
+    if s.party.is_p0() && !shape_only {
+        own_sum(&s.kernel, w, m, p, q, o, ar.rest())?;
     }
     Ok(())
 }
 
-/// One chunk of [`lookup`]; `first` says whether P0's receive is the call's one round.
+/// One chunk of [`lookup`] (`out` and the factors `p`, `q` are the chunk's rows): D's
+/// material, P1's opening (or P0's receive: `first` says whether it is the call's one
+/// round), and both parties' terms of the shares.
 fn lookup_chunk<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     w: &OwnedWeight<'_>,
-    c: usize,
     ids: Option<&[u32]>,
     first: bool,
+    (p, q): (&mut [u64], &mut [u64]),
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
     let (v, n) = (w.rows(), w.cols());
     let sd = side(v);
+    let c = p.len() / sd;
     let it = item(w, c);
     s.dealer.request(&[it])?;
     let mut ar = Arena::new(scratch);
-    let pq = ar.take(2 * c * sd)?;
     let gb = ar.take(c * sd * n)?;
     let ga = ar.take(c * sd * n)?;
     let k = ar.take(c * n)?;
     let shape_only = w.matrix().is_empty() && w.narrow_matrix().is_empty();
     if s.party.is_p0() {
         s.dealer.take(it, &mut [&mut [], &mut [], gb, ga, k])?;
-        receive(s, pq, first)?;
-        out.copy_from_slice(k);
-        if !shape_only {
-            own_sum(&s.kernel, w, c, pq, out, ar.rest())?;
-        }
+        receive(s, p, q, first, ar.sub().rest())?;
     } else {
-        {
-            let (a, b) = pq.split_at_mut(c * sd);
-            s.dealer.take(it, &mut [a, b, gb, ga, k])?;
-            if !s.dealer.prepared_weights() && !shape_only {
-                let mut slots = [&mut *a, &mut *b, &mut *gb, &mut *ga, &mut *k];
-                prepare(
-                    &s.kernel,
-                    (c, v, n),
-                    w.matrix(),
-                    &mut slots,
-                    ar.sub().rest(),
-                )?;
-            }
+        s.dealer.take(it, &mut [p, q, gb, ga, k])?;
+        if !s.dealer.prepared_weights() && !shape_only {
+            let mut slots = [&mut *p, &mut *q, &mut *gb, &mut *ga, &mut *k];
+            prepare(
+                &s.kernel,
+                (c, v, n),
+                w.matrix(),
+                &mut slots,
+                ar.sub().rest(),
+            )?;
         }
         let ids = ids.ok_or(Error::Param("P1 must provide its token ids"))?;
-        open(s, ids, sd, pq, ar.sub().rest())?;
-        out.copy_from_slice(k);
+        open(s, ids, sd, p, q, ar.sub().rest())?;
     }
-    combine(c, sd, n, pq, gb, ga, out);
+    out.copy_from_slice(k);
+    combine(c, sd, n, p, q, gb, ga, out);
     Ok(())
 }
 
-/// P1's opening: `pq` holds the masks `abar | bbar` and receives `p | q`, which go to P0
-/// in 4 bytes per entry.
+/// P1's opening: `p`, `q` hold the masks `abar`, `bbar` and receive the opened factors,
+/// which go to P0 in one message of 4 bytes per entry.
 fn open<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     ids: &[u32],
     sd: usize,
-    pq: &mut [u64],
+    p: &mut [u64],
+    q: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
     let c = ids.len();
     let mut ar = Arena::new(scratch);
-    let onehot = ar.take_zeroed(2 * c * sd)?;
+    let xh = ar.take_zeroed(c * sd)?;
+    let yl = ar.take_zeroed(c * sd)?;
     for (i, &id) in ids.iter().enumerate() {
         if id == NONE {
             continue;
@@ -377,24 +379,29 @@ fn open<T: Transport, D: Dealer, K: MatMul>(
         if t >= sd * sd {
             return Err(Error::Param("a token id is outside the table"));
         }
-        onehot[i * sd + t / sd] = 1;
-        onehot[c * sd + i * sd + t % sd] = 1;
+        xh[i * sd + t / sd] = 1;
+        yl[i * sd + t % sd] = 1;
     }
-    weight::onehot_open(onehot, sd, pq)?;
+    weight::onehot_open(xh, sd, p)?;
+    weight::onehot_open(yl, sd, q)?;
     let send = ar.take(2 * c * sd)?;
-    send.copy_from_slice(pq);
+    send[..c * sd].copy_from_slice(p);
+    send[c * sd..].copy_from_slice(q);
     s.peer.send_narrow(send, (ONEHOT_BITS / 8) as u8)?;
     Ok(())
 }
 
-/// P0's receive of `p | q`; only the call's first chunk is a round (P1 sends every chunk
-/// without waiting for anything).
+/// P0's receive of a chunk's `p | q`; only the call's first chunk is a round (P1 sends
+/// every chunk without waiting for anything).
 fn receive<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    pq: &mut [u64],
+    p: &mut [u64],
+    q: &mut [u64],
     first: bool,
+    scratch: &mut [u64],
 ) -> Result<()> {
     let width = (ONEHOT_BITS / 8) as u8;
+    let pq = Arena::new(scratch).take(p.len() + q.len())?;
     if first {
         s.peer.recv_narrow(pq, width)?;
     } else {
@@ -403,59 +410,52 @@ fn receive<T: Transport, D: Dealer, K: MatMul>(
         s.peer.recv_chunked(FrameKind::Ring, &mut bytes[..nbytes])?;
         crate::dealer::draw::widen_in_place(pq, width);
     }
+    let (pr, qr) = pq.split_at(p.len());
+    p.copy_from_slice(pr);
+    q.copy_from_slice(qr);
     Ok(())
 }
 
-/// P0's `out_i += sum_{h,l} p_ih q_il W_hl`: `T_i = p_i W` as one product over the table's
-/// full blocks (`W` is `blocks x (S n)` row-major), the last partial block added row by
-/// row, then `out_i += sum_l q_il T_il`.
+/// P0's `out_i += sum_{h,l} p_ih q_il W_hl` for all `m` rows: per block `h` of the table
+/// (`S` consecutive rows), one `m x S x n` product `R = q W_h`, then `out_i += p_ih R_i`.
 fn own_sum<K: MatMul>(
     kernel: &K,
     w: &OwnedWeight<'_>,
-    c: usize,
-    pq: &[u64],
+    m: usize,
+    p: &[u64],
+    q: &[u64],
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
     let (v, n) = (w.rows(), w.cols());
     let sd = side(v);
-    let full = v / sd;
-    let tail = v - full * sd;
-    let (p, q) = pq.split_at(c * sd);
     let mut ar = Arena::new(scratch);
-    let t = ar.take(c * sd * n)?;
-    let pfull = ar.take(c * full)?;
-    for i in 0..c {
-        pfull[i * full..(i + 1) * full].copy_from_slice(&p[i * sd..i * sd + full]);
-    }
-    let wide = w.matrix();
-    let narrow = w.narrow_matrix();
-    if narrow.is_empty() {
-        kernel.gemm(c, full, sd * n, pfull, &wide[..full * sd * n], t, false);
-    } else {
-        kernel.gemm_i32(c, full, sd * n, pfull, &narrow[..full * sd * n], t, false);
-    }
-    if tail > 0 {
-        let at = full * sd * n;
-        for i in 0..c {
-            let ph = p[i * sd + full];
-            let ti = &mut t[i * sd * n..i * sd * n + tail * n];
-            for (j, tv) in ti.iter_mut().enumerate() {
-                let wv = match narrow.is_empty() {
-                    true => wide[at + j],
-                    false => narrow[at + j] as i64 as u64,
-                };
-                *tv = tv.wrapping_add(ph.wrapping_mul(wv));
+    let r = ar.take(m * n)?;
+    let (wide, narrow) = (w.matrix(), w.narrow_matrix());
+    for h in 0..v.div_ceil(sd) {
+        let rows = sd.min(v - h * sd);
+        let at = h * sd * n..(h * sd + rows) * n;
+        let mut sub = ar.sub();
+        // The last block may be partial: its product takes the first `rows` columns of q.
+        let qh: &[u64] = if rows == sd {
+            q
+        } else {
+            let qc = sub.take(m * rows)?;
+            for i in 0..m {
+                qc[i * rows..(i + 1) * rows].copy_from_slice(&q[i * sd..i * sd + rows]);
             }
+            qc
+        };
+        if narrow.is_empty() {
+            kernel.gemm(m, rows, n, qh, &wide[at], r, false);
+        } else {
+            kernel.gemm_i32(m, rows, n, qh, &narrow[at], r, false);
         }
-    }
-    for i in 0..c {
-        let o = &mut out[i * n..(i + 1) * n];
-        for l in 0..sd {
-            let ql = q[i * sd + l];
-            let tl = &t[(i * sd + l) * n..(i * sd + l + 1) * n];
-            for (ov, tv) in o.iter_mut().zip(tl) {
-                *ov = ov.wrapping_add(ql.wrapping_mul(*tv));
+        for i in 0..m {
+            let ph = p[i * sd + h];
+            let (o, ri) = (&mut out[i * n..(i + 1) * n], &r[i * n..(i + 1) * n]);
+            for (ov, rv) in o.iter_mut().zip(ri) {
+                *ov = ov.wrapping_add(ph.wrapping_mul(*rv));
             }
         }
     }
@@ -463,8 +463,17 @@ fn own_sum<K: MatMul>(
 }
 
 /// Both parties: `out_i += sum_h p_ih gb_ih + sum_l q_il ga_il`.
-fn combine(c: usize, sd: usize, n: usize, pq: &[u64], gb: &[u64], ga: &[u64], out: &mut [u64]) {
-    let (p, q) = pq.split_at(c * sd);
+#[allow(clippy::too_many_arguments)]
+fn combine(
+    c: usize,
+    sd: usize,
+    n: usize,
+    p: &[u64],
+    q: &[u64],
+    gb: &[u64],
+    ga: &[u64],
+    out: &mut [u64],
+) {
     for i in 0..c {
         let o = &mut out[i * n..(i + 1) * n];
         for j in 0..sd {
