@@ -4,10 +4,10 @@
 //!   concatenated `[Wq | Wk | Wv]`), per-head scores `Q K^T` (the model owner folds
 //!   `1/sqrt(d)` into `Wq`, `bq`), softmax (exact or 2Quad) with a key mask, context,
 //!   output projection, residual, LayerNorm, FFN with GeLU, residual, LayerNorm.
-//! * [`embed`]: token embeddings by a one-hot product with the shared table (the token ids
-//!   stay private: P1 shares the one-hot matrix; the cost grows with vocabulary x tokens,
-//!   `8 V` bytes per token per party online), public position and token-type embeddings
-//!   added by P0, then LayerNorm.
+//! * [`embed`]: token embeddings by a lookup in P0's table at P1's private ids
+//!   ([`crate::protocols::lookup`]: two masked one-hot factors of each id, `8 ceil(sqrt V)`
+//!   bytes per token from P1 online), public position and token-type embeddings added by
+//!   P0, then LayerNorm.
 //! * [`pool`]: mean pooling over the real tokens, and the CLS pooler (dense + tanh) with
 //!   the classifier.
 //!

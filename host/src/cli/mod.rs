@@ -183,7 +183,7 @@ pub struct SyntheticArgs {
     /// FFN size (3072, 4096).
     #[arg(long, default_value_t = 3072)]
     pub intermediate: usize,
-    /// Vocabulary size of the one-hot embedding (BERT: 30522).
+    /// Vocabulary size: rows of the embedding table (BERT: 30522).
     #[arg(long, default_value_t = 30522)]
     pub vocab: usize,
     /// Longest input (BERT: 512).
