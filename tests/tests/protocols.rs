@@ -474,11 +474,8 @@ fn owned_onehot_product_is_exact() {
     }
     for net in NETS {
         let (r, _) = run(net, |s| {
-            let plain = enc(&w);
-            let own = s.party().is_p0().then_some(&plain[..]);
-            let mut f = vec![0u64; if s.party().is_p0() { 0 } else { k * n }];
-            let mut setup = vec![0u64; weight::setup_owned_scratch_words(s.party(), k, n)];
-            let sw = weight::setup_owned(s, 10, k, n, own, &mut f, &mut setup)?;
+            let (plain, f) = owned_setup(s, 10, k, n, &w)?;
+            let sw = owned_view(s, 10, k, n, &plain, &f)?;
             let mut scratch = vec![0u64; weight::owned_scratch_words(m, k, n)];
             let mut outs = Vec::new();
             for _ in 0..3 {
@@ -510,6 +507,35 @@ fn owned_onehot_product_is_exact() {
     }
 }
 
+/// Sets up weight `id` (`k x n`, values `w`) as P0's own: returns P0's plaintext encoding
+/// (also computed at P1, unused there) and P1's `F` (empty at P0).
+fn owned_setup(
+    s: &mut TestSession,
+    id: u32,
+    k: usize,
+    n: usize,
+    w: &[f64],
+) -> secformer_core::Result<(Vec<u64>, Vec<u64>)> {
+    let plain = enc(w);
+    let own = s.party().is_p0().then_some(&plain[..]);
+    let mut f = vec![0u64; if s.party().is_p0() { 0 } else { k * n }];
+    let mut setup = vec![0u64; weight::setup_owned_scratch_words(s.party(), k, n)];
+    weight::setup_owned(s, id, k, n, own, &mut f, &mut setup)?;
+    Ok((plain, f))
+}
+
+/// This party's view of a weight set up by [`owned_setup`]: `W` at P0, `F` at P1.
+fn owned_view<'a>(
+    s: &TestSession,
+    id: u32,
+    k: usize,
+    n: usize,
+    plain: &'a [u64],
+    f: &'a [u64],
+) -> secformer_core::Result<weight::OwnedWeight<'a>> {
+    weight::OwnedWeight::view(id, k, n, if s.party().is_p0() { plain } else { f })
+}
+
 /// The factored lookup (the token embedding): ids anywhere in a table whose rows are not
 /// a square (the last block is partial), rows with no id, more rows than one chunk; the
 /// result is the table's rows exactly, and the traffic is `lookup::cost` (one round at
@@ -529,11 +555,8 @@ fn owned_lookup_is_exact() {
         let w = reals(23, k * n, -2.0, 2.0);
         for net in NETS {
             let (r, _) = run(net, |s| {
-                let plain = enc(&w);
-                let own = s.party().is_p0().then_some(&plain[..]);
-                let mut f = vec![0u64; if s.party().is_p0() { 0 } else { k * n }];
-                let mut setup = vec![0u64; weight::setup_owned_scratch_words(s.party(), k, n)];
-                let sw = weight::setup_owned(s, 11, k, n, own, &mut f, &mut setup)?;
+                let (plain, f) = owned_setup(s, 11, k, n, &w)?;
+                let sw = owned_view(s, 11, k, n, &plain, &f)?;
                 let mut scratch = vec![0u64; lookup::scratch_words(m, k, n)];
                 let mut outs = Vec::new();
                 for _ in 0..2 {

@@ -81,17 +81,6 @@ pub fn item(w: &OwnedWeight<'_>, m: usize) -> Item {
     }
 }
 
-/// The dealer items of [`lookup`] on `m` rows, in order (one per chunk).
-pub fn items(w: &OwnedWeight<'_>, m: usize) -> impl Iterator<Item = Item> {
-    let (id, k, n) = (w.id(), w.rows() as u32, w.cols() as u32);
-    (0..m).step_by(CHUNK).map(move |r| Item::OwnedLookup {
-        id,
-        m: CHUNK.min(m - r) as u32,
-        k,
-        n,
-    })
-}
-
 /// Online cost of [`lookup`] of `m` rows in a table of `v` rows, for P0 (`p0`) or P1.
 pub fn cost(m: usize, v: usize, p0: bool) -> super::Cost {
     if m == 0 {

@@ -223,20 +223,7 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
             let alpha = (alpha_w[wi] >> bi) & 1;
             let beta = (beta_w[wi] >> bi) & 1;
             let rbit = (r[wi] >> bi) & 1;
-            // (1 - 2a)(1 - 2b) sh is sh or -sh; b (1 - 2a) r and a (1 - 2b) r are
-            // (1 - 2a) or (1 - 2b) when the bits multiplying them are set: selects, no
-            // multiplies.
-            let flip = (alpha ^ beta).wrapping_neg();
-            let common = (sh[i] ^ flip).wrapping_sub(flip);
-            let ab = if p0 {
-                let sa = 1u64.wrapping_sub(alpha << 1);
-                (alpha & beta)
-                    .wrapping_add(sa & (beta & rbit).wrapping_neg())
-                    .wrapping_add(common)
-            } else {
-                let sb = 1u64.wrapping_sub(beta << 1);
-                (sb & (alpha & rbit).wrapping_neg()).wrapping_add(common)
-            };
+            let ab = ab_share(p0, alpha, beta, rbit, sh[i]);
             // This party's share of z's msb: a at P0, b at P1.
             let v = &mut x[i];
             let wshare = (*v >> 63).wrapping_sub(ab);
@@ -247,6 +234,26 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
         at += len;
     }
     Ok(())
+}
+
+/// This party's additive share of the wrap bits' product `ab` (see the module docs) from
+/// the opened bits `alpha`, `beta`, its own random bit `rbit` (`u` at P0, `v'` at P1) and
+/// its share `sh` of `u v'`. Also used by [`super::trunc_square`].
+#[inline(always)]
+pub(crate) fn ab_share(p0: bool, alpha: u64, beta: u64, rbit: u64, sh: u64) -> u64 {
+    // (1 - 2a)(1 - 2b) sh is sh or -sh; b (1 - 2a) r and a (1 - 2b) r are (1 - 2a) or
+    // (1 - 2b) when the bits multiplying them are set: selects, no multiplies.
+    let flip = (alpha ^ beta).wrapping_neg();
+    let common = (sh ^ flip).wrapping_sub(flip);
+    if p0 {
+        let sa = 1u64.wrapping_sub(alpha << 1);
+        (alpha & beta)
+            .wrapping_add(sa & (beta & rbit).wrapping_neg())
+            .wrapping_add(common)
+    } else {
+        let sb = 1u64.wrapping_sub(beta << 1);
+        (sb & (alpha & rbit).wrapping_neg()).wrapping_add(common)
+    }
 }
 
 /// SecureML local truncation by `f` bits (see the module docs for its failure rate).

@@ -35,6 +35,8 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
+use super::trunc;
+
 /// The dealer item for `n` elements truncated by `f` bits.
 pub fn item(n: usize, f: u32) -> Item {
     Item::TruncSquare {
@@ -139,14 +141,7 @@ pub fn trunc_square<T: Transport, D: Dealer, K: MatMul>(
         let sb = 1u64.wrapping_sub(beta << 1);
         let both = sa.wrapping_mul(sb);
         // This party's shares of ab and of ab A (see the module docs).
-        let common = both.wrapping_mul(uv[i]);
-        let ab = if p0 {
-            (alpha & beta)
-                .wrapping_add(sa & (beta & rbit).wrapping_neg())
-                .wrapping_add(common)
-        } else {
-            (sb & (alpha & rbit).wrapping_neg()).wrapping_add(common)
-        };
+        let ab = trunc::ab_share(p0, alpha, beta, rbit, uv[i]);
         let aba = ((alpha & beta).wrapping_neg() & a[i])
             .wrapping_add(sa.wrapping_mul(beta).wrapping_mul(ua[i]))
             .wrapping_add(sb.wrapping_mul(alpha).wrapping_mul(va[i]))
