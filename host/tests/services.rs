@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{bin, free_port, model_dir, Keys};
+use support::{bin, model_dir, Keys};
 
 /// Children killed when the test ends, also when it fails.
 struct Procs(Vec<Child>);
@@ -26,9 +26,20 @@ impl Drop for Procs {
     }
 }
 
-fn wait_for(path: &Path, what: &str) {
+/// Waits for a service's port file and returns the address it listens on (the services
+/// bind port 0, so no other process can take their port between a probe and the bind).
+fn wait_for(path: &Path, what: &str) -> String {
     let start = Instant::now();
-    while !path.exists() {
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if let Some(port) = s
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim().parse::<u16>().ok())
+            {
+                return format!("127.0.0.1:{port}");
+            }
+        }
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "{what} did not start"
@@ -73,22 +84,22 @@ fn services_survive_hostile_and_failing_clients_then_serve_a_good_one() {
     let Some(model) = model_dir() else { return };
     let keys = Keys::new();
     let ready = tempfile::tempdir().unwrap();
-    let (dport, pport) = (free_port(), free_port());
-    let (dealer, peer) = (format!("127.0.0.1:{dport}"), format!("127.0.0.1:{pport}"));
     let (dfile, pfile) = (ready.path().join("d"), ready.path().join("p"));
     let d = bin()
-        .args(["dealer", "--listen", &dealer, "--port-file"])
+        .args(["dealer", "--listen", "127.0.0.1:0", "--port-file"])
         .arg(&dfile)
         .args(keys.of("dealer"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut services = Procs(vec![d]);
+    let dealer = wait_for(&dfile, "the dealer");
     let p0 = bin()
         .args([
             "serve",
             "--listen",
-            &peer,
+            "127.0.0.1:0",
             "--dealer",
             &dealer,
             "--port-file",
@@ -101,9 +112,8 @@ fn services_survive_hostile_and_failing_clients_then_serve_a_good_one() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut services = Procs(vec![d, p0]);
-    wait_for(&dfile, "the dealer");
-    wait_for(&pfile, "P0");
+    services.0.push(p0);
+    let peer = wait_for(&pfile, "P0");
 
     for addr in [&dealer, &peer] {
         let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
