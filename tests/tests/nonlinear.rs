@@ -7,7 +7,7 @@ use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
 use secformer_core::protocols::{
     bitmul, compare, fourier, gelu, input, layernorm, reciprocal, reveal, rsqrt, softmax_2quad,
-    softmax_exact, tanh, Mask,
+    softmax_exact, tanh, Mask, Width,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -332,23 +332,31 @@ fn gelu_meets_the_error_bounds() {
         -lim + 1.0,
     ]);
     let g = dec(&enc(&x));
-    // Inputs at f bits, and the same inputs at 2f bits (an untruncated product's scale).
-    for (net, wide) in NETS.into_iter().flat_map(|n| [(n, false), (n, true)]) {
+    // Inputs at f bits, the same inputs at 2f bits (an untruncated product's scale), and
+    // at 2f bits known only modulo 2^56 (a product in the 7-byte ring: each share carries
+    // garbage above bit 56, which the protocol must ignore).
+    let ring = Width::bytes(7);
+    let modes = [None, Some(Width::FULL), Some(ring)];
+    for (net, wide) in NETS.into_iter().flat_map(|n| modes.map(|m| (n, m))) {
         let (r, _) = run(net, |s| {
             let mut xs = share(s, PartyId::P0, &x)?;
             let mut out = vec![AShare::default(); x.len()];
             let mut scratch = vec![0u64; gelu::scratch_words(x.len(), gelu::DEFAULT_BITS)];
+            let junk = if s.party().is_p0() { 0x9e37 } else { 0x7f4a };
             let before = s.peer_stats();
-            if wide {
-                for v in AShare::raw_slice_mut(&mut xs) {
+            if let Some(w) = wide {
+                for (i, v) in AShare::raw_slice_mut(&mut xs).iter_mut().enumerate() {
                     *v <<= 16;
+                    if w != Width::FULL {
+                        *v = v.wrapping_add(((i as u64 + 1) * junk) << w.bits());
+                    }
                 }
-                gelu::gelu_wide(s, &xs, gelu::DEFAULT_BITS, &mut out, &mut scratch)?;
+                gelu::gelu_wide_in(s, &xs, gelu::DEFAULT_BITS, w, &mut out, &mut scratch)?;
             } else {
                 gelu::gelu(s, &xs, gelu::DEFAULT_BITS, &mut out, &mut scratch)?;
             }
             let st = s.peer_stats().since(&before);
-            let want = gelu::cost(x.len(), gelu::DEFAULT_BITS, 16);
+            let want = gelu::cost_in(x.len(), gelu::DEFAULT_BITS, 16, wide.unwrap_or(Width::FULL));
             assert_eq!(
                 (st.rounds, st.payload_sent),
                 (want.rounds, want.bytes(s.party()))

@@ -1,9 +1,10 @@
 //! Every foundation protocol, two parties + dealer, over in-memory links and over TCP,
 //! compared with a plaintext f64 reference with the error bound asserted.
 
+use secformer_core::dealer::Dealer as _;
 use secformer_core::party::PartyId;
 use secformer_core::protocols::{
-    input, linear, lookup, matmul, mul, reveal, sqscale, square, trunc, trunc_square, weight,
+    input, linear, lookup, matmul, mul, reveal, sqscale, square, trunc, trunc_square, weight, Width,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -277,6 +278,47 @@ fn shared_matmul_within_one_lsb() {
     }
 }
 
+/// Batched products (attention's heads) in the full ring and in the 6-byte ring (outputs
+/// below 2^14 at f = 16): within one LSB of the f64 product, with `batch_cost_in`'s
+/// rounds and bytes.
+#[test]
+fn batched_matmul_in_a_narrow_ring_within_one_lsb() {
+    let (b, m, k, n) = (3, 4, 9, 5);
+    let x = reals(13, b * m * k, -6.0, 6.0);
+    let y = reals(14, b * k * n, -6.0, 6.0);
+    for net in NETS {
+        for ring in [Width::FULL, Width::bytes(6)] {
+            let (r, _) = run(net, |s| {
+                let xs = share(s, PartyId::P0, &x)?;
+                let ys = share(s, PartyId::P1, &y)?;
+                let mut z = vec![AShare::default(); b * m * n];
+                let mut scratch = vec![0u64; matmul::batch_scratch_words(b, m, k, n)];
+                let before = s.peer_stats();
+                matmul::matmul_batch_in(s, (b, m, k, n), &xs, &ys, ring, &mut z, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let want = matmul::batch_cost_in(b, m, k, n, ring);
+                assert_eq!(
+                    (st.rounds, st.payload_sent),
+                    (want.rounds, want.bytes(s.party()))
+                );
+                open(s, &z)
+            })
+            .unwrap();
+            for i in 0..b {
+                let want = plain_matmul(
+                    m,
+                    k,
+                    n,
+                    &grid(&x[i * m * k..(i + 1) * m * k]),
+                    &grid(&y[i * k * n..(i + 1) * k * n]),
+                );
+                let got = &r[i * m * n..(i + 1) * m * n];
+                assert!(max_abs_diff(got, &want) < LSB, "{ring:?} block {i}");
+            }
+        }
+    }
+}
+
 #[test]
 fn public_matmul_within_one_lsb() {
     let (m, k, n) = (4, 9, 6);
@@ -442,6 +484,67 @@ fn faithful_truncation_edges_and_range() {
                 "trunc({x}) = {} (exact {exact})",
                 *g as i64
             );
+        }
+    }
+}
+
+/// Truncation from a ring of `m` bits: each party's share carries garbage above bit `m`
+/// (a product computed on `m`-bit openings), the output is a full 64-bit share within one
+/// unit of `v / 2^f`, up to the documented bound `|v| < 2^(m-2) - 2^f`; one round and one
+/// bit per element, as in the full ring.
+#[test]
+fn truncation_from_a_narrow_ring_lifts_to_the_full_ring() {
+    for bytes in [4u8, 6, 7, 8] {
+        let ring = Width::bytes(bytes);
+        let m = ring.bits();
+        for f in [1u32, 16, m - 2 - 1] {
+            let lim = ((1i128 << (m - 2)) - (1i128 << f) - 1) as i64;
+            let mut v: Vec<i64> = vec![0, 1, -1, lim, -lim, 1 << f, -(1 << f), (1 << f) - 1];
+            let mut prg = secformer_core::prg::Prg::new(
+                &secformer_core::prg::Seed::from_u64_for_tests(78 + bytes as u64),
+                f as u64,
+            );
+            for _ in 0..500 {
+                v.push((prg.next_u64() % (2 * lim as u64)) as i64 - lim);
+            }
+            let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
+            for net in NETS {
+                let (got, _) = run(net, |s| {
+                    let mut xs = vec![AShare::default(); vals.len()];
+                    let own = (s.party() == PartyId::P0).then_some(&vals[..]);
+                    input::share_input(s, PartyId::P0, own, &mut xs)?;
+                    if m < 64 {
+                        let junk = if s.party().is_p0() { 0x5bd1 } else { 0xe995 };
+                        for (i, x) in AShare::raw_slice_mut(&mut xs).iter_mut().enumerate() {
+                            *x = x.wrapping_add(((i as u64 + 3) * junk) << m);
+                        }
+                    }
+                    let mut scratch = vec![0u64; trunc::scratch_words(vals.len())];
+                    s.dealer_mut()
+                        .request(&[trunc::item_in(vals.len(), f, ring)])?;
+                    let before = s.peer_stats();
+                    trunc::run_in(s, &mut xs, f, ring, &mut scratch)?;
+                    let st = s.peer_stats().since(&before);
+                    let want = trunc::cost(vals.len());
+                    assert_eq!(
+                        (st.rounds, st.payload_sent),
+                        (want.rounds, want.bytes(s.party()))
+                    );
+                    let mut out = vec![0u64; vals.len()];
+                    reveal::reveal(s, &xs, &mut out)?;
+                    Ok(out)
+                })
+                .unwrap();
+                for (x, g) in v.iter().zip(&got) {
+                    // floor(v / 2^f) or one more (integers: f64 would round at 2^53).
+                    let floor = x >> f;
+                    let g = *g as i64;
+                    assert!(
+                        g == floor || g == floor + 1,
+                        "m {m} f {f}: trunc({x}) = {g} (floor {floor})"
+                    );
+                }
+            }
         }
     }
 }
@@ -660,13 +763,17 @@ fn owned_weight_product_across_inferences() {
             let sw = weight::setup_owned(s, 9, k, n, own, &mut f, &mut setup)?;
             let mut scratch = vec![0u64; weight::owned_scratch_words(m, k, n)];
             let mut outs = Vec::new();
-            for x in &inputs {
+            // The full ring, and the 6-byte ring (outputs below 2^14 at f = 16).
+            for (x, ring) in inputs
+                .iter()
+                .flat_map(|x| [(x, Width::FULL), (x, Width::bytes(6))])
+            {
                 let xs = share(s, PartyId::P1, x)?;
                 let mut z = vec![AShare::default(); m * n];
                 let before = s.peer_stats();
-                weight::apply_owned(s, &sw, &xs, &mut z, &mut scratch)?;
+                weight::apply_owned_in(s, &sw, &xs, ring, &mut z, &mut scratch)?;
                 let st = s.peer_stats().since(&before);
-                let want = weight::owned_cost(m, k, n, s.party().is_p0());
+                let want = weight::owned_cost_in(m, k, n, ring, s.party().is_p0());
                 assert_eq!(
                     (st.rounds, st.payload_sent),
                     (want.rounds, want.bytes(s.party()))
@@ -676,7 +783,7 @@ fn owned_weight_product_across_inferences() {
             Ok(outs)
         })
         .unwrap();
-        for (x, got) in inputs.iter().zip(&r) {
+        for (x, got) in inputs.iter().flat_map(|x| [x, x]).zip(&r) {
             let want = plain_matmul(m, k, n, &grid(x), &grid(&w));
             assert!(
                 max_abs_diff(got, &want) < LSB,

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -147,7 +147,8 @@ pub enum Item {
     Trunc {
         /// Elements.
         n: u32,
-        /// Fractional bits removed (the shares of `u*v` are only needed mod 2^f).
+        /// Bits of the shares of `u v'` needed: the shift in the full ring, `64 - m + shift`
+        /// from a ring of `m` bits ([`crate::protocols::trunc::item_in`]).
         f: u8,
     },
     /// A faithful truncation fused with the square of its result

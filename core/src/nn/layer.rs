@@ -18,7 +18,9 @@ use crate::kernel::MatMul;
 use crate::party::PartyId;
 use crate::prg::words_for_bits;
 use crate::protocols::weight::{self, OwnedWeight, Prepared, SharedWeight};
-use crate::protocols::{bitmul, gelu, layernorm, matmul, softmax_2quad, softmax_exact, Mask};
+use crate::protocols::{
+    bitmul, gelu, layernorm, matmul, softmax_2quad, softmax_exact, Mask, Width,
+};
 use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
@@ -51,8 +53,9 @@ pub trait LayerProducts {
     ) -> Result<()>;
 
     /// `out = x W` at `2f` fractional bits (not truncated), for a consumer that reads the
-    /// extra bits ([`gelu::gelu_wide`]). By default the truncated product shifted back up
-    /// (exact, no round saved); products that can skip the truncation do.
+    /// extra bits ([`gelu::gelu_wide`]), correct at least modulo `2^m` for the ring of
+    /// [`ffn_ring`]. By default the truncated product shifted back up (exact, no round
+    /// saved); products that can skip the truncation do.
     fn apply_wide<T: Transport, D: Dealer, K: MatMul>(
         &mut self,
         which: Product,
@@ -71,6 +74,21 @@ pub trait LayerProducts {
 
     /// Scratch words [`LayerProducts::apply`] needs for `rows` input rows.
     fn scratch_words(&self, rows: usize) -> usize;
+}
+
+/// The ring of the truncated owned products (Q, K and V, the output projection, the FFN's
+/// second matrix): outputs below `2^14` in magnitude (`m = 2f + 16` bits, rounded up to
+/// bytes: 48 at `f = 16`), the range of LayerNorm's input, which the projections feed
+/// through the residual sums, and far beyond any attention score a model computes.
+pub fn product_ring(f: u32) -> Width {
+    Width::bytes((2 * f + 16).div_ceil(8).clamp(3, 8) as u8)
+}
+
+/// The ring of the FFN's first product and of GeLU's opening: inputs up to `2^17` (GeLU's
+/// comparison range at its default width), whose output at `2f + 1` fractional bits needs
+/// `m = 2f + 20` bits (56 at `f = 16`).
+pub fn ffn_ring(f: u32) -> Width {
+    Width::bytes((2 * f + 20).div_ceil(8).clamp(3, 8) as u8)
 }
 
 /// The vector parameters of a layer (biases, LayerNorm) as shares.
@@ -279,7 +297,8 @@ impl LayerProducts for OwnedLayer<'_> {
         out: &mut [AShare],
         scratch: &mut [u64],
     ) -> Result<()> {
-        weight::apply_owned(s, self.weight(which), x, out, scratch)
+        let ring = product_ring(s.enc.frac_bits());
+        weight::apply_owned_in(s, self.weight(which), x, ring, out, scratch)
     }
 
     fn apply_wide<T: Transport, D: Dealer, K: MatMul>(
@@ -290,7 +309,8 @@ impl LayerProducts for OwnedLayer<'_> {
         out: &mut [AShare],
         scratch: &mut [u64],
     ) -> Result<()> {
-        weight::apply_owned_wide(s, self.weight(which), x, out, scratch)
+        let ring = ffn_ring(s.enc.frac_bits());
+        weight::apply_owned_wide(s, self.weight(which), x, ring, out, scratch)
     }
 
     fn scratch_words(&self, rows: usize) -> usize {
@@ -653,7 +673,8 @@ pub fn encoder_layer<T: Transport, D: Dealer, K: MatMul, P: LayerProducts>(
     add_bias_wide(f1, p.b1, s.enc.frac_bits());
     let g = AShare::from_raw_slice_mut(ar.take(r * i)?);
     probe.mark(Component::Gelu, s.peer_stats());
-    gelu::gelu_wide(s, f1, gelu::DEFAULT_BITS, g, ar.sub().rest())?;
+    let ring = ffn_ring(s.enc.frac_bits());
+    gelu::gelu_wide_in(s, f1, gelu::DEFAULT_BITS, ring, g, ar.sub().rest())?;
     probe.mark(Component::Linear, s.peer_stats());
     let f2 = merged; // reuse: rows x H
     products.apply(Product::FfnOut, s, g, f2, ar.sub().rest())?;
@@ -700,14 +721,18 @@ fn attention<T: Transport, D: Dealer, K: MatMul>(
             }
         }
     }
+    // Scores and contexts stay below 2^14: the products' narrow ring.
+    let ring = product_ring(s.enc.frac_bits());
     let scores = AShare::from_raw_slice_mut(ar.take(blocks * t * t)?);
-    matmul::matmul_batch(s, blocks, t, hd, t, q, kt, scores, ar.sub().rest())?;
+    let dims = (blocks, t, hd, t);
+    matmul::matmul_batch_in(s, dims, q, kt, ring, scores, ar.sub().rest())?;
     let probs = AShare::from_raw_slice_mut(ar.take(blocks * t * t)?);
     probe.mark(Component::Softmax, s.peer_stats());
     masked_softmax(s, d, keys, softmax, scores, probs, ar.sub().rest())?;
     probe.mark(Component::Linear, s.peer_stats());
     let ctx = AShare::from_raw_slice_mut(ar.take(blocks * t * hd)?);
-    matmul::matmul_batch(s, blocks, t, t, hd, probs, v, ctx, ar.sub().rest())?;
+    let dims = (blocks, t, t, hd);
+    matmul::matmul_batch_in(s, dims, probs, v, ring, ctx, ar.sub().rest())?;
     for b in 0..d.batch {
         for a in 0..heads {
             let blk = b * heads + a;

@@ -58,7 +58,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::fourier::{self, Series};
-use super::{compare, trunc};
+use super::{compare, trunc, Width};
 
 /// Segment threshold T.
 pub const THRESHOLD: f64 = 4.0;
@@ -137,12 +137,17 @@ pub fn item(n: usize, k: u32, f: u32, xf: u32) -> Item {
 /// Dealer items of GeLU on `n` elements with `k`-bit comparisons, inputs at `xf`
 /// fractional bits (`f` or `2f`).
 pub fn items(n: usize, k: u32, f: u32, xf: u32) -> heapless::Vec<Item, 20> {
+    items_in(n, k, f, xf, Width::FULL)
+}
+
+/// [`items`] for an input read modulo `2^m` (`m` = `ring`'s bits).
+pub fn items_in(n: usize, k: u32, f: u32, xf: u32, ring: Width) -> heapless::Vec<Item, 20> {
     let mut v = heapless::Vec::new();
     let _ = v.push(item(n, k, f, xf));
     for it in compare::public_items(n, 2, k) {
         let _ = v.push(it);
     }
-    let _ = v.push(trunc::item(n, f + 1));
+    let _ = v.push(trunc::item_in(n, f + 1, ring));
     v
 }
 
@@ -229,7 +234,7 @@ pub fn gelu<T: Transport, D: Dealer, K: MatMul>(
     scratch: &mut [u64],
 ) -> Result<()> {
     let f = s.enc.frac_bits();
-    gelu_at(s, x, f, k, out, scratch)
+    gelu_at(s, x, f, k, Width::FULL, out, scratch)
 }
 
 /// `out = GeLU(x)` for `x` at `2f` fractional bits (an untruncated product, which saves
@@ -242,8 +247,23 @@ pub fn gelu_wide<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    gelu_wide_in(s, x, k, Width::FULL, out, scratch)
+}
+
+/// [`gelu_wide`] for an input known modulo `2^m` (`m` = `ring`'s bits, an untruncated
+/// product computed in that ring): `E` is opened in `ring.entry_bytes()` bytes per element and
+/// the output is truncated from that ring. Valid for `|x| < 2^(m - 3 - 2f)` (and the
+/// comparisons' range): `2^21` at 56 bits and `f = 16`, above the comparisons' `2^17`.
+pub fn gelu_wide_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    k: u32,
+    ring: Width,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
     let f = s.enc.frac_bits();
-    gelu_at(s, x, 2 * f, k, out, scratch)
+    gelu_at(s, x, 2 * f, k, ring, out, scratch)
 }
 
 fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
@@ -251,6 +271,7 @@ fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
     x: &[AShare],
     xf: u32,
     k: u32,
+    ring: Width,
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
@@ -262,7 +283,14 @@ fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
             "gelu: inputs at f to 2f fractional bits, 2f < 62",
         ));
     }
-    s.dealer.request(&items(n, k, f, xf))?;
+    // The opening's low bits feed the series (`4 + xf`) and the comparisons (up to
+    // `shift + k`); the ring must hold them.
+    if ring.bits() < (PERIOD_LOG2 + xf).max(shift_at(k, xf - f) + k) {
+        return Err(crate::Error::Param(
+            "gelu: the ring is narrower than the series' and comparisons' bits",
+        ));
+    }
+    s.dealer.request(&items_in(n, k, f, xf, ring))?;
     let mut ar = Arena::new(scratch);
     let xs = AShare::raw_slice(x);
     let mat = take_material(&mut s.dealer, item(n, k, f, xf), n, k, &mut ar)?;
@@ -272,7 +300,7 @@ fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
     {
         let theirs = ar.take(n)?;
         crate::ring::sub_into(e, xs, mat.b);
-        s.peer.exchange_u64(e, theirs)?;
+        s.peer.exchange_narrow(e, theirs, ring.entry_bytes())?;
         crate::ring::add_assign(e, theirs);
     }
 
@@ -363,13 +391,18 @@ fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
         }
         o[i] = acc;
     }
-    trunc::run_segments(s, out, &[(n, f + 1)], ar.rest())
+    trunc::run_segments_in(s, out, &[(n, f + 1)], ring, ar.rest())
 }
 
 /// Cost of GeLU on `n` elements with `k`-bit comparisons (at `f` fractional bits).
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
+    cost_in(n, k, f, Width::FULL)
+}
+
+/// Cost of [`gelu_wide_in`]: `E` in `ring.entry_bytes()` bytes per element.
+pub fn cost_in(n: usize, k: u32, f: u32, ring: Width) -> super::Cost {
     let _ = f;
-    super::Cost::new(1, 8 * n as u64)
+    super::Cost::new(1, ring.entry_bytes() as u64 * n as u64)
         + compare::public_cost(n, 2, k)
         + super::Cost::new(1, 8 * words_for_bits(2 * n) as u64)
         + trunc::cost(n)

@@ -19,6 +19,8 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
+use super::Width;
+
 use super::trunc;
 
 /// Scratch words for an `m x k` by `k x n` product.
@@ -94,6 +96,24 @@ pub fn matmul_batch<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    let dims = (batch, m, k, n);
+    matmul_batch_in(s, dims, x, y, Width::FULL, out, scratch)
+}
+
+/// [`matmul_batch`] in the ring of `ring`'s `m` bits: `E` and `F` are opened in
+/// `ring.entry_bytes()` bytes per entry and the truncation lifts the products, known modulo
+/// `2^m`, to full shares. Valid while every output `|x_b y_b| < 2^(m - 2 - 2f)` (`2^14` at
+/// 48 bits and `f = 16`). `dims` is `(batch, m, k, n)`. Cost: [`batch_cost_in`].
+pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    dims: (usize, usize, usize, usize),
+    x: &[AShare],
+    y: &[AShare],
+    ring: Width,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (batch, m, k, n) = dims;
     check_len("batched matmul left operand", batch * m * k, x.len())?;
     check_len("batched matmul right operand", batch * k * n, y.len())?;
     check_len("batched matmul output", batch * m * n, out.len())?;
@@ -103,9 +123,13 @@ pub fn matmul_batch<T: Transport, D: Dealer, K: MatMul>(
         k: k as u32,
         n: n as u32,
     };
-    if s.trunc_mode == trunc::TruncMode::Faithful {
+    let faithful = s.trunc_mode == trunc::TruncMode::Faithful;
+    // The local truncation needs the full ring.
+    let ring = if faithful { ring } else { Width::FULL };
+    if faithful {
+        let f = s.enc.frac_bits();
         s.dealer
-            .request(&[item, trunc::item(batch * m * n, s.enc.frac_bits())])?;
+            .request(&[item, trunc::item_in(batch * m * n, f, ring)])?;
     } else {
         s.dealer.request(&[item])?;
     }
@@ -120,7 +144,7 @@ pub fn matmul_batch<T: Transport, D: Dealer, K: MatMul>(
         let theirs = ar.take(batch * (mk + kn))?;
         crate::ring::sub_into(&mut mine[..batch * mk], AShare::raw_slice(x), a);
         crate::ring::sub_into(&mut mine[batch * mk..], AShare::raw_slice(y), b);
-        s.peer.exchange_u64(mine, theirs)?;
+        s.peer.exchange_narrow(mine, theirs, ring.entry_bytes())?;
         crate::ring::add_assign(theirs, mine);
         let (e, f) = theirs.split_at(batch * mk);
         if s.party.is_p0() {
@@ -148,10 +172,21 @@ pub fn matmul_batch<T: Transport, D: Dealer, K: MatMul>(
             );
         }
     }
-    trunc::run(s, out, scratch)
+    if faithful {
+        let f = s.enc.frac_bits();
+        trunc::run_in(s, out, f, ring, scratch)
+    } else {
+        trunc::run(s, out, scratch)
+    }
 }
 
 /// Cost of [`matmul_batch`].
 pub fn batch_cost(batch: usize, m: usize, k: usize, n: usize) -> super::Cost {
-    super::Cost::new(1, 8 * (batch * (m * k + k * n)) as u64) + trunc::cost(batch * m * n)
+    batch_cost_in(batch, m, k, n, Width::FULL)
+}
+
+/// Cost of [`matmul_batch_in`].
+pub fn batch_cost_in(batch: usize, m: usize, k: usize, n: usize, ring: Width) -> super::Cost {
+    let entries = (batch * (m * k + k * n)) as u64;
+    super::Cost::new(1, ring.entry_bytes() as u64 * entries) + trunc::cost(batch * m * n)
 }

@@ -30,6 +30,37 @@ pub mod trunc;
 pub mod trunc_square;
 pub mod weight;
 
+/// The width in bytes of the ring an opening is made in: a product whose result is needed
+/// only modulo `2^m` (`m = 8 bytes`) opens its masked operands modulo `2^m`, which is as
+/// uniform as the full-ring opening and `8 - bytes` bytes shorter per entry; a truncation
+/// from that ring ([`trunc::run_in`]) lifts the result back to full 64-bit shares. The
+/// narrowest width a product may use follows from the range of its result: a value at
+/// `2f` fractional bits below `2^(m - 2 - 2f)` in magnitude (`2^14` at 48 bits, `2^22` at
+/// 56, for `f = 16`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Width(u8);
+
+impl Width {
+    /// The full 64-bit ring.
+    pub const FULL: Width = Width(8);
+
+    /// A ring of `bytes` bytes (3 to 8).
+    pub const fn bytes(bytes: u8) -> Width {
+        assert!(bytes >= 3 && bytes <= 8, "ring widths are 3 to 8 bytes");
+        Width(bytes)
+    }
+
+    /// Bytes per opened entry.
+    pub const fn entry_bytes(self) -> u8 {
+        self.0
+    }
+
+    /// Bits of the ring (`m`).
+    pub const fn bits(self) -> u32 {
+        8 * self.0 as u32
+    }
+}
+
 /// Communication of one protocol call: rounds waited and the payload bytes each party
 /// sends. Every protocol documents its cost and exposes it as a `cost` function, which the
 /// tests compare with the transport counters. Most protocols send the same from both

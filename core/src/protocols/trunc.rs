@@ -21,6 +21,17 @@
 //! Cost per element: 1 round (for the whole batch), `ceil(n/8)` payload bytes sent per
 //! party; D sends P1 `n * ceil(f/8)` bytes.
 //!
+//! # From a narrower ring
+//!
+//! The same protocol lifts a value known only modulo `2^m` (`m <= 64`: a product computed
+//! on openings of `m` bits, see [`super::Width`]) to a full 64-bit share of `v / 2^f`:
+//! each party reduces its share mod `2^m`, the bias is `2^(m-2) + 2^f`, `a` and `b` are bit
+//! `m - 1` of the reduced shares, and the wrap term is `w 2^(m-f)`. Since the shifted
+//! shares `z_i >> f` are integers below `2^(m-f)`, the result
+//! `floor(v / 2^f) + 1 - c` is exact in the 64-bit ring; `ab` is needed mod `2^(64-m+f)`,
+//! so D sends that many bits of P1's share ([`item_in`]). Same round and bits; valid for
+//! `|v| < 2^(m-2) - 2^f`.
+//!
 //! # SecureML local truncation (opt-in)
 //!
 //! P0 keeps `x0 >> f` (arithmetic), P1 keeps `-((-x1) >> f)`. No communication, but for
@@ -42,6 +53,8 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
+use super::Width;
+
 /// How products are truncated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TruncMode {
@@ -53,9 +66,15 @@ pub enum TruncMode {
 
 /// The dealer item for truncating `n` elements by `f` bits.
 pub fn item(n: usize, f: u32) -> Item {
+    item_in(n, f, Width::FULL)
+}
+
+/// The dealer item for truncating `n` elements known mod `2^m` (`m` = `ring`'s bits) by
+/// `f` bits: the shares of `u v'` are needed mod `2^(64 - m + f)`.
+pub fn item_in(n: usize, f: u32, ring: Width) -> Item {
     Item::Trunc {
         n: n as u32,
-        f: f as u8,
+        f: (64 - ring.bits() + f).min(64) as u8,
     }
 }
 
@@ -124,6 +143,31 @@ pub fn run_segments<T: Transport, D: Dealer, K: MatMul>(
     segments: &[(usize, u32)],
     scratch: &mut [u64],
 ) -> Result<()> {
+    run_segments_in(s, x, segments, Width::FULL, scratch)
+}
+
+/// Truncates `x`, known modulo `2^m` (`m` = `ring`'s bits), by `shift` bits into full
+/// 64-bit shares, taking already-requested material ([`item_in`]).
+pub fn run_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    shift: u32,
+    ring: Width,
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    run_segments_in(s, x, &[(n, shift)], ring, scratch)
+}
+
+/// [`run_segments`] for `x` known modulo `2^m` (`m` = `ring`'s bits): the output is in
+/// the full ring. The material is [`item_in`] of the largest shift.
+pub fn run_segments_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    segments: &[(usize, u32)],
+    ring: Width,
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = x.len();
     check_len("truncation segments", n, segments.iter().map(|s| s.0).sum())?;
     if s.trunc_mode == TruncMode::LocalSecureMl {
@@ -139,8 +183,9 @@ pub fn run_segments<T: Transport, D: Dealer, K: MatMul>(
     let mut ar = Arena::new(scratch);
     let r = ar.take(words_for_bits(n))?;
     let sh = ar.take(n)?;
-    s.dealer.take(item(n, max), &mut [&mut *r, &mut *sh])?;
-    apply_segments(s, x, segments, r, sh, ar.rest())
+    s.dealer
+        .take(item_in(n, max, ring), &mut [&mut *r, &mut *sh])?;
+    apply_segments_in(s, x, segments, ring, r, sh, ar.rest())
 }
 
 /// Takes the material of [`item`] into owned buffers (for preparing it offline).
@@ -177,13 +222,31 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
     sh: &[u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    apply_segments_in(s, x, segments, Width::FULL, r, sh, scratch)
+}
+
+/// [`apply_segments`] for `x` known modulo `2^m` (`m` = `ring`'s bits), with the material
+/// of [`item_in`]; the output is in the full ring.
+pub fn apply_segments_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    segments: &[(usize, u32)],
+    ring: Width,
+    r: &[u64],
+    sh: &[u64],
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = x.len();
+    let m = ring.bits();
+    let reduce = crate::ring::low_mask(m);
     let nw = words_for_bits(n);
     check_len("truncation material", nw, r.len())?;
     check_len("truncation material", n, sh.len())?;
     for &(_, shift) in segments {
-        if !(1..=62).contains(&shift) {
-            return Err(crate::Error::Param("truncation shift must be in 1..=62"));
+        if !(1..=m.saturating_sub(2)).contains(&shift) {
+            return Err(crate::Error::Param(
+                "truncation shift must be in 1..=m-2 (62 in the full ring)",
+            ));
         }
     }
     let x = AShare::raw_slice_mut(x);
@@ -195,11 +258,11 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
         for &(len, shift) in segments {
             let bias = s
                 .party
-                .share_of_public((1u64 << 62).wrapping_add(1u64 << shift));
+                .share_of_public((1u64 << (m - 2)).wrapping_add(1u64 << shift));
             for i in at..at + len {
                 let v = &mut x[i];
-                *v = v.wrapping_add(bias);
-                mine[i / 64] |= (*v >> 63) << (i % 64);
+                *v = v.wrapping_add(bias) & reduce;
+                mine[i / 64] |= (*v >> (m - 1)) << (i % 64);
             }
             at += len;
         }
@@ -215,8 +278,8 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
     let p0 = s.party == PartyId::P0;
     let mut at = 0;
     for &(len, shift) in segments {
-        let hi_shift = 64 - shift;
-        let unbias = s.party.share_of_public(1u64 << (62 - shift));
+        let hi_shift = m - shift;
+        let unbias = s.party.share_of_public(1u64 << (m - 2 - shift));
         // Branchless: the opened bits are uniformly random, so branches on them mispredict.
         for i in at..at + len {
             let (wi, bi) = (i / 64, i % 64);
@@ -226,7 +289,7 @@ pub fn apply_segments<T: Transport, D: Dealer, K: MatMul>(
             let ab = ab_share(p0, alpha, beta, rbit, sh[i]);
             // This party's share of z's msb: a at P0, b at P1.
             let v = &mut x[i];
-            let wshare = (*v >> 63).wrapping_sub(ab);
+            let wshare = (*v >> (m - 1)).wrapping_sub(ab);
             *v = (*v >> shift)
                 .wrapping_sub(wshare << hi_shift)
                 .wrapping_sub(unbias);

@@ -53,6 +53,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::trunc::{self, TruncMode};
+use super::Width;
 
 /// A party's view of a shared weight after [`setup`].
 pub struct SharedWeight<'a> {
@@ -426,18 +427,20 @@ fn take_owned<T: Transport, D: Dealer, K: MatMul>(
     }
 }
 
-/// The owned product's opening: P1 sends `E_1 = x1 - A`; P0 receives it, forms
-/// `E = x0 + E_1` and adds `E W` to `out`. `x` is this party's share (or P1's plaintext).
+/// The owned product's opening: P1 sends `E_1 = x1 - A` (mod `2^m`, `ring.entry_bytes()` bytes
+/// per entry); P0 receives it, forms `E = x0 + E_1` and adds `E W` to `out` (correct
+/// modulo `2^m`). `x` is this party's share (or P1's plaintext).
 fn open_owned<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     w: &OwnedWeight<'_>,
     m: usize,
     x: Option<&[u64]>,
+    ring: Width,
     e: &mut [u64],
     out: &mut [u64],
 ) -> Result<()> {
     if s.party.is_p0() {
-        s.peer.recv_u64(e)?;
+        s.peer.recv_narrow(e, ring.entry_bytes())?;
         if let Some(x0) = x {
             crate::ring::add_assign(e, x0);
         }
@@ -451,7 +454,7 @@ fn open_owned<T: Transport, D: Dealer, K: MatMul>(
         for (d, xv) in e.iter_mut().zip(x1) {
             *d = xv.wrapping_sub(*d); // E_1 = X_1 - A (A was taken into e)
         }
-        s.peer.send_u64(e)?;
+        s.peer.send_narrow(e, ring.entry_bytes())?;
     }
     Ok(())
 }
@@ -465,18 +468,33 @@ pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    apply_owned_in(s, w, x, Width::FULL, out, scratch)
+}
+
+/// [`apply_owned`] in the ring of `ring`'s `m` bits: P1 opens `ring.entry_bytes()` bytes per entry
+/// and the truncation lifts the product, known modulo `2^m`, to full shares. Valid while
+/// every output sum `|sum_k x_ik w_kj| < 2^(m - 2 - 2f)` (`2^14` at 48 bits, `f = 16`).
+/// Online cost: [`owned_cost_in`].
+pub fn apply_owned_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    w: &OwnedWeight<'_>,
+    x: &[AShare],
+    ring: Width,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
     let m = owned_rows(w, x, out)?;
     let f = s.enc.frac_bits();
     match s.trunc_mode {
         TruncMode::Faithful => {
             s.dealer
-                .request(&[owned_item(w, m, false), trunc::item(m * w.n, f)])?;
-            owned_product(s, w, m, x, out, scratch)?;
-            trunc::run(s, out, scratch)
+                .request(&[owned_item(w, m, false), trunc::item_in(m * w.n, f, ring)])?;
+            owned_product(s, w, m, x, ring, out, scratch)?;
+            trunc::run_in(s, out, f, ring, scratch)
         }
         TruncMode::LocalSecureMl => {
             s.dealer.request(&[owned_item(w, m, false)])?;
-            owned_product(s, w, m, x, out, scratch)?;
+            owned_product(s, w, m, x, Width::FULL, out, scratch)?;
             trunc::local(s.party, AShare::raw_slice_mut(out), f);
             Ok(())
         }
@@ -484,18 +502,20 @@ pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
 }
 
 /// [`apply_owned`] without the truncation: `out = x w` at `2f` fractional bits (for a
-/// consumer that reads the extra bits, such as [`super::gelu::gelu_wide`]). Online cost:
-/// [`owned_wide_cost`].
+/// consumer that reads the extra bits, such as [`super::gelu::gelu_wide`]), correct
+/// modulo `2^m` for `m` = `ring`'s bits (the consumer must read it in that ring).
+/// Online cost: [`owned_wide_cost_in`].
 pub fn apply_owned_wide<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     w: &OwnedWeight<'_>,
     x: &[AShare],
+    ring: Width,
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
     let m = owned_rows(w, x, out)?;
     s.dealer.request(&[owned_item(w, m, false)])?;
-    owned_product(s, w, m, x, out, scratch)
+    owned_product(s, w, m, x, ring, out, scratch)
 }
 
 /// The rows `m` of an owned product's input `x` (`m x k`), checking `x` and `out`.
@@ -512,13 +532,14 @@ fn owned_product<T: Transport, D: Dealer, K: MatMul>(
     w: &OwnedWeight<'_>,
     m: usize,
     x: &[AShare],
+    ring: Width,
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
     let e = Arena::new(scratch).take(m * w.k)?;
     let o = AShare::raw_slice_mut(out);
     take_owned(s, w, m, e, false, o)?;
-    open_owned(s, w, m, Some(AShare::raw_slice(x)), e, o)
+    open_owned(s, w, m, Some(AShare::raw_slice(x)), ring, e, o)
 }
 
 /// Bits of the opening of [`apply_owned_onehot`]: the mask's failure probability per row
@@ -616,12 +637,17 @@ pub fn onehot_open(x: &[u64], k: usize, e: &mut [u64]) -> Result<()> {
 /// P1: P1 sends its half of `E` (no round), P0 waits for it (one round); then the
 /// truncation.
 pub fn owned_cost(m: usize, k: usize, n: usize, p0: bool) -> super::Cost {
-    owned_open_cost(m, k, 8, p0) + super::trunc::cost(m * n)
+    owned_cost_in(m, k, n, Width::FULL, p0)
 }
 
-/// Online cost of [`apply_owned_wide`]: [`owned_cost`] without the truncation.
-pub fn owned_wide_cost(m: usize, k: usize, p0: bool) -> super::Cost {
-    owned_open_cost(m, k, 8, p0)
+/// Online cost of [`apply_owned_in`]: P1 sends `ring.entry_bytes()` bytes per input entry.
+pub fn owned_cost_in(m: usize, k: usize, n: usize, ring: Width, p0: bool) -> super::Cost {
+    owned_open_cost(m, k, ring.entry_bytes() as u64, p0) + super::trunc::cost(m * n)
+}
+
+/// Online cost of [`apply_owned_wide`]: [`owned_cost_in`] without the truncation.
+pub fn owned_wide_cost_in(m: usize, k: usize, ring: Width, p0: bool) -> super::Cost {
+    owned_open_cost(m, k, ring.entry_bytes() as u64, p0)
 }
 
 /// Online cost of P1's opening of `m x k` entries of `bytes_per_entry` bytes to P0: P1

@@ -241,6 +241,33 @@ pub trait Transport {
         Ok(())
     }
 
+    /// Exchanges the low `width` bytes of each word (`width` 1..=8): one round,
+    /// `width * len` payload bytes each way. `mine` is unchanged modulo `2^(8 width)` and
+    /// zero above; `theirs` is zero-extended. For values needed only modulo `2^(8 width)`.
+    fn exchange_narrow(
+        &mut self,
+        mine: &mut [u64],
+        theirs: &mut [u64],
+        width: u8,
+    ) -> Result<(), TransportError> {
+        let w = width.clamp(1, 8);
+        if w == 8 {
+            return self.exchange_u64(mine, theirs);
+        }
+        let (nm, nt) = (mine.len() * w as usize, theirs.len() * w as usize);
+        if nm.max(nt) > MAX_FRAME_LEN {
+            return Err(TransportError::TooLarge(nm.max(nt) as u64));
+        }
+        let m = crate::dealer::draw::narrow_in_place(mine, w);
+        let t: &mut [u8] = bytemuck::cast_slice_mut(&mut theirs[..]);
+        let res = self.exchange_frame(FrameKind::Ring, m, &mut t[..nt]);
+        crate::dealer::draw::widen_in_place(mine, w);
+        res?;
+        crate::dealer::draw::widen_in_place(theirs, w);
+        self.stats_mut().rounds += 1;
+        Ok(())
+    }
+
     /// Exchanges `nbits` packed bits each way (`ceil(nbits/8)` payload bytes): one round.
     /// Bits of `theirs` past `nbits` are zero afterwards.
     fn exchange_bits(
