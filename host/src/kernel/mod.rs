@@ -93,6 +93,27 @@ pub const PAR_MIN_MACS: usize = 1 << 22;
 /// `with_threads(1)`.
 pub const DEFAULT_THREADS: usize = 2;
 
+/// The environment variable that overrides [`HostKernel::detect`]'s instruction set.
+pub const KERNEL_ENV: &str = "SECFORMER_KERNEL";
+
+/// The instruction set [`KERNEL_ENV`] asks for, if it names one this CPU runs.
+fn chosen_isa() -> Option<Isa> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let want = std::env::var(KERNEL_ENV).ok()?;
+    let found = Isa::ALL.into_iter().find(|i| i.name() == want.trim());
+    let why = match found {
+        Some(isa) => match isa.missing() {
+            None => return Some(isa),
+            Some(why) => why.to_string(),
+        },
+        None => "expected portable, avx2 or avx512".to_string(),
+    };
+    WARNED.call_once(|| {
+        eprintln!("warning: {KERNEL_ENV}={want} ignored ({why}); using the best kernel");
+    });
+    None
+}
+
 /// A matmul kernel for this CPU: an instruction set and a thread count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostKernel {
@@ -103,12 +124,18 @@ pub struct HostKernel {
 impl HostKernel {
     /// The best instruction set this CPU supports, with [`DEFAULT_THREADS`] (at most the
     /// CPUs there are).
+    ///
+    /// The environment variable [`KERNEL_ENV`] (`portable`, `avx2` or `avx512`) chooses a
+    /// slower instruction set instead, to measure what the kernel contributes on one
+    /// machine (`SECFORMER_KERNEL=avx2 secformer bench bert`); a value this CPU cannot run
+    /// or does not know is reported once on stderr and ignored.
     pub fn detect() -> Self {
-        let isa = *Isa::ALL
+        let best = *Isa::ALL
             .iter()
             .rev()
             .find(|i| i.available())
             .unwrap_or(&Isa::Portable);
+        let isa = chosen_isa().unwrap_or(best);
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         HostKernel {
             isa,
