@@ -451,6 +451,67 @@ fn trunc_square_truncates_and_squares_in_one_round() {
     }
 }
 
+/// The fused truncation and square in the 6-byte ring (the exact softmax's exponential):
+/// shares with garbage above bit 48, `y` within one unit of `v / 2^f` and `y^2` its exact
+/// square modulo 2^48; `cost_in`'s bytes.
+#[test]
+fn trunc_square_in_a_narrow_ring() {
+    let ring = Width::bytes(6);
+    let m = ring.bits();
+    let low = |x: u64| x & ((1u64 << m) - 1);
+    for f in [1u32, 16, 22, 23, 40] {
+        let lim = (1i64 << (m - 2)) - (1i64 << f) - 1;
+        let mut v: Vec<i64> = vec![0, 1, -1, lim, -lim, 1 << f, -(1 << f)];
+        let mut prg = secformer_core::prg::Prg::new(
+            &secformer_core::prg::Seed::from_u64_for_tests(91),
+            f as u64,
+        );
+        for _ in 0..300 {
+            v.push((prg.next_u64() % (2 * lim as u64)) as i64 - lim);
+        }
+        let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
+        for net in NETS {
+            let (r, _) = run(net, |s| {
+                let mut xs = vec![AShare::default(); vals.len()];
+                let own = (s.party() == PartyId::P0).then_some(&vals[..]);
+                input::share_input(s, PartyId::P0, own, &mut xs)?;
+                let junk = if s.party().is_p0() { 0x3c6e } else { 0xa54f };
+                for (i, x) in AShare::raw_slice_mut(&mut xs).iter_mut().enumerate() {
+                    *x = x.wrapping_add(((i as u64 + 5) * junk) << m);
+                }
+                let mut sq = vec![AShare::default(); vals.len()];
+                let mut scratch = vec![0u64; trunc_square::scratch_words(vals.len())];
+                let before = s.peer_stats();
+                trunc_square::trunc_square_in(s, &mut xs, f, ring, &mut sq, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let want = trunc_square::cost_in(vals.len(), ring);
+                assert_eq!(
+                    (st.rounds, st.payload_sent),
+                    (want.rounds, want.bytes(s.party()))
+                );
+                let mut y = vec![0u64; vals.len()];
+                reveal::reveal(s, &xs, &mut y)?;
+                let mut q = vec![0u64; vals.len()];
+                reveal::reveal(s, &sq, &mut q)?;
+                Ok((y, q))
+            })
+            .unwrap();
+            let (y, q) = r;
+            for i in 0..v.len() {
+                // y modulo 2^m, read as a signed m-bit value.
+                let got = ((y[i] << (64 - m)) as i64) >> (64 - m);
+                let floor = v[i] >> f;
+                assert!(
+                    got == floor || got == floor + 1,
+                    "f {f}: trunc({}) = {got} (floor {floor})",
+                    v[i]
+                );
+                assert_eq!(low(q[i]), low(y[i].wrapping_mul(y[i])), "f {f}: square");
+            }
+        }
+    }
+}
+
 #[test]
 fn faithful_truncation_edges_and_range() {
     // Values at 32 fractional bits (products), up to the documented bound |v| < 2^62 - 2^16.

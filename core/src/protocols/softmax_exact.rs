@@ -8,13 +8,18 @@
 //!    maximum (at most 0.22 below it for 2^14 keys), which the softmax does not see (it is
 //!    invariant to the shift) beyond a slightly larger row sum.
 //! 2. `z = x - max <= 0.22`; `[z < -32]` (coarse too) is computed for clipping.
-//! 3. `exp(z) ~ (1 + y + y^2 / 2)^(2^6)`, `y = z / 2^6`, at 28 fractional bits: `y` is
-//!    exact (a shift of `z`), one square gives the quadratic base, then 6 squarings
-//!    (7 products instead of the 10 squarings of `(1 + z / 2^10)^(2^10)`, and a smaller
-//!    error); each square's opening shares the round of the previous truncation
-//!    ([`super::trunc_square`]), so the 7 products take 8 rounds, not 14. Relative error about `|z|^3 / (6 4^6)` (max absolute error 5.5e-5, at
-//!    z = -3; 2.6e-4 for the linear base); on the unclipped range `y >= -1/2`, where the
-//!    base is increasing and at least 5/8.
+//! 3. `exp(z) ~ (1 + y + y^2 / 2)^(2^6)`, `y = z / 2^6`, at 22 fractional bits: `y` is
+//!    exact (`z` itself, read at 22 bits), one square gives the quadratic base, then 6
+//!    squarings (7 products instead of the 10 squarings of `(1 + z / 2^10)^(2^10)`, and a
+//!    smaller error); each square's opening shares the round of the previous truncation
+//!    ([`super::trunc_square`]), so the 7 products take 8 rounds, not 14. Every value of
+//!    the chain is below `2^46` (the base's square at 45 bits), so the chain runs modulo
+//!    `2^48` (openings of 6 bytes) and its last truncation lifts the result to the full
+//!    ring ([`super::trunc::run_in`]). Relative error about `|z|^3 / (6 4^6)` (max
+//!    absolute error 5.5e-5, at z = -3; 2.6e-4 for the linear base) plus the squares'
+//!    rounding, at most `2^6 2^-22` relative; on the unclipped range `y >= -1/2`, where
+//!    the base is increasing and at least 5/8. Sessions with more than 16 fractional bits
+//!    are refused.
 //! 4. Clipped and masked entries are zeroed (one bit-product round), the row sum `S` is in
 //!    `[1, 1.25 cols]`, and [`super::reciprocal`] on a narrow range (eighth octaves from
 //!    1/2 to `2^(bits(cols) + 1)`, coarse comparisons on few bits, then one product:
@@ -32,7 +37,7 @@
 //! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 35 at 128 keys),
 //! `+ rounds(k) + 8 + 1 + 10 + 2` (60 at 128 keys). Bits per element per party: about
 //! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
-//! clipping, `7 x 65` for the exponential, 65 + 64 + 1 for the rest.
+//! clipping, `7 x 49` for the exponential, 65 + 64 + 1 for the rest.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -44,14 +49,17 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::Spec;
-use super::{bitmul, compare, reciprocal, rowmul, square, trunc, trunc_square, Mask};
+use super::{bitmul, compare, reciprocal, rowmul, square, trunc, trunc_square, Mask, Width};
 
 /// Default comparison bits for scores.
 pub const DEFAULT_BITS: u32 = 28;
 /// Low bits each share drops before the max-tree and clipping comparisons (at most
 /// `64 - k` are used).
 pub const SHIFT: u32 = 10;
-const EXP_FRAC: u32 = 28;
+const EXP_FRAC: u32 = 22;
+/// The ring of the exponential's squares: the base's square at `2 EXP_FRAC + 1` bits stays
+/// below `2^(m-2)` for `m = 2 EXP_FRAC + 4`, rounded up to bytes (48 bits).
+const EXP_RING: Width = Width::bytes((2 * EXP_FRAC + 4).div_ceil(8) as u8);
 const SQUARINGS: u32 = 6;
 const CLIP: f64 = 32.0;
 const RECIP_FRAC: u32 = 32;
@@ -117,6 +125,11 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
     check_len("softmax output", n, out.len())?;
     if cols == 0 || cols > 1 << 14 {
         return Err(Error::Param("softmax rows must have 1 to 16384 keys"));
+    }
+    if s.enc.frac_bits() + SQUARINGS > EXP_FRAC {
+        return Err(Error::Param(
+            "the exact softmax needs at most 16 fractional bits (its exponential runs at 22)",
+        ));
     }
     mask.check(rows, cols)?;
     let keep = |i: usize| mask.keep(cols, i);
@@ -275,35 +288,49 @@ fn exp_chain<T: Transport, D: Dealer, K: MatMul>(
         }
         return Ok(());
     }
-    // tmp = y^2 (56 bits); the base 1 + y + y^2 / 2 is trunc(y^2 + (1 + y) 2^29, 29).
-    square::square_wide(
+    // tmp = y^2 (2 EXP_FRAC bits); the base 1 + y + y^2 / 2 is
+    // trunc(y^2 + (1 + y) 2^(EXP_FRAC + 1), EXP_FRAC + 1). The whole chain runs modulo
+    // 2^48 (EXP_RING: every value in it is below 2^46 there) and the last truncation
+    // lifts the result to the full ring.
+    square::square_wide_in(
         s,
         AShare::from_raw_slice(e),
+        EXP_RING,
         AShare::from_raw_slice_mut(tmp),
         scratch,
     )?;
     for (t, d) in tmp.iter_mut().zip(e.iter()) {
         *t = t.wrapping_add(one.wrapping_add(*d) << (EXP_FRAC + 1));
     }
-    trunc_square::trunc_square(
+    trunc_square::trunc_square_in(
         s,
         AShare::from_raw_slice_mut(tmp),
         EXP_FRAC + 1,
+        EXP_RING,
         AShare::from_raw_slice_mut(e),
         scratch,
     )?;
     // e = base^2 untruncated; each round truncates the last square and squares it.
     for _ in 1..SQUARINGS {
-        trunc_square::trunc_square(
+        trunc_square::trunc_square_in(
             s,
             AShare::from_raw_slice_mut(e),
             EXP_FRAC,
+            EXP_RING,
             AShare::from_raw_slice_mut(tmp),
             scratch,
         )?;
         e.copy_from_slice(tmp);
     }
-    trunc::trunc_by(s, AShare::from_raw_slice_mut(e), EXP_FRAC, scratch)
+    s.dealer
+        .request(&[trunc::item_in(e.len(), EXP_FRAC, EXP_RING)])?;
+    trunc::run_in(
+        s,
+        AShare::from_raw_slice_mut(e),
+        EXP_FRAC,
+        EXP_RING,
+        scratch,
+    )
 }
 
 /// Cost of the exact softmax on `rows x cols` with `k`-bit comparisons.
@@ -317,9 +344,9 @@ pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
         width = width.div_ceil(2);
     }
     // y^2, the fused truncations and squares, the last truncation.
-    let mut sq = square::wide_cost(n) + trunc::cost(n);
+    let mut sq = square::wide_cost_in(n, EXP_RING) + trunc::cost(n);
     for _ in 0..SQUARINGS {
-        sq = sq + trunc_square::cost(n);
+        sq = sq + trunc_square::cost_in(n, EXP_RING);
     }
     c + compare::cost(n, k)
         + sq

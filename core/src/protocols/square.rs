@@ -18,6 +18,8 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
+use super::Width;
+
 use super::trunc;
 
 /// Scratch words for `n` elements.
@@ -34,14 +36,32 @@ pub fn square_wide<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    square_wide_in(s, x, Width::FULL, out, scratch)
+}
+
+/// [`square_wide`] with the opening modulo `2^m` (`m` = `ring`'s bits): `out` is correct
+/// modulo `2^m` (for a consumer that truncates from that ring, such as
+/// [`super::trunc_square::trunc_square_in`]). Cost: [`wide_cost_in`].
+pub fn square_wide_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    ring: Width,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
     check_len("square output", x.len(), out.len())?;
     s.dealer.request(&[Item::Square { n: x.len() as u32 }])?;
-    open_square(s, x, out, scratch)
+    open_square(s, x, ring, out, scratch)
 }
 
 /// Cost of [`square_wide`] on `n` elements.
 pub fn wide_cost(n: usize) -> super::Cost {
-    super::Cost::new(1, 8 * n as u64)
+    wide_cost_in(n, Width::FULL)
+}
+
+/// Cost of [`square_wide_in`] on `n` elements.
+pub fn wide_cost_in(n: usize, ring: Width) -> super::Cost {
+    super::Cost::new(1, ring.entry_bytes() as u64 * n as u64)
 }
 
 /// Fixed-point square `out = x^2` (truncated by the session's `f` bits).
@@ -71,7 +91,7 @@ pub fn square_by<T: Transport, D: Dealer, K: MatMul>(
     } else {
         s.dealer.request(&[Item::Square { n: n as u32 }])?;
     }
-    open_square(s, x, out, scratch)?;
+    open_square(s, x, Width::FULL, out, scratch)?;
     trunc::run_by(s, out, shift, scratch)
 }
 
@@ -79,6 +99,7 @@ pub fn square_by<T: Transport, D: Dealer, K: MatMul>(
 fn open_square<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &[AShare],
+    ring: Width,
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
@@ -94,7 +115,7 @@ fn open_square<T: Transport, D: Dealer, K: MatMul>(
     for i in 0..n {
         mine[i] = xs[i].wrapping_sub(a[i]);
     }
-    s.peer.exchange_u64(mine, theirs)?;
+    s.peer.exchange_narrow(mine, theirs, ring.entry_bytes())?;
     let p0 = s.party.is_p0();
     let o = AShare::raw_slice_mut(out);
     for i in 0..n {

@@ -24,6 +24,14 @@
 //!
 //! Cost: 1 round, `8 (n + ceil(n / 64))` payload bytes per party (the square's opening and
 //! the packed truncation bits in one message); D sends P1 `8 n + 4 n ceil(f / 8)` bytes.
+//!
+//! **In a ring of `m` bits** ([`trunc_square_in`]): `v` known modulo `2^m`, as in
+//! [`super::trunc`]'s narrow form (bias `2^(m-2) + 2^f`, wrap bits at bit `m - 1`,
+//! `c = 2^(m-f)`); the opening `L - A` goes modulo `2^m` in `m / 8` bytes, and `y` and `y^2`
+//! are correct modulo `2^m`, which a chain of squarings that ends in a truncation from that
+//! ring needs (`|v| < 2^(m-2) - 2^f`). D's material is the same: the shares of `u v'`,
+//! `u A`, `v' A`, `u v' A` are needed modulo `2^f`, since every use is multiplied by `c`
+//! modulo `2^m`. Cost: `m n / 8 + 8 ceil(n / 64)` bytes ([`cost_in`]).
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -35,7 +43,7 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-use super::trunc;
+use super::{trunc, Width};
 
 /// The dealer item for `n` elements truncated by `f` bits.
 pub fn item(n: usize, f: u32) -> Item {
@@ -47,7 +55,13 @@ pub fn item(n: usize, f: u32) -> Item {
 
 /// Online cost on `n` elements.
 pub fn cost(n: usize) -> super::Cost {
-    super::Cost::new(1, 8 * (n + words_for_bits(n)) as u64)
+    cost_in(n, Width::FULL)
+}
+
+/// Online cost of [`trunc_square_in`] on `n` elements.
+pub fn cost_in(n: usize, ring: Width) -> super::Cost {
+    let open = ring.entry_bytes() as u64 * n as u64;
+    super::Cost::new(1, open + 8 * words_for_bits(n) as u64)
 }
 
 /// Scratch words for `n` elements (material included).
@@ -77,10 +91,26 @@ pub fn trunc_square<T: Transport, D: Dealer, K: MatMul>(
     sq: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    trunc_square_in(s, v, f, Width::FULL, sq, scratch)
+}
+
+/// [`trunc_square`] for `v` known modulo `2^m` (`m` = `ring`'s bits): `y` and `sq` are
+/// correct modulo `2^m` (see the module docs).
+pub fn trunc_square_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    v: &mut [AShare],
+    f: u32,
+    ring: Width,
+    sq: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = v.len();
+    let m = ring.bits();
     check_len("trunc-square output", n, sq.len())?;
-    if !(1..=62).contains(&f) {
-        return Err(Error::Param("truncation shift must be in 1..=62"));
+    if !(1..=m - 2).contains(&f) {
+        return Err(Error::Param(
+            "truncation shift must be in 1..=m-2 (62 in the full ring)",
+        ));
     }
     let it = item(n, f);
     s.dealer.request(&[it])?;
@@ -104,14 +134,15 @@ pub fn trunc_square<T: Transport, D: Dealer, K: MatMul>(
     let x = AShare::raw_slice_mut(v);
     let bias = s
         .party
-        .share_of_public((1u64 << 62).wrapping_add(1u64 << f));
-    let unbias = s.party.share_of_public(1u64 << (62 - f));
-    let c = 1u64 << (64 - f);
+        .share_of_public((1u64 << (m - 2)).wrapping_add(1u64 << f));
+    let unbias = s.party.share_of_public(1u64 << (m - 2 - f));
+    let c = 1u64 << (m - f);
+    let reduce = crate::ring::low_mask(m);
     {
         let (open, bits) = mine.split_at_mut(n);
         for i in 0..n {
-            let z = x[i].wrapping_add(bias);
-            let msb = z >> 63;
+            let z = x[i].wrapping_add(bias) & reduce;
+            let msb = z >> (m - 1);
             bits[i / 64] |= msb << (i % 64);
             let l = (z >> f)
                 .wrapping_sub(msb.wrapping_mul(c))
@@ -123,7 +154,8 @@ pub fn trunc_square<T: Transport, D: Dealer, K: MatMul>(
             *b ^= *rr;
         }
     }
-    s.peer.exchange_u64(mine, theirs)?;
+    s.peer
+        .exchange_narrow_then_words(mine, theirs, n, ring.entry_bytes())?;
     crate::prg::clear_tail(&mut theirs[n..], n);
     let (alpha_w, beta_w) = match s.party {
         PartyId::P0 => (&mine[n..], &theirs[n..]),

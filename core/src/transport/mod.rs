@@ -250,20 +250,51 @@ pub trait Transport {
         theirs: &mut [u64],
         width: u8,
     ) -> Result<(), TransportError> {
-        let w = width.clamp(1, 8);
+        let n = mine.len();
+        self.exchange_narrow_then_words(mine, theirs, n, width)
+    }
+
+    /// As [`Transport::exchange_narrow`] for the first `narrow` words of `mine` and
+    /// `theirs` (the same count on both sides), followed in the same message by the
+    /// remaining words in full (such as packed bits): one round,
+    /// `width * narrow + 8 * (len - narrow)` payload bytes each way.
+    fn exchange_narrow_then_words(
+        &mut self,
+        mine: &mut [u64],
+        theirs: &mut [u64],
+        narrow: usize,
+        width: u8,
+    ) -> Result<(), TransportError> {
+        let w = width.clamp(1, 8) as usize;
         if w == 8 {
             return self.exchange_u64(mine, theirs);
         }
-        let (nm, nt) = (mine.len() * w as usize, theirs.len() * w as usize);
+        if narrow > mine.len() || narrow > theirs.len() {
+            return Err(TransportError::Length {
+                expected: narrow as u64,
+                got: mine.len().min(theirs.len()) as u64,
+            });
+        }
+        let len = |words: usize| narrow * w + 8 * (words - narrow);
+        let (nm, nt) = (len(mine.len()), len(theirs.len()));
         if nm.max(nt) > MAX_FRAME_LEN {
             return Err(TransportError::TooLarge(nm.max(nt) as u64));
         }
-        let m = crate::dealer::draw::narrow_in_place(mine, w);
-        let t: &mut [u8] = bytemuck::cast_slice_mut(&mut theirs[..]);
-        let res = self.exchange_frame(FrameKind::Ring, m, &mut t[..nt]);
-        crate::dealer::draw::widen_in_place(mine, w);
+        // Narrow the head in place and move the full words down behind it.
+        crate::dealer::draw::narrow_in_place(&mut mine[..narrow], w as u8);
+        let mb: &mut [u8] = bytemuck::cast_slice_mut(&mut mine[..]);
+        mb.copy_within(8 * narrow.., narrow * w);
+        let res = {
+            let t: &mut [u8] = bytemuck::cast_slice_mut(&mut theirs[..]);
+            self.exchange_frame(FrameKind::Ring, &mb[..nm], &mut t[..nt])
+        };
+        // Restore ours (the tail back in place, the head widened), then widen theirs.
+        for (words, total) in [(&mut *mine, nm), (&mut *theirs, nt)] {
+            let b: &mut [u8] = bytemuck::cast_slice_mut(&mut words[..]);
+            b.copy_within(narrow * w..total, 8 * narrow);
+            crate::dealer::draw::widen_in_place(&mut words[..narrow], w as u8);
+        }
         res?;
-        crate::dealer::draw::widen_in_place(theirs, w);
         self.stats_mut().rounds += 1;
         Ok(())
     }
