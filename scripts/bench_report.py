@@ -144,8 +144,9 @@ def batches():
                           f"({f / one['rounds'] * 1e3:.1f} ms per round over {one['rounds']} rounds; "
                           f"{mb:.1f} MB per text at 100 Mbit/s is {mb * 8 / 100:.2f} s). Batching shares "
                           f"the rounds, not the bytes, so no batch goes below {m / (f + m):.3f} of "
-                          f"batch 1 per text; 1/8 at batch 16 would need at most "
-                          f"{(f / 8 - f / 16) / (1 - 1 / 8) / (8 / 100):.1f} MB per text.")
+                          f"batch 1 per text; 1/8 at batch 16 needs at most {f / 14:.2f} s per "
+                          f"text (bytes and arithmetic; now {m:.2f}), at most "
+                          f"{f / 14 / (8 / 100):.1f} MB per text if the arithmetic cost nothing.")
     if checks:
         out += ["", "Against the goals (batch 16 shares its rounds: at most 1.25 times batch 1's;"
             " on the WAN, at most 1/8 of batch 1's seconds per text):", ""] + checks

@@ -32,7 +32,10 @@
 //! (1 round), then the truncation (1 round, `ceil(mn/8)` bytes each). Setup: P0 sends `8kn`
 //! bytes. When the input rows are P1's own one-hot plaintext (the token matrix),
 //! [`apply_owned_onehot`] uses them directly as `X_1` (`X_0 = 0`) and opens them in 4 bytes
-//! per entry: no input sharing, no truncation.
+//! per entry: no input sharing, no truncation. When the product's outputs are small
+//! ([`apply_owned_in`]), `E_1` goes modulo `2^m` (`m / 8` bytes per entry: 6 for BERT's
+//! Q/K/V, output and FFN-out products, 7 for the FFN-in product) and the truncation lifts
+//! the product, known modulo `2^m`, to full shares ([`super::trunc::run_in`]).
 //!
 //! Weight ids are unique per session: the dealer and the dealer client refuse a second
 //! registration of an id, since one mask `B` serving two weights would give P1
