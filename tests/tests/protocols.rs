@@ -394,6 +394,51 @@ fn truncate_values(net: Net, vals: &[u64], mode: trunc::TruncMode) -> Vec<u64> {
     r
 }
 
+/// Shares raw ring values from P0; in a ring narrower than 64 bits each party's share then
+/// carries garbage above bit `m` (as after a product computed on `m`-bit openings).
+fn share_mod(
+    s: &mut TestSession,
+    vals: &[u64],
+    ring: Width,
+) -> secformer_core::Result<Vec<AShare>> {
+    let mut xs = vec![AShare::default(); vals.len()];
+    let own = (s.party() == PartyId::P0).then_some(vals);
+    input::share_input(s, PartyId::P0, own, &mut xs)?;
+    let m = ring.bits();
+    if m < 64 {
+        let junk: u64 = if s.party().is_p0() { 0x5bd1 } else { 0xe995 };
+        for (i, x) in AShare::raw_slice_mut(&mut xs).iter_mut().enumerate() {
+            *x = x.wrapping_add(((i as u64 + 3) * junk) << m);
+        }
+    }
+    Ok(xs)
+}
+
+/// Runs the fused truncation and square on `vals` in `ring` (checking its rounds and bytes
+/// against `cost_in`) and opens `(y, y^2)`.
+fn trunc_square_run(net: Net, vals: &[u64], f: u32, ring: Width) -> (Vec<u64>, Vec<u64>) {
+    let (r, _) = run(net, |s| {
+        let mut xs = share_mod(s, vals, ring)?;
+        let mut sq = vec![AShare::default(); vals.len()];
+        let mut scratch = vec![0u64; trunc_square::scratch_words(vals.len())];
+        let before = s.peer_stats();
+        trunc_square::trunc_square_in(s, &mut xs, f, ring, &mut sq, &mut scratch)?;
+        let st = s.peer_stats().since(&before);
+        let want = trunc_square::cost_in(vals.len(), ring);
+        assert_eq!(
+            (st.rounds, st.payload_sent),
+            (want.rounds, want.bytes(s.party()))
+        );
+        let mut y = vec![0u64; vals.len()];
+        reveal::reveal(s, &xs, &mut y)?;
+        let mut q = vec![0u64; vals.len()];
+        reveal::reveal(s, &sq, &mut q)?;
+        Ok((y, q))
+    })
+    .unwrap();
+    r
+}
+
 /// The fused truncation and square: `y` within one unit of `v / 2^f` (as the faithful
 /// truncation), `y^2` exactly the square of the opened `y` (modulo 2^64), for several
 /// shifts (below and above 32 bits, where `c^2 = 2^(128 - 2f)` is not zero), at the range's
@@ -415,28 +460,7 @@ fn trunc_square_truncates_and_squares_in_one_round() {
         }
         let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
         for net in NETS {
-            let (r, _) = run(net, |s| {
-                let mut xs = vec![AShare::default(); vals.len()];
-                let own = (s.party() == PartyId::P0).then_some(&vals[..]);
-                input::share_input(s, PartyId::P0, own, &mut xs)?;
-                let mut sq = vec![AShare::default(); vals.len()];
-                let mut scratch = vec![0u64; trunc_square::scratch_words(vals.len())];
-                let before = s.peer_stats();
-                trunc_square::trunc_square(s, &mut xs, f, &mut sq, &mut scratch)?;
-                let st = s.peer_stats().since(&before);
-                let want = trunc_square::cost(vals.len());
-                assert_eq!(
-                    (st.rounds, st.payload_sent),
-                    (want.rounds, want.bytes(s.party()))
-                );
-                let mut y = vec![0u64; vals.len()];
-                reveal::reveal(s, &xs, &mut y)?;
-                let mut q = vec![0u64; vals.len()];
-                reveal::reveal(s, &sq, &mut q)?;
-                Ok((y, q))
-            })
-            .unwrap();
-            let (y, q) = r;
+            let (y, q) = trunc_square_run(net, &vals, f, Width::FULL);
             for i in 0..v.len() {
                 let exact = v[i] as f64 / (1u64 << f) as f64;
                 let got = y[i] as i64;
@@ -471,32 +495,7 @@ fn trunc_square_in_a_narrow_ring() {
         }
         let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
         for net in NETS {
-            let (r, _) = run(net, |s| {
-                let mut xs = vec![AShare::default(); vals.len()];
-                let own = (s.party() == PartyId::P0).then_some(&vals[..]);
-                input::share_input(s, PartyId::P0, own, &mut xs)?;
-                let junk = if s.party().is_p0() { 0x3c6e } else { 0xa54f };
-                for (i, x) in AShare::raw_slice_mut(&mut xs).iter_mut().enumerate() {
-                    *x = x.wrapping_add(((i as u64 + 5) * junk) << m);
-                }
-                let mut sq = vec![AShare::default(); vals.len()];
-                let mut scratch = vec![0u64; trunc_square::scratch_words(vals.len())];
-                let before = s.peer_stats();
-                trunc_square::trunc_square_in(s, &mut xs, f, ring, &mut sq, &mut scratch)?;
-                let st = s.peer_stats().since(&before);
-                let want = trunc_square::cost_in(vals.len(), ring);
-                assert_eq!(
-                    (st.rounds, st.payload_sent),
-                    (want.rounds, want.bytes(s.party()))
-                );
-                let mut y = vec![0u64; vals.len()];
-                reveal::reveal(s, &xs, &mut y)?;
-                let mut q = vec![0u64; vals.len()];
-                reveal::reveal(s, &sq, &mut q)?;
-                Ok((y, q))
-            })
-            .unwrap();
-            let (y, q) = r;
+            let (y, q) = trunc_square_run(net, &vals, f, ring);
             for i in 0..v.len() {
                 // y modulo 2^m, read as a signed m-bit value.
                 let got = ((y[i] << (64 - m)) as i64) >> (64 - m);
@@ -571,15 +570,7 @@ fn truncation_from_a_narrow_ring_lifts_to_the_full_ring() {
             let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
             for net in NETS {
                 let (got, _) = run(net, |s| {
-                    let mut xs = vec![AShare::default(); vals.len()];
-                    let own = (s.party() == PartyId::P0).then_some(&vals[..]);
-                    input::share_input(s, PartyId::P0, own, &mut xs)?;
-                    if m < 64 {
-                        let junk = if s.party().is_p0() { 0x5bd1 } else { 0xe995 };
-                        for (i, x) in AShare::raw_slice_mut(&mut xs).iter_mut().enumerate() {
-                            *x = x.wrapping_add(((i as u64 + 3) * junk) << m);
-                        }
-                    }
+                    let mut xs = share_mod(s, &vals, ring)?;
                     let mut scratch = vec![0u64; trunc::scratch_words(vals.len())];
                     s.dealer_mut()
                         .request(&[trunc::item_in(vals.len(), f, ring)])?;

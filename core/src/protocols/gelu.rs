@@ -251,7 +251,7 @@ pub fn gelu_wide<T: Transport, D: Dealer, K: MatMul>(
 }
 
 /// [`gelu_wide`] for an input known modulo `2^m` (`m` = `ring`'s bits, an untruncated
-/// product computed in that ring): `E` is opened in `ring.entry_bytes()` bytes per element and
+/// product computed in that ring): `E` is opened in `m / 8` bytes per element and
 /// the output is truncated from that ring. Valid for `|x| < 2^(m - 3 - 2f)` (and the
 /// comparisons' range): `2^21` at 56 bits and `f = 16`, above the comparisons' `2^17`.
 pub fn gelu_wide_in<T: Transport, D: Dealer, K: MatMul>(
@@ -399,7 +399,7 @@ pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
     cost_in(n, k, f, Width::FULL)
 }
 
-/// Cost of [`gelu_wide_in`]: `E` in `ring.entry_bytes()` bytes per element.
+/// Cost of [`gelu_wide_in`]: `E` in `m / 8` bytes per element.
 pub fn cost_in(n: usize, k: u32, f: u32, ring: Width) -> super::Cost {
     let _ = f;
     super::Cost::new(1, ring.entry_bytes() as u64 * n as u64)

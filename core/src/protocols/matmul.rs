@@ -101,7 +101,7 @@ pub fn matmul_batch<T: Transport, D: Dealer, K: MatMul>(
 }
 
 /// [`matmul_batch`] in the ring of `ring`'s `m` bits: `E` and `F` are opened in
-/// `ring.entry_bytes()` bytes per entry and the truncation lifts the products, known modulo
+/// `m / 8` bytes per entry and the truncation lifts the products, known modulo
 /// `2^m`, to full shares. Valid while every output `|x_b y_b| < 2^(m - 2 - 2f)` (`2^14` at
 /// 48 bits and `f = 16`). `dims` is `(batch, m, k, n)`. Cost: [`batch_cost_in`].
 pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(

@@ -430,7 +430,7 @@ fn take_owned<T: Transport, D: Dealer, K: MatMul>(
     }
 }
 
-/// The owned product's opening: P1 sends `E_1 = x1 - A` (mod `2^m`, `ring.entry_bytes()` bytes
+/// The owned product's opening: P1 sends `E_1 = x1 - A` (mod `2^m`, `m / 8` bytes
 /// per entry); P0 receives it, forms `E = x0 + E_1` and adds `E W` to `out` (correct
 /// modulo `2^m`). `x` is this party's share (or P1's plaintext).
 fn open_owned<T: Transport, D: Dealer, K: MatMul>(
@@ -474,7 +474,7 @@ pub fn apply_owned<T: Transport, D: Dealer, K: MatMul>(
     apply_owned_in(s, w, x, Width::FULL, out, scratch)
 }
 
-/// [`apply_owned`] in the ring of `ring`'s `m` bits: P1 opens `ring.entry_bytes()` bytes per entry
+/// [`apply_owned`] in the ring of `ring`'s `m` bits: P1 opens `m / 8` bytes per entry
 /// and the truncation lifts the product, known modulo `2^m`, to full shares. Valid while
 /// every output sum `|sum_k x_ik w_kj| < 2^(m - 2 - 2f)` (`2^14` at 48 bits, `f = 16`).
 /// Online cost: [`owned_cost_in`].
@@ -643,7 +643,7 @@ pub fn owned_cost(m: usize, k: usize, n: usize, p0: bool) -> super::Cost {
     owned_cost_in(m, k, n, Width::FULL, p0)
 }
 
-/// Online cost of [`apply_owned_in`]: P1 sends `ring.entry_bytes()` bytes per input entry.
+/// Online cost of [`apply_owned_in`]: P1 sends `m / 8` bytes per input entry.
 pub fn owned_cost_in(m: usize, k: usize, n: usize, ring: Width, p0: bool) -> super::Cost {
     owned_open_cost(m, k, ring.entry_bytes() as u64, p0) + super::trunc::cost(m * n)
 }
