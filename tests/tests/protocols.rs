@@ -319,6 +319,47 @@ fn batched_matmul_in_a_narrow_ring_within_one_lsb() {
     }
 }
 
+/// Under the local (SecureML) truncation, which cannot lift a value known modulo `2^m`,
+/// a product asked for a narrow ring uses the full one (`trunc::usable`), and a narrow
+/// truncation is refused rather than computed wrong.
+#[test]
+fn local_truncation_keeps_the_full_ring() {
+    let (b, m, k, n) = (2, 3, 8, 4);
+    let x = reals(19, b * m * k, -3.0, 3.0);
+    let y = reals(20, b * k * n, -3.0, 3.0);
+    let ring = Width::bytes(6);
+    assert_eq!(
+        trunc::usable(trunc::TruncMode::LocalSecureMl, ring),
+        Width::FULL
+    );
+    assert_eq!(trunc::usable(trunc::TruncMode::Faithful, ring), ring);
+    let (r, _) = run(Net::Mem, |s| {
+        s.set_trunc_mode(trunc::TruncMode::LocalSecureMl);
+        let xs = share(s, PartyId::P0, &x)?;
+        let ys = share(s, PartyId::P1, &y)?;
+        let mut z = vec![AShare::default(); b * m * n];
+        let mut scratch = vec![0u64; matmul::batch_scratch_words(b, m, k, n)];
+        let before = s.peer_stats();
+        matmul::matmul_batch_in(s, (b, m, k, n), &xs, &ys, ring, &mut z, &mut scratch)?;
+        let sent = s.peer_stats().since(&before).payload_sent;
+        assert_eq!(sent, 8 * (b * (m * k + k * n)) as u64, "full-ring openings");
+        let mut w = xs.clone();
+        assert!(trunc::run_in(s, &mut w, 16, ring, &mut scratch).is_err());
+        open(s, &z)
+    })
+    .unwrap();
+    for i in 0..b {
+        let want = plain_matmul(
+            m,
+            k,
+            n,
+            &grid(&x[i * m * k..(i + 1) * m * k]),
+            &grid(&y[i * k * n..(i + 1) * k * n]),
+        );
+        assert!(max_abs_diff(&r[i * m * n..(i + 1) * m * n], &want) < 2.0 * LSB);
+    }
+}
+
 #[test]
 fn public_matmul_within_one_lsb() {
     let (m, k, n) = (4, 9, 6);

@@ -19,7 +19,7 @@ use crate::party::PartyId;
 use crate::prg::words_for_bits;
 use crate::protocols::weight::{self, OwnedWeight, Prepared, SharedWeight};
 use crate::protocols::{
-    bitmul, gelu, layernorm, matmul, softmax_2quad, softmax_exact, Mask, Width,
+    bitmul, gelu, layernorm, matmul, softmax_2quad, softmax_exact, trunc, Mask, Width,
 };
 use crate::session::Session;
 use crate::share::AShare;
@@ -77,18 +77,19 @@ pub trait LayerProducts {
 }
 
 /// The ring of the truncated owned products (Q, K and V, the output projection, the FFN's
-/// second matrix): outputs below `2^14` in magnitude (`m = 2f + 16` bits, rounded up to
-/// bytes: 48 at `f = 16`), the range of LayerNorm's input, which the projections feed
-/// through the residual sums, and far beyond any attention score a model computes.
-pub fn product_ring(f: u32) -> Width {
-    Width::bytes((2 * f + 16).div_ceil(8).clamp(3, 8) as u8)
+/// second matrix) and of the attention products: outputs below `2^14` in magnitude
+/// (`m = 2f + 16` bits, rounded up to bytes: 48 at `f = 16`), the range of LayerNorm's
+/// input, which the projections feed through the residual sums, and far beyond any
+/// attention score a model computes. The full ring under the local truncation.
+pub fn product_ring<T: Transport, D: Dealer, K: MatMul>(s: &Session<T, D, K>) -> Width {
+    trunc::usable(s.trunc_mode, Width::holding(2 * s.enc.frac_bits() + 16))
 }
 
 /// The ring of the FFN's first product and of GeLU's opening: inputs up to `2^17` (GeLU's
 /// comparison range at its default width), whose output at `2f + 1` fractional bits needs
-/// `m = 2f + 20` bits (56 at `f = 16`).
-pub fn ffn_ring(f: u32) -> Width {
-    Width::bytes((2 * f + 20).div_ceil(8).clamp(3, 8) as u8)
+/// `m = 2f + 20` bits (56 at `f = 16`). The full ring under the local truncation.
+pub fn ffn_ring<T: Transport, D: Dealer, K: MatMul>(s: &Session<T, D, K>) -> Width {
+    trunc::usable(s.trunc_mode, Width::holding(2 * s.enc.frac_bits() + 20))
 }
 
 /// The vector parameters of a layer (biases, LayerNorm) as shares.
@@ -297,7 +298,7 @@ impl LayerProducts for OwnedLayer<'_> {
         out: &mut [AShare],
         scratch: &mut [u64],
     ) -> Result<()> {
-        let ring = product_ring(s.enc.frac_bits());
+        let ring = product_ring(s);
         weight::apply_owned_in(s, self.weight(which), x, ring, out, scratch)
     }
 
@@ -309,7 +310,7 @@ impl LayerProducts for OwnedLayer<'_> {
         out: &mut [AShare],
         scratch: &mut [u64],
     ) -> Result<()> {
-        let ring = ffn_ring(s.enc.frac_bits());
+        let ring = ffn_ring(s);
         weight::apply_owned_wide(s, self.weight(which), x, ring, out, scratch)
     }
 
@@ -673,7 +674,7 @@ pub fn encoder_layer<T: Transport, D: Dealer, K: MatMul, P: LayerProducts>(
     add_bias_wide(f1, p.b1, s.enc.frac_bits());
     let g = AShare::from_raw_slice_mut(ar.take(r * i)?);
     probe.mark(Component::Gelu, s.peer_stats());
-    let ring = ffn_ring(s.enc.frac_bits());
+    let ring = ffn_ring(s);
     gelu::gelu_wide_in(s, f1, gelu::DEFAULT_BITS, ring, g, ar.sub().rest())?;
     probe.mark(Component::Linear, s.peer_stats());
     let f2 = merged; // reuse: rows x H
@@ -722,7 +723,7 @@ fn attention<T: Transport, D: Dealer, K: MatMul>(
         }
     }
     // Scores and contexts stay below 2^14: the products' narrow ring.
-    let ring = product_ring(s.enc.frac_bits());
+    let ring = product_ring(s);
     let scores = AShare::from_raw_slice_mut(ar.take(blocks * t * t)?);
     let dims = (blocks, t, hd, t);
     matmul::matmul_batch_in(s, dims, q, kt, ring, scores, ar.sub().rest())?;

@@ -19,9 +19,7 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-use super::Width;
-
-use super::trunc;
+use super::{trunc, Width};
 
 /// Scratch words for an `m x k` by `k x n` product.
 pub fn scratch_words(m: usize, k: usize, n: usize) -> usize {
@@ -123,10 +121,8 @@ pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(
         k: k as u32,
         n: n as u32,
     };
-    let faithful = s.trunc_mode == trunc::TruncMode::Faithful;
-    // The local truncation needs the full ring.
-    let ring = if faithful { ring } else { Width::FULL };
-    if faithful {
+    let ring = trunc::usable(s.trunc_mode, ring);
+    if s.trunc_mode == trunc::TruncMode::Faithful {
         let f = s.enc.frac_bits();
         s.dealer
             .request(&[item, trunc::item_in(batch * m * n, f, ring)])?;
@@ -172,12 +168,8 @@ pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(
             );
         }
     }
-    if faithful {
-        let f = s.enc.frac_bits();
-        trunc::run_in(s, out, f, ring, scratch)
-    } else {
-        trunc::run(s, out, scratch)
-    }
+    let f = s.enc.frac_bits();
+    trunc::run_in(s, out, f, ring, scratch)
 }
 
 /// Cost of [`matmul_batch`].

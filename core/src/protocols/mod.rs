@@ -50,6 +50,19 @@ impl Width {
         Width(bytes)
     }
 
+    /// The narrowest ring of whole bytes that holds `bits` bits (at least 3 bytes, at
+    /// most the full ring).
+    pub const fn holding(bits: u32) -> Width {
+        let b = bits.div_ceil(8);
+        Width(if b < 3 {
+            3
+        } else if b > 8 {
+            8
+        } else {
+            b as u8
+        })
+    }
+
     /// Bytes per opened entry.
     pub const fn entry_bytes(self) -> u8 {
         self.0

@@ -59,7 +59,7 @@ pub const SHIFT: u32 = 10;
 const EXP_FRAC: u32 = 22;
 /// The ring of the exponential's squares: the base's square at `2 EXP_FRAC + 1` bits stays
 /// below `2^(m-2)` for `m = 2 EXP_FRAC + 4`, rounded up to bytes (48 bits).
-const EXP_RING: Width = Width::bytes((2 * EXP_FRAC + 4).div_ceil(8) as u8);
+const EXP_RING: Width = Width::holding(2 * EXP_FRAC + 4);
 const SQUARINGS: u32 = 6;
 const CLIP: f64 = 32.0;
 const RECIP_FRAC: u32 = 32;
@@ -322,9 +322,7 @@ fn exp_chain<T: Transport, D: Dealer, K: MatMul>(
         )?;
         e.copy_from_slice(tmp);
     }
-    s.dealer
-        .request(&[trunc::item_in(e.len(), EXP_FRAC, EXP_RING)])?;
-    trunc::run_in(
+    trunc::trunc_by_in(
         s,
         AShare::from_raw_slice_mut(e),
         EXP_FRAC,

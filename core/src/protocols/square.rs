@@ -18,9 +18,7 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-use super::Width;
-
-use super::trunc;
+use super::{trunc, Width};
 
 /// Scratch words for `n` elements.
 pub fn scratch_words(n: usize) -> usize {

@@ -64,6 +64,15 @@ pub enum TruncMode {
     LocalSecureMl,
 }
 
+/// The ring a product truncated in `mode` may use: `ring` for the faithful truncation,
+/// the full ring for the local one (which cannot lift a value known modulo `2^m`).
+pub fn usable(mode: TruncMode, ring: Width) -> Width {
+    match mode {
+        TruncMode::Faithful => ring,
+        TruncMode::LocalSecureMl => Width::FULL,
+    }
+}
+
 /// The dealer item for truncating `n` elements by `f` bits.
 pub fn item(n: usize, f: u32) -> Item {
     item_in(n, f, Width::FULL)
@@ -105,12 +114,24 @@ pub fn trunc_by<T: Transport, D: Dealer, K: MatMul>(
     shift: u32,
     scratch: &mut [u64],
 ) -> Result<()> {
+    trunc_by_in(s, x, shift, Width::FULL, scratch)
+}
+
+/// [`trunc_by`] for `x` known modulo `2^m` (`m` = `ring`'s bits), requesting its own
+/// material ([`item_in`]); the output is in the full ring.
+pub fn trunc_by_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    shift: u32,
+    ring: Width,
+    scratch: &mut [u64],
+) -> Result<()> {
     if s.trunc_mode == TruncMode::LocalSecureMl {
         local(s.party, AShare::raw_slice_mut(x), shift);
         return Ok(());
     }
-    s.dealer.request(&[item(x.len(), shift)])?;
-    run_by(s, x, shift, scratch)
+    s.dealer.request(&[item_in(x.len(), shift, ring)])?;
+    run_in(s, x, shift, ring, scratch)
 }
 
 /// Truncates `x` in place by the session's `f` bits, taking already-requested material
@@ -171,6 +192,11 @@ pub fn run_segments_in<T: Transport, D: Dealer, K: MatMul>(
     let n = x.len();
     check_len("truncation segments", n, segments.iter().map(|s| s.0).sum())?;
     if s.trunc_mode == TruncMode::LocalSecureMl {
+        if ring != Width::FULL {
+            return Err(crate::Error::Param(
+                "the local truncation needs full-ring values (see trunc::usable)",
+            ));
+        }
         let xs = AShare::raw_slice_mut(x);
         let mut at = 0;
         for &(len, sh) in segments {
