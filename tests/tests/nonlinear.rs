@@ -114,6 +114,66 @@ fn one_value_against_several_thresholds_sends_p1_leaves_once() {
     assert_eq!(c.sent[0] - c.sent[1], 27 * 8 * (8 - 2));
 }
 
+/// Copies that drop their low bits (per copy, inside one `k`-bit frame): each copy's bit is
+/// the sign of the sum of both parties' shares with those bits dropped (checked bit for
+/// bit against the shares, so also within `2^dropped` of the threshold), on both
+/// transports, with the traffic `fanout_coarse_cost` predicts and below the exact batch's.
+#[test]
+fn copies_that_drop_low_bits_decide_to_their_own_precision() {
+    let k = 40u32;
+    let dead = [0u32, 0, 3, 7, 12, 20, 33, 39];
+    let copies = dead.len();
+    for n in [37usize, 64, 200] {
+        let x = reals(n as u64, n, -300.0, 300.0);
+        let thresholds: Vec<f64> = (0..copies).map(|c| c as f64 * 37.5 - 100.0).collect();
+        for net in NETS {
+            let (a, b) = run(net, |s| {
+                let xs = share(s, PartyId::P1, &x)?;
+                let mut vals = Vec::with_capacity(copies * n);
+                for t in &thresholds {
+                    let off = s.party().share_of_public(enc(&[*t])[0]);
+                    vals.extend(AShare::raw_slice(&xs).iter().map(|v| v.wrapping_sub(off)));
+                }
+                let mut out = vec![0u64; words_for_bits(copies * n)];
+                let mut scratch = vec![0u64; compare::fanout_scratch_words(n, copies, k)];
+                s.dealer_mut()
+                    .request(&compare::fanout_items(n, copies, k))?;
+                let before = s.peer_stats();
+                let vs = AShare::from_raw_slice(&vals);
+                compare::msb_fanout_coarse_run(s, vs, copies, k, &dead, &mut out, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let want = compare::fanout_coarse_cost(n, copies, k, &dead);
+                assert_eq!(
+                    (st.rounds, st.payload_sent),
+                    (want.rounds, want.bytes(s.party()))
+                );
+                Ok((out, vals))
+            })
+            .unwrap();
+            let got = xor_bits(&a.0, &b.0, copies * n);
+            for (c, &d) in dead.iter().enumerate() {
+                for i in 0..n {
+                    let j = c * n + i;
+                    let frame = |v: u64| (v >> d) << d;
+                    let sum = frame(a.1[j]).wrapping_add(frame(b.1[j]));
+                    let want = (sum >> (k - 1)) & 1 == 1;
+                    assert_eq!(got[j], want, "{net:?} n {n} copy {c} element {i}");
+                    let diff = x[i] - thresholds[c];
+                    let slack = (1u64 << d) as f64 / 65536.0;
+                    if diff < 0.0 || diff >= slack {
+                        assert_eq!(got[j], diff < 0.0, "{net:?}: {diff} dropping {d} bits");
+                    }
+                }
+            }
+        }
+        let coarse = compare::fanout_coarse_cost(n, copies, k, &dead);
+        let exact = compare::fanout_cost(n, copies, k);
+        assert!(coarse.sent[0] < exact.sent[0] && coarse.sent[1] < exact.sent[1]);
+        assert_eq!(coarse, compare::fanout_coarse_cost(n, copies, k, &dead));
+        assert_eq!(exact, compare::fanout_coarse_cost(n, copies, k, &[]));
+    }
+}
+
 #[test]
 fn public_plus_shared_bits_msb_matches_the_sum() {
     // msb((a + b) mod 2^k) for public a (two per element) and b XOR-shared as bit planes.
@@ -493,6 +553,7 @@ fn reciprocal_on_eighth_octaves_of_a_narrow_range() {
         k: 19,
         shift: 20,
         above: 0.0,
+        relative: 7,
     };
     let mut y = log_range(72, 1500, -1.0, 9.0 - 1e-9);
     // Every threshold, and one LSB of the 16-bit input below it.

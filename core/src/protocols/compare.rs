@@ -30,6 +30,16 @@
 //! of `C (k - 1)`; P0 sends as before, and the tree is unchanged. GeLU's and tanh's two
 //! segment thresholds and the normalizations' `J` octave thresholds use it.
 //!
+//! **Thresholds of different sizes** ([`msb_fanout_coarse_run`]). A threshold `t` often
+//! needs deciding only to a fraction of itself (the normalizations' octaves: `t 2^-8`), so
+//! copy `c` may drop its own `dead[c]` low bits inside the common `k`-bit frame. Dropped
+//! positions generate nothing, so their leaf products and every tree factor that only
+//! combines them are not opened: a group's generate bit matters to the copies that keep a
+//! position inside or above it, its propagate bit only to those that keep one below it
+//! (it multiplies lower groups' generate bits), and a term whose generate bit does not
+//! matter is cleared locally. With the copies in non-decreasing `dead` order, every plane
+//! is sent as a prefix. The material is that of the full batch (D need not know).
+//!
 //! Cost for `n` elements (`n` a multiple of 64; otherwise round `n` up to one): rounds
 //! `1 + ceil(log4(k - 1))`; bits sent per party per element `(k - 1)` plus, per level, the
 //! factors its nodes open ([`level_words`]). For `k = 28` that is 86 bits and 4 rounds;
@@ -335,20 +345,143 @@ pub fn msb_fanout_run<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    msb_fanout_coarse_run(s, x, copies, k, &[], out, scratch)
+}
+
+/// [`msb_fanout_run`] in which copy `c` also drops the low `dead[c]` bits of each party's
+/// share (`dead` non-decreasing, at most `k - 1`; empty: none dropped), as [`coarsen`]
+/// would, but inside the `k`-bit frame: copy `c` decides `[x < 0]` exactly to
+/// `2^dead[c]` ring units (the carry out of the dropped bits is taken as 0), on the same
+/// range. The dropped leaves generate nothing, so nobody sends their factors: P0's leaf
+/// bit `i` goes only for the copies with `dead[c] <= i`, and every factor of the carry
+/// tree only for the copies whose result it can change ([`Live`]). With the copies
+/// ordered by `dead`, each is a prefix of the bit plane. Same material and rounds as
+/// [`msb_fanout_run`]; fewer bytes ([`fanout_coarse_cost`]).
+#[allow(clippy::too_many_arguments)]
+pub fn msb_fanout_coarse_run<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &[AShare],
+    copies: usize,
+    k: u32,
+    dead: &[u32],
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = per_copy(x.len(), copies, k)?;
     let nw = words_for_bits(x.len());
     let l = k as usize - 1;
+    let live = Live::new(n, copies, dead, l)?;
     check_out_words(out, nw)?;
     let mut ar = Arena::new(scratch);
     let g = ar.take(l * nw)?;
     let p = ar.take(l * nw)?;
     // This party's low bits, bit-sliced: P0's are the propagate shares too.
     low_planes(AShare::raw_slice(x), l, p, ar.sub().rest())?;
-    leaves(s, n, copies, l, g, p, ar.sub().rest())?;
+    leaves(s, &live, l, g, p, ar.sub().rest())?;
     // msb = top bit of my share ^ carry share.
     out[..nw].fill(0);
     xor_top_bits(AShare::raw_slice(x), l, out);
-    carry_out(s, l, g, p, x.len(), out, ar.rest())
+    carry_out(s, &live, l, g, p, x.len(), out, ar.rest())
+}
+
+/// Which copies of a fanout batch a leaf position or a carry-tree factor matters to: copy
+/// `c` drops its leaf positions below `dead[c]` (their generate bits are 0), so the
+/// factor of a group matters to the copies whose dropped positions lie below the group's
+/// end (its generate bit) or start (its propagate bit: it only multiplies the generate
+/// bits of lower groups). With `dead` non-decreasing these copies are a prefix.
+#[derive(Clone, Copy)]
+struct Live<'a> {
+    n: usize,
+    copies: usize,
+    dead: &'a [u32],
+}
+
+impl<'a> Live<'a> {
+    fn new(n: usize, copies: usize, dead: &'a [u32], l: usize) -> Result<Self> {
+        let sorted = dead.windows(2).all(|w| w[0] <= w[1]);
+        let fits = dead.last().is_none_or(|&d| d as usize <= l);
+        if !(dead.is_empty() || dead.len() == copies) || !sorted || !fits {
+            return Err(Error::Param(
+                "comparison: dropped bits per copy must be non-decreasing, at most k - 1, one per copy",
+            ));
+        }
+        Ok(Live { n, copies, dead })
+    }
+
+    /// Bits of a plane that matter to a position or factor of threshold `t` (the copies
+    /// with fewer than `t` dropped positions).
+    fn bits(&self, t: usize) -> usize {
+        let c = if self.dead.is_empty() {
+            self.copies
+        } else {
+            self.dead.partition_point(|&d| (d as usize) < t)
+        };
+        c * self.n
+    }
+
+    /// Words of a plane sent for threshold `t`.
+    fn words(&self, t: usize) -> usize {
+        words_for_bits(self.bits(t))
+    }
+
+    /// The leaf (generate) at position `i` matters below `i + 1`.
+    fn leaf(i: usize) -> usize {
+        i + 1
+    }
+
+    /// Threshold of factor `f` of node `nd` (first group `base`) at a level whose groups
+    /// span `span` leaf positions of `l`.
+    fn factor(nd: Node, base: usize, f: usize, span: usize, l: usize) -> usize {
+        let (is_g, member) = nd.factor(f);
+        let group = base + member;
+        if is_g {
+            ((group + 1) * span).min(l)
+        } else {
+            group * span
+        }
+    }
+
+    /// Clears the bits of `row` (a plane's words from word `w0`) beyond threshold `t`'s.
+    fn clear_beyond(&self, t: usize, w0: usize, row: &mut [u64]) {
+        if self.dead.is_empty() {
+            return;
+        }
+        let bits = self.bits(t);
+        for (k, v) in row.iter_mut().enumerate() {
+            let at = 64 * (w0 + k);
+            if at + 64 <= bits {
+                continue;
+            }
+            *v &= if at >= bits {
+                0
+            } else {
+                (1u64 << (bits - at)) - 1
+            };
+        }
+    }
+}
+
+/// Packs the first `len(i)` words of each row `i` of `buf` (rows of `nw` words) to the
+/// front, in order; returns the packed length.
+fn pack_rows(buf: &mut [u64], nw: usize, rows: usize, len: impl Fn(usize) -> usize) -> usize {
+    let mut at = 0;
+    for i in 0..rows {
+        let m = len(i);
+        buf.copy_within(i * nw..i * nw + m, at);
+        at += m;
+    }
+    at
+}
+
+/// Undoes [`pack_rows`]: row `i` gets its `len(i)` packed words and zeros after them.
+fn unpack_rows(buf: &mut [u64], nw: usize, rows: usize, len: impl Fn(usize) -> usize) {
+    let mut at: usize = (0..rows).map(&len).sum();
+    for i in (0..rows).rev() {
+        let m = len(i);
+        at -= m;
+        buf.copy_within(at..at + m, i * nw);
+        buf[i * nw + m..(i + 1) * nw].fill(0);
+    }
 }
 
 fn check_out_words(out: &[u64], nw: usize) -> Result<()> {
@@ -382,8 +515,10 @@ fn xor_top_bits(vals: &[u64], l: usize, out: &mut [u64]) {
 
 /// The carry tree over the leaves `g`, `p` (`l` planes of `len` bits): each level combines
 /// up to four adjacent groups in one round; the carry share is XORed into `out`.
+#[allow(clippy::too_many_arguments)]
 fn carry_out<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
+    live: &Live<'_>,
     l: usize,
     g: &mut [u64],
     p: &mut [u64],
@@ -392,11 +527,13 @@ fn carry_out<T: Transport, D: Dealer, K: MatMul>(
     scratch: &mut [u64],
 ) -> Result<()> {
     let nw = words_for_bits(len);
-    let mut c = l;
+    let (mut c, mut span) = (l, 1);
     for lc in levels(l) {
         debug_assert_eq!(lc, c);
-        carry_level(s, c, nw, g, p, scratch)?;
+        let level = Level { c, span, l, nw };
+        carry_level(s, live, level, g, p, scratch)?;
         c = c.div_ceil(ARITY);
+        span *= ARITY;
     }
     for w in 0..nw {
         out[w] ^= g[w];
@@ -407,16 +544,17 @@ fn carry_out<T: Transport, D: Dealer, K: MatMul>(
 
 /// The leaves `g = a & b` (bit planes `g`, `p`: `l` rows of `ceil(copies n / 64)` words)
 /// by products of privately held bits. P1 opens the first `n` bits of each of its rows
-/// (copy 0; the other copies repeat them), P0 whole rows.
+/// (copy 0; the other copies repeat them), P0 whole rows; only the copies a position
+/// matters to ([`Live`]), and the others' generate bits are cleared.
 fn leaves<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    n: usize,
-    copies: usize,
+    live: &Live<'_>,
     l: usize,
     g: &mut [u64],
     p: &[u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    let (n, copies) = (live.n, live.copies);
     let p0 = s.party == PartyId::P0;
     let nw = words_for_bits(copies * n);
     let nwc = words_for_bits(n);
@@ -446,7 +584,21 @@ fn leaves<T: Transport, D: Dealer, K: MatMul>(
             }
         }
     }
-    s.peer.exchange_u64(mine, theirs)?;
+    // Words sent per plane: P0's for the copies the position matters to, P1's whole
+    // string when it matters to any copy.
+    let p0_len = |i: usize| live.words(Live::leaf(i));
+    let p1_len = |i: usize| if live.bits(Live::leaf(i)) > 0 { nwc } else { 0 };
+    let (my_len, their_len): (&dyn Fn(usize) -> usize, &dyn Fn(usize) -> usize) = if p0 {
+        (&p0_len, &p1_len)
+    } else {
+        (&p1_len, &p0_len)
+    };
+    let (my_nw, their_nw) = if p0 { (nw, nwc) } else { (nwc, nw) };
+    let sent = pack_rows(mine, my_nw, l, my_len);
+    let got: usize = (0..l).map(their_len).sum();
+    s.peer.exchange_u64(&mine[..sent], &mut theirs[..got])?;
+    unpack_rows(mine, my_nw, l, my_len);
+    unpack_rows(theirs, their_nw, l, their_len);
     // P1's row (opened, at P0; its mask, at P1), repeated across the copies.
     let rep = ar.take(nw)?;
     for i in 0..l {
@@ -454,15 +606,16 @@ fn leaves<T: Transport, D: Dealer, K: MatMul>(
         let short = i * nwc..(i + 1) * nwc;
         if p0 {
             crate::bits::repeat_bits(rep, &theirs[short], n, copies);
-            for (j, beta) in row.zip(rep.iter()) {
+            for (j, beta) in row.clone().zip(rep.iter()) {
                 g[j] = (mine[j] & beta) ^ (beta & u[j]) ^ wsh[j];
             }
         } else {
             crate::bits::repeat_bits(rep, &v[short], n, copies);
-            for (j, r) in row.zip(rep.iter()) {
+            for (j, r) in row.clone().zip(rep.iter()) {
                 g[j] = (theirs[j] & r) ^ wsh[j];
             }
         }
+        live.clear_beyond(Live::leaf(i), 0, &mut g[row]);
     }
     Ok(())
 }
@@ -534,6 +687,30 @@ fn expansion(nd: Node) -> heapless::Vec<(u8, u8, Src), 64> {
     v
 }
 
+/// A level of the carry tree: `c` groups of `span` leaf positions (of `l`), planes of
+/// `nw` words.
+#[derive(Clone, Copy)]
+struct Level {
+    c: usize,
+    span: usize,
+    l: usize,
+    nw: usize,
+}
+
+impl Level {
+    /// Words of factor row `f` (the level's factors in order) that are opened.
+    fn factor_words(&self, live: &Live<'_>, f: usize) -> usize {
+        let mut fo = 0;
+        for (base, nd) in Node::of_level(self.c) {
+            if f < fo + nd.factors() {
+                return live.words(Live::factor(nd, base, f - fo, self.span, self.l));
+            }
+            fo += nd.factors();
+        }
+        0
+    }
+}
+
 /// One level of the carry tree on `c` groups (rows of `g`, `p`, `nw` words each): node `j`
 /// (groups `4j..4j+s`) becomes group `j`, `G = G_{s-1} ^ XOR_i G_i P_{i+1} .. P_{s-1}`
 /// (generate and propagate are exclusive, so OR is XOR) and `P = P_0 .. P_{s-1}`. Every
@@ -541,12 +718,13 @@ fn expansion(nd: Node) -> heapless::Vec<(u8, u8, Src), 64> {
 /// local given D's shares of the masks' products ([`Item::CarryLevel`]).
 fn carry_level<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    c: usize,
-    nw: usize,
+    live: &Live<'_>,
+    level: Level,
     g: &mut [u64],
     p: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    let Level { c, nw, .. } = level;
     let p0 = s.party == PartyId::P0;
     let (nf, nm) = level_words(c);
     let mut ar = Arena::new(scratch);
@@ -574,7 +752,11 @@ fn carry_level<T: Transport, D: Dealer, K: MatMul>(
         }
         fo += nd.factors();
     }
-    s.peer.exchange_u64(open, theirs)?;
+    // Only the copies each factor matters to go (both parties send the same words).
+    let sent = pack_rows(open, nw, nf, |f| level.factor_words(live, f));
+    s.peer.exchange_u64(&open[..sent], &mut theirs[..sent])?;
+    unpack_rows(open, nw, nf, |f| level.factor_words(live, f));
+    unpack_rows(theirs, nw, nf, |f| level.factor_words(live, f));
     for (m, t) in open.iter_mut().zip(theirs.iter()) {
         *m ^= *t;
     }
@@ -615,6 +797,12 @@ fn carry_level<T: Transport, D: Dealer, K: MatMul>(
                         .for_each(|(z, (a, b))| *z ^= *a & *b),
                 }
             }
+            // A generate term is 0 where its generate bit does not matter (it was not
+            // opened there, so the expansion computed noise).
+            for (i, zt) in z[..gterms].iter_mut().enumerate() {
+                let t = Live::factor(nd, base, i, level.span, level.l);
+                live.clear_beyond(t, w0, &mut zt[..m]);
+            }
             for k in 0..m {
                 let w = w0 + k;
                 let mut gn = g[top * nw + w];
@@ -648,11 +836,33 @@ pub fn cost(n: usize, k: u32) -> super::Cost {
 /// from both parties, the leaves `copies (k - 1)` bits per element from P0 and `k - 1`
 /// from P1.
 pub fn fanout_cost(n: usize, copies: usize, k: u32) -> super::Cost {
-    let nw = words_for_bits(copies * n) as u64;
-    let nwc = words_for_bits(n) as u64;
-    let l = k as u64 - 1;
-    let tree = tree_factor_words(l as usize) * nw;
-    super::Cost::asymmetric(rounds(k), 8 * (l * nw + tree), 8 * (l * nwc + tree))
+    fanout_coarse_cost(n, copies, k, &[])
+}
+
+/// Cost of [`msb_fanout_coarse_run`]: as [`fanout_cost`], with each leaf plane and tree
+/// factor sent only for the copies it matters to.
+pub fn fanout_coarse_cost(n: usize, copies: usize, k: u32, dead: &[u32]) -> super::Cost {
+    let l = k as usize - 1;
+    let live = Live { n, copies, dead };
+    let nwc = words_for_bits(n);
+    let mut p0 = 0;
+    let mut p1 = 0;
+    for i in 0..l {
+        p0 += live.words(Live::leaf(i));
+        p1 += if live.bits(Live::leaf(i)) > 0 { nwc } else { 0 };
+    }
+    let nw = words_for_bits(copies * n);
+    let (mut c, mut span, mut tree) = (l, 1, 0);
+    for _ in levels(l) {
+        let level = Level { c, span, l, nw };
+        tree += (0..level_words(c).0)
+            .map(|f| level.factor_words(&live, f))
+            .sum::<usize>();
+        c = c.div_ceil(ARITY);
+        span *= ARITY;
+    }
+    let bytes = |w: usize| 8 * (w + tree) as u64;
+    super::Cost::asymmetric(rounds(k), bytes(p0), bytes(p1))
 }
 
 /// The dealer items of [`msb_public_run`] on `copies` batches of `n` elements: the carry
@@ -723,7 +933,8 @@ pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
     if p0 {
         xor_top_bits(a, l, out);
     }
-    carry_out(s, l, g, p, a.len(), out, ar.rest())
+    let live = Live::new(n, copies, &[], l)?;
+    carry_out(s, &live, l, g, p, a.len(), out, ar.rest())
 }
 
 /// Drops the low `shift` bits of each of this party's shares (local): a following `k`-bit

@@ -28,7 +28,9 @@
 //! per party: 64 for the products (plus 64 per column), 1 for the truncation, `64 + 1` for
 //! the row-broadcast product (130 in all; 322 with two Beaver products); per row, the
 //! mean's truncation and the inverse square root on
-//! `4 (31 - L) + 81` thresholds of `57 - L` bits (169 of 48 bits at H = 768).
+//! `4 (31 - L) + 81` thresholds of `57 - L` bits (169 of 48 bits at H = 768), each
+//! decided only to 1/256 of itself (the inverse square root's undershoot bound), so the
+//! large thresholds drop most of their bits ([`norm::Spec::relative`]).
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -65,6 +67,7 @@ pub fn spec(h: usize, _f: u32) -> Spec {
         k: top as u32 + 1 + V_FRAC + 1,
         shift: 0,
         above: libm::exp2(-top as f64 / 2.0),
+        relative: 8,
     }
 }
 

@@ -74,6 +74,7 @@ pub fn default_spec(f: u32) -> Spec {
         k: 64 - shift,
         shift,
         above: libm::exp2(-hi as f64),
+        relative: 6,
     }
 }
 
@@ -89,6 +90,7 @@ pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
         k: 64 - shift,
         shift,
         above,
+        relative: 6,
     }
 }
 

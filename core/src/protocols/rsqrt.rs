@@ -89,6 +89,7 @@ pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
         k: 64 - shift,
         shift,
         above,
+        relative: 8,
     }
 }
 

@@ -90,6 +90,7 @@ fn spec(cols: usize) -> Spec {
         k: (top as u32 + 1 + EXP_FRAC + 1).saturating_sub(RECIP_SHIFT),
         shift: RECIP_SHIFT,
         above: 0.0,
+        relative: 7,
     }
 }
 
