@@ -185,13 +185,38 @@ fn public_plus_shared_bits_msb_matches_the_sum() {
         );
         let mut a = vec![0u64; copies * n];
         let mut b = vec![0u64; n];
-        let mut share0 = vec![0u64; k as usize * words_for_bits(n)];
+        let nwc = words_for_bits(n);
+        let (kp, nm) = (k as usize * nwc, compare::first_monomials(k) * nwc);
+        let (mut d, mut m0, mut monos0) = (vec![0u64; kp], vec![0u64; kp], vec![0u64; nm]);
         rng.fill(&mut a);
         rng.fill(&mut b);
-        rng.fill(&mut share0);
-        let mut planes = vec![0u64; 64 * words_for_bits(n)];
+        rng.fill(&mut d);
+        rng.fill(&mut m0);
+        rng.fill(&mut monos0);
+        let mut planes = vec![0u64; 64 * nwc];
         secformer_core::bits::to_planes(&b, 64, &mut planes);
-        let share1: Vec<u64> = share0.iter().zip(&planes).map(|(x, y)| x ^ y).collect();
+        let (mut d1, mut m1, mut monos1) = (vec![0u64; kp], vec![0u64; kp], vec![0u64; nm]);
+        compare::public_bits_corrections(
+            k,
+            nwc,
+            &planes,
+            &d,
+            &m0,
+            &monos0,
+            &mut d1,
+            &mut m1,
+            &mut monos1,
+        );
+        let share0 = compare::PublicBits {
+            d: &d,
+            m: &m0,
+            monos: &monos0,
+        };
+        let share1 = compare::PublicBits {
+            d: &d1,
+            m: &m1,
+            monos: &monos1,
+        };
         for net in NETS {
             let (r0, r1) = run(net, |s| {
                 let mine = if s.party() == PartyId::P0 {

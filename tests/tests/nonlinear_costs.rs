@@ -169,11 +169,12 @@ fn measured_costs_equal_the_documented_formulas() {
         }
     }
     // The headline figures of the docs.
-    assert_eq!(gelu::cost(64, 22, F).rounds, 6);
-    // Bits per element, both parties: 64 for E, the carry trees of both thresholds (their
-    // leaves are local: D shares the bits of E's mask), 2 for the bits, 1 truncation.
-    assert_eq!(gelu::cost(64, 28, F).sent.map(|b| b * 8 / 64), [185, 185]);
-    assert_eq!(gelu::cost(64, 22, F).sent.map(|b| b * 8 / 64), [157, 157]);
+    assert_eq!(gelu::cost(64, 22, F).rounds, 5);
+    // Bits per element, both parties: 64 for E, the carry trees of both thresholds above
+    // their first level (the leaves and the first level are local: D gives the bits of
+    // E's mask with their first-level products), 2 for the bits, 1 truncation.
+    assert_eq!(gelu::cost(64, 28, F).sent.map(|b| b * 8 / 64), [93, 93]);
+    assert_eq!(gelu::cost(64, 22, F).sent.map(|b| b * 8 / 64), [89, 89]);
     assert_eq!(layernorm::cost(128, 768, F).rounds, 15);
     assert_eq!(softmax_2quad::cost(12 * 128, 128, F).rounds, 18);
     assert_eq!(softmax_exact::cost(12 * 128, 128, 28).rounds, 60);

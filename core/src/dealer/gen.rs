@@ -23,6 +23,9 @@ pub fn scratch_words(item: &Item) -> usize {
         Item::PrivAnd { bits, copies, .. } => {
             crate::prg::words_for_bits((bits as usize).saturating_mul(copies as usize))
         }
+        Item::SegmentSeries { n, bits, .. } => {
+            (bits as usize).saturating_mul(crate::prg::words_for_bits(n as usize))
+        }
         _ => 0,
     }
 }
@@ -224,7 +227,22 @@ pub fn corrections<K: MatMul>(
         } => {
             let (n, k) = (n as usize, k as usize);
             let (r, c) = p1.split_at_mut(2);
-            segment_bit_planes(n, bits, shift, p0[0], r[0], p0[6], c[4]);
+            let nw = crate::prg::words_for_bits(n);
+            let planes = &mut scratch[..bits as usize * nw];
+            segment_bit_planes(n, bits, shift, p0[0], r[0], planes);
+            let (d1, rest) = c[4..].split_at_mut(1);
+            let (m1, monos1) = rest.split_at_mut(1);
+            crate::protocols::compare::public_bits_corrections(
+                bits as u32,
+                nw,
+                planes,
+                p0[6],
+                p0[7],
+                p0[8],
+                d1[0],
+                m1[0],
+                monos1[0],
+            );
             let mask = crate::ring::low_mask(p as u32);
             let rbit = |i: usize| ((p0[1][i / 64] ^ r[1][i / 64]) >> (i % 64)) & 1;
             for e in 0..n {
@@ -262,17 +280,8 @@ pub fn corrections<K: MatMul>(
     Ok(())
 }
 
-/// P1's XOR shares `c1 = bits ^ c0` of the low `bits` bits of `B >> shift` as bit planes,
-/// `B = b0 + b1` per element (P0's shares `c0`).
-fn segment_bit_planes(
-    n: usize,
-    bits: u8,
-    shift: u8,
-    b0: &[u64],
-    b1: &[u64],
-    c0: &[u64],
-    c1: &mut [u64],
-) {
+/// The low `bits` bits of `B >> shift` as bit planes, `B = b0 + b1` per element.
+fn segment_bit_planes(n: usize, bits: u8, shift: u8, b0: &[u64], b1: &[u64], planes: &mut [u64]) {
     let nw = crate::prg::words_for_bits(n);
     for (w, (x0, x1)) in b0.chunks(64).zip(b1.chunks(64)).enumerate() {
         let mut blk = [0u64; 64];
@@ -281,7 +290,7 @@ fn segment_bit_planes(
         }
         crate::bits::transpose64(&mut blk);
         for j in 0..bits as usize {
-            c1[j * nw + w] = blk[j] ^ c0[j * nw + w];
+            planes[j * nw + w] = blk[j];
         }
     }
 }

@@ -219,9 +219,11 @@ pub enum Item {
     /// `i` at `j n + i`) with `[r_j]` and `[r_j B]`, shares of `cos(h w t)`, `sin(h w t)`
     /// for `t = -B mod 2^p`, `w = 2 pi / 2^p`, `h = 1..=k` (laid out as [`Item::Sine`]'s),
     /// and the same times `r_1` (the series multiplied by the second bit without opening it),
-    /// and XOR shares of the low `bits` bits of `B >> shift` as bit planes (plane `j`: bit
-    /// `j` of every element, `ceil(n / 64)` words; the leaves of the segment comparisons
-    /// against the opened `E`).
+    /// and the low `bits` bits of `B >> shift` as bit planes (plane `j`: bit `j` of every
+    /// element, `ceil(n / 64)` words; the leaves of the segment comparisons against the
+    /// opened `E`) in the form of [`crate::protocols::compare::PublicBits`]: a public `d`
+    /// (P0 draws it, P1 receives it), XOR shares of `m = bits ^ d`, and XOR shares of the
+    /// products of `m`'s bits within each node of the carry tree's first level.
     SegmentSeries {
         /// Elements.
         n: u32,
@@ -352,7 +354,7 @@ fn prod(dims: &[usize]) -> usize {
 }
 
 /// The most slots an item has ([`Item::SegmentSeries`]).
-pub const MAX_SLOTS: usize = 7;
+pub const MAX_SLOTS: usize = 9;
 
 /// The slots of an item, in the order both parties (and D, replaying them) draw them.
 pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
@@ -491,7 +493,11 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
             push(corr(prod(&[2, n]), 8));
             push(corr(trig, 8));
             push(corr(trig, 8));
-            push(corr(prod(&[b as usize, words_for_bits(n)]), 8));
+            let planes = words_for_bits(n);
+            let monos = crate::protocols::compare::first_monomials(b as u32);
+            push(corr(prod(&[b as usize, planes]), 8));
+            push(corr(prod(&[b as usize, planes]), 8));
+            push(corr(prod(&[monos, planes]), 8));
         }
         Item::Sine { n, p, k, .. } => {
             push(Slot {

@@ -211,11 +211,6 @@ fn push_tree_items(v: &mut heapless::Vec<Item, 16>, nw: usize, l: usize) {
     }
 }
 
-/// Opened factor words of the carry tree over `l` leaf planes, per word of a plane.
-fn tree_factor_words(l: usize) -> u64 {
-    levels(l).iter().map(|&g| level_words(g).0 as u64).sum()
-}
-
 /// Scratch words of the carry tree's largest level (at least `floor`), per word of a plane.
 fn tree_step_words(l: usize, floor: usize) -> usize {
     levels(l)
@@ -526,10 +521,25 @@ fn carry_out<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
+    carry_from(s, live, (l, 1), l, g, p, len, out, scratch)
+}
+
+/// [`carry_out`] from a level of `start = (groups, span)` (`g`, `p` hold that level's
+/// groups) up.
+#[allow(clippy::too_many_arguments)]
+fn carry_from<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    live: &Live<'_>,
+    (mut c, mut span): (usize, usize),
+    l: usize,
+    g: &mut [u64],
+    p: &mut [u64],
+    len: usize,
+    out: &mut [u64],
+    scratch: &mut [u64],
+) -> Result<()> {
     let nw = words_for_bits(len);
-    let (mut c, mut span) = (l, 1);
-    for lc in levels(l) {
-        debug_assert_eq!(lc, c);
+    while c > 1 {
         let level = Level { c, span, l, nw };
         carry_level(s, live, level, g, p, scratch)?;
         c = c.div_ceil(ARITY);
@@ -866,40 +876,126 @@ pub fn fanout_coarse_cost(n: usize, copies: usize, k: u32, dead: &[u32]) -> supe
 }
 
 /// The dealer items of [`msb_public_run`] on `copies` batches of `n` elements: the carry
-/// tree's levels only (its leaves are local).
+/// tree's levels above the first (its leaves and its first level are local).
 pub fn public_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> {
     let mut v = heapless::Vec::new();
-    push_tree_items(&mut v, words_for_bits(copies * n), k as usize - 1);
+    let nw = words_for_bits(copies * n);
+    for c in levels(k as usize - 1).iter().skip(1) {
+        let _ = v.push(Item::CarryLevel {
+            words: nw as u32,
+            groups: *c as u8,
+        });
+    }
     v
 }
 
-/// Cost of [`msb_public_run`] on `copies` batches of `n` elements: the tree's rounds and
-/// factors, the same for both parties (no leaf round).
+/// Opened factor words per plane word of the levels above the first.
+fn upper_factor_words(l: usize) -> u64 {
+    levels(l)
+        .iter()
+        .skip(1)
+        .map(|&g| level_words(g).0 as u64)
+        .sum()
+}
+
+/// Cost of [`msb_public_run`] on `copies` batches of `n` elements: the levels above the
+/// first, the same for both parties.
 pub fn public_cost(n: usize, copies: usize, k: u32) -> super::Cost {
     let nw = words_for_bits(copies * n) as u64;
     let l = k as usize - 1;
-    super::Cost::new(levels(l).len() as u64, 8 * tree_factor_words(l) * nw)
+    let rounds = levels(l).len().saturating_sub(1) as u64;
+    super::Cost::new(rounds, 8 * upper_factor_words(l) * nw)
 }
 
 /// Scratch words for [`msb_public_run`] on `copies` batches of `n` elements.
 pub fn public_scratch_words(n: usize, copies: usize, k: u32) -> usize {
     let nw = words_for_bits(copies * n);
-    let l = k as usize - 1;
-    3 * l * nw + copies * n + tree_step_words(l, 0) * nw
+    let (k, l) = (k as usize, k as usize - 1);
+    let expanded = (2 * k + first_monomials(k as u32)) * nw;
+    3 * l * nw + expanded + copies * n + tree_step_words(l, 0) * nw
 }
 
-/// XOR-shared `msb((a + b) mod 2^k)` for a public `a` and a secret `b` given as XOR-shared
-/// bit planes, on `copies` batches of `n` values: copy `c` of element `i` adds the public
-/// `a[c n + i]` to `b_i`, whose planes (`k` planes of `ceil(n / 64)` words, bit `j` of
-/// `b_i` in plane `j`) serve every copy. With `x = a + b` this is `[x < 0]` when
-/// `|x| < 2^(k-1)`, as [`msb_fanout_run`] decides it for additive shares; here the
-/// leaves `g = a & b`, `p = a ^ b` are local (P0 holds `a ^ b_0`, P1 `b_1`), so only the
-/// carry tree's rounds remain. This is the comparison of an opened masked value `E = x - B`
-/// against thresholds when D has shared the bits of `B` (GeLU). Material: [`public_items`].
+/// The bits `b` that [`msb_public_run`] adds to public values, as D gives them: `b = d ^ m`
+/// with `d` public (both parties hold it; uniform, since `m` is) and `m` XOR-shared, with
+/// XOR shares of the products of two or more bits of `m` within each node of the carry
+/// tree's first level. Every plane has `ceil(n / 64)` words.
+#[derive(Clone, Copy)]
+pub struct PublicBits<'a> {
+    /// `d`: `k` planes (plane `j`: bit `j` of every element).
+    pub d: &'a [u64],
+    /// This party's share of `m`: `k` planes.
+    pub m: &'a [u64],
+    /// This party's shares of the monomials: [`first_monomials`] planes, node by node, each
+    /// node's subsets (of two or more of its positions) in increasing bitmask order.
+    pub monos: &'a [u64],
+}
+
+/// Monomial planes of [`PublicBits`] for `k`-bit comparisons: `2^s - s - 1` per node of
+/// `s` leaf positions of the first level.
+pub fn first_monomials(k: u32) -> usize {
+    Node::of_level((k as usize).saturating_sub(1))
+        .map(|(_, nd)| (1usize << nd.size) - nd.size - 1)
+        .sum()
+}
+
+/// Index of subset `t` (a bitmask of two or more positions) among a node's monomials.
+fn monomial_index(t: u8) -> usize {
+    (0..t).filter(|x| x.count_ones() >= 2).count()
+}
+
+/// D's side of [`PublicBits`]: from the bits `b` (`k` planes of `nw` words), P0's draws of
+/// `d`, of its share `m0` and of its monomial shares `monos0`, fills P1's `d1` (= `d`),
+/// `m1 = b ^ d ^ m0` and `monos1`.
+#[allow(clippy::too_many_arguments)]
+pub fn public_bits_corrections(
+    k: u32,
+    nw: usize,
+    b: &[u64],
+    d: &[u64],
+    m0: &[u64],
+    monos0: &[u64],
+    d1: &mut [u64],
+    m1: &mut [u64],
+    monos1: &mut [u64],
+) {
+    let planes = k as usize * nw;
+    d1[..planes].copy_from_slice(&d[..planes]);
+    for i in 0..planes {
+        m1[i] = b[i] ^ d[i] ^ m0[i];
+    }
+    let mut at = 0;
+    for (base, nd) in Node::of_level(k as usize - 1) {
+        for t in (0u8..1 << nd.size).filter(|t| t.count_ones() >= 2) {
+            for w in 0..nw {
+                let mut prod = !0u64;
+                for j in 0..nd.size {
+                    if t >> j & 1 == 1 {
+                        let i = (base + j) * nw + w;
+                        prod &= m0[i] ^ m1[i];
+                    }
+                }
+                monos1[at * nw + w] = prod ^ monos0[at * nw + w];
+            }
+            at += 1;
+        }
+    }
+}
+
+/// XOR-shared `msb((a + b) mod 2^k)` for a public `a` and the bits `b` of [`PublicBits`],
+/// on `copies` batches of `n` values: copy `c` of element `i` adds the public `a[c n + i]`
+/// to `b_i`, whose planes serve every copy. With `x = a + b` this is `[x < 0]` when
+/// `|x| < 2^(k-1)`, as [`msb_fanout_run`] decides it for additive shares. Here the leaves
+/// `g = a & b`, `p = a ^ b` are linear in `m` with public coefficients (`b = d ^ m`), so
+/// every product the first level of the carry tree needs is a sum of public terms times
+/// D's monomials of `m` within its node: the first level is local too, and only the
+/// levels above it cost rounds. This is the comparison of an opened masked value
+/// `E = x - B` against thresholds when D has given the bits of `B` this way (GeLU).
+/// Material: [`public_items`].
+#[allow(clippy::too_many_arguments)]
 pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     a: &[u64],
-    b: &[u64],
+    b: &PublicBits<'_>,
     copies: usize,
     k: u32,
     out: &mut [u64],
@@ -907,34 +1003,111 @@ pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
 ) -> Result<()> {
     let n = per_copy(a.len(), copies, k)?;
     let (nw, nwc, l) = (words_for_bits(a.len()), words_for_bits(n), k as usize - 1);
-    crate::error::check_len("comparison bit planes", k as usize * nwc, b.len())?;
+    let nm = first_monomials(k);
+    crate::error::check_len("comparison bit planes", k as usize * nwc, b.d.len())?;
+    crate::error::check_len("comparison bit planes", k as usize * nwc, b.m.len())?;
+    crate::error::check_len("comparison monomial planes", nm * nwc, b.monos.len())?;
     check_out_words(out, nw)?;
     let p0 = s.party == PartyId::P0;
     let mut ar = Arena::new(scratch);
     let g = ar.take(l * nw)?;
     let p = ar.take(l * nw)?;
-    let bits = ar.take(l * nw)?;
-    for j in 0..l {
-        crate::bits::repeat_bits(
-            &mut bits[j * nw..(j + 1) * nw],
-            &b[j * nwc..(j + 1) * nwc],
-            n,
-            copies,
-        );
+    let ap = ar.take(l * nw)?;
+    // The material, repeated across the copies.
+    let mut repeat = |src: &[u64], planes: usize| -> Result<&mut [u64]> {
+        let dst = ar.take(planes * nw)?;
+        for j in 0..planes {
+            let row = &mut dst[j * nw..(j + 1) * nw];
+            crate::bits::repeat_bits(row, &src[j * nwc..(j + 1) * nwc], n, copies);
+        }
+        Ok(dst)
+    };
+    let d = repeat(b.d, k as usize)?;
+    let m = repeat(b.m, k as usize)?;
+    let monos = repeat(b.monos, nm)?;
+    low_planes(a, l, ap, ar.sub().rest())?;
+    let first = Node::of_level(l).count();
+    let mut at = 0;
+    for (j, (base, nd)) in Node::of_level(l).enumerate() {
+        let planes = (1usize << nd.size) - nd.size - 1;
+        for w in 0..nw {
+            let bit = |v: &[u64], i: usize| v[(base + i) * nw + w];
+            let mono = |t: u8| monos[(at + monomial_index(t)) * nw + w];
+            let (gn, pn) = first_node(
+                p0,
+                nd,
+                &|i| bit(ap, i),
+                &|i| bit(d, i),
+                &|i| bit(m, i),
+                &mono,
+            );
+            g[j * nw + w] = gn;
+            p[j * nw + w] = pn;
+        }
+        at += planes;
     }
-    low_planes(a, l, p, ar.sub().rest())?;
-    // g = a & b, p = a ^ b: P0 holds a ^ b_0, P1 b_1 (a is public).
-    for i in 0..l * nw {
-        g[i] = p[i] & bits[i];
-        p[i] = if p0 { p[i] ^ bits[i] } else { bits[i] };
-    }
-    // msb = a's top bit (P0) ^ b's top bit ^ the carry.
-    crate::bits::repeat_bits(&mut out[..nw], &b[l * nwc..(l + 1) * nwc], n, copies);
+    // msb = a's top bit ^ b's top bit (d ^ m) ^ the carry.
+    out[..nw].copy_from_slice(&m[l * nw..(l + 1) * nw]);
     if p0 {
+        for (o, dv) in out[..nw].iter_mut().zip(&d[l * nw..(l + 1) * nw]) {
+            *o ^= *dv;
+        }
         xor_top_bits(a, l, out);
     }
     let live = Live::new(n, copies, &[], l)?;
-    carry_out(s, &live, l, g, p, a.len(), out, ar.rest())
+    let above = (first, ARITY);
+    carry_from(s, &live, above, l, g, p, a.len(), out, ar.rest())
+}
+
+/// This party's shares of a first-level node's `(G, P)` over its leaf positions `i` (one
+/// word of each plane): `g_i = a_i b_i`, `p_i = a_i ^ b_i` with `b_i = d_i ^ m_i`, so a
+/// product of factors over distinct positions is `prod_j (u_j ^ m_j)` for public `u_j`,
+/// which is `XOR over subsets T of (AND of u_j outside T) & [AND of m_j in T]`.
+fn first_node(
+    p0: bool,
+    nd: Node,
+    a: &dyn Fn(usize) -> u64,
+    d: &dyn Fn(usize) -> u64,
+    m: &dyn Fn(usize) -> u64,
+    mono: &dyn Fn(u8) -> u64,
+) -> (u64, u64) {
+    let s = nd.size;
+    let share = |t: u8| match t.count_ones() {
+        0 if p0 => !0u64,
+        0 => 0,
+        1 => m(t.trailing_zeros() as usize),
+        _ => mono(t),
+    };
+    // prod over the positions in `set` of (u_j ^ m_j).
+    let product = |set: u8, u: &dyn Fn(usize) -> u64| {
+        let mut acc = 0u64;
+        let mut t = set;
+        loop {
+            let mut pubp = !0u64;
+            let mut rest = set & !t;
+            while rest != 0 {
+                pubp &= u(rest.trailing_zeros() as usize);
+                rest &= rest - 1;
+            }
+            acc ^= pubp & share(t);
+            if t == 0 {
+                break;
+            }
+            t = (t - 1) & set;
+        }
+        acc
+    };
+    let pi = |j: usize| a(j) ^ d(j);
+    let all = ((1u16 << s) - 1) as u8;
+    let mut gn = 0u64;
+    for i in 0..s {
+        // g_i p_(i+1) .. p_(s-1): the generate factor is a_i (d_i ^ m_i).
+        let set = all & !((1u8 << i) - 1);
+        let u = |j: usize| if j == i { d(j) } else { pi(j) };
+        gn ^= a(i) & product(set, &u);
+    }
+    let pn = if nd.need_p { product(all, &pi) } else { 0 };
+    (gn, pn)
 }
 
 /// Drops the low `shift` bits of each of this party's shares (local): a following `k`-bit

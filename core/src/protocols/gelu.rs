@@ -15,13 +15,16 @@
 //!
 //! One opening serves the series, both comparisons and both products. D gives a uniform
 //! `B` per element, the series' sine material at `t = -B mod 2^p`, random bits `r_0`,
-//! `r_1` with `[r_j]`, `[r_j B]`, the sine material times `r_1`, and XOR shares of the
-//! bits of `B >> 12` ([`Item::SegmentSeries`]). The parties open `E = x - B` (64 bits
+//! `r_1` with `[r_j]`, `[r_j B]`, the sine material times `r_1`, and the bits of
+//! `B >> 12` as a public `d` plus XOR shares of `m = bits ^ d` with the products of `m`'s
+//! bits that the comparisons' first tree level needs ([`Item::SegmentSeries`],
+//! [`compare::PublicBits`]). The parties open `E = x - B` (64 bits
 //! each, uniformly masked), whose low `p` bits are the series' opening `x + t mod 2^p`
 //! ([`fourier::combine`]). The segment bits compare `x -+ T = (E -+ T) + B`: coarsely,
 //! `floor((x -+ T) / 2^12) = ((E -+ T) >> 12) + (B >> 12) + carry`, a public number plus
-//! one whose bits are shared, so the carry tree's leaves are local
-//! ([`compare::msb_public_run`]) and only its levels cost rounds. After the comparisons
+//! one whose bits are shared, so the carry tree's leaves and, with D's products of the
+//! mask bits, its first level are local ([`compare::msb_public_run`]): only the levels
+//! above it cost rounds. After the comparisons
 //! the parties open only `delta_j = b_j ^ r_j` for `b_0 = 1 - c1`, `b_1 = e` (one bit
 //! each). Since `b v = delta v + (1 - 2 delta) r v`, the products need
 //! `[r_0 x] = [r_0] E + [r_0 B]` and `[r_1 (M - x)] = [r_1 S] - [r_1 x] / 2`, where
@@ -39,14 +42,16 @@
 //! segment bits see `x` modulo `2^(k+12-f)` (unspecified output): callers keep
 //! activations far inside (BERT's are below 100).
 //!
-//! Cost per element, `k`-bit comparisons: rounds `1 (E) + (rounds(k) - 1) (the carry
-//! trees) + 1 (bits) + 1 (truncation)` = 6 at k = 22; bits sent by each party
-//! `64 + 2 tree(k) + 2 + 1` = 157 at k = 22 (199 and 178 with comparisons on the
-//! additive shares, whose leaves cost a round and `k - 1` bits per threshold; 355 with
-//! 28-bit comparisons on a binary carry tree, a separate sine opening and two bit products
-//! that open their values; SecFormer: 7210 bits, 2 log L + 4 rounds). D sends P1
-//! `8 (4 + 4K)` bytes per element for the shared mask (K = 6 harmonics), `k / 8` for the
-//! bits of `B`, plus the carry trees' and the truncation's material.
+//! Cost per element, `k`-bit comparisons: rounds `1 (E) + (rounds(k) - 2) (the carry
+//! trees above their first level) + 1 (bits) + 1 (truncation)` = 5 at k = 22; bits sent
+//! by each party `64 + 2 upper(k) + 2 + 1` = 89 at k = 22 (81 with `E` in 7 bytes,
+//! [`gelu_wide_in`]; 157 with the first tree level opened online, 199 and 178 with
+//! comparisons on the additive shares, whose leaves cost a round and `k - 1` bits per
+//! threshold; 355 with 28-bit comparisons on a binary carry tree, a separate sine opening
+//! and two bit products that open their values; SecFormer: 7210 bits, 2 log L + 4
+//! rounds). D sends P1 `8 (4 + 4K)` bytes per element for the shared mask (K = 6
+//! harmonics), `2 k / 8` for the bits of `B` and 55 / 8 for their first-level products
+//! (k = 22), plus the upper carry levels' and the truncation's material.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -156,7 +161,7 @@ fn material_words(n: usize, k: u32) -> usize {
     n + words_for_bits(2 * n)
         + 4 * n
         + 4 * (GELU_COS.len() - 1) * n
-        + k as usize * words_for_bits(n)
+        + (2 * k as usize + compare::first_monomials(k)) * words_for_bits(n)
 }
 
 /// Scratch words for `n` elements on `k` bits.
@@ -183,8 +188,9 @@ struct Material<'a> {
     trig: &'a [u64],
     /// `[r_1 cos(h w t)]`, `[r_1 sin(h w t)]`.
     rtrig: &'a [u64],
-    /// XOR shares of the low `k` bits of `B >> shift(k)`, as bit planes.
-    bplanes: &'a [u64],
+    /// The low `k` bits of `B >> shift(k)`, as bit planes, in the form the comparisons
+    /// take them.
+    bits: compare::PublicBits<'a>,
 }
 
 fn take_material<'a, D: Dealer>(
@@ -201,7 +207,10 @@ fn take_material<'a, D: Dealer>(
     let rb = ar.take(2 * n)?;
     let trig = ar.take(kt)?;
     let rtrig = ar.take(kt)?;
-    let bplanes = ar.take(k as usize * words_for_bits(n))?;
+    let nwc = words_for_bits(n);
+    let d = ar.take(k as usize * nwc)?;
+    let m = ar.take(k as usize * nwc)?;
+    let monos = ar.take(compare::first_monomials(k) * nwc)?;
     dealer.take(
         item,
         &mut [
@@ -211,7 +220,9 @@ fn take_material<'a, D: Dealer>(
             &mut *rb,
             &mut *trig,
             &mut *rtrig,
-            &mut *bplanes,
+            &mut *d,
+            &mut *m,
+            &mut *monos,
         ],
     )?;
     Ok(Material {
@@ -221,7 +232,7 @@ fn take_material<'a, D: Dealer>(
         rb,
         trig,
         rtrig,
-        bplanes,
+        bits: compare::PublicBits { d, m, monos },
     })
 }
 
@@ -346,7 +357,7 @@ fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
             a[i] = e[i].wrapping_add(t) >> sh;
             a[n + i] = e[i].wrapping_sub(t) >> sh;
         }
-        compare::msb_public_run(s, a, mat.bplanes, 2, k, c, sub.rest())?;
+        compare::msb_public_run(s, a, &mat.bits, 2, k, c, sub.rest())?;
     }
 
     // 4. Open delta = b ^ r for b = [1 - c1 (n), c1 ^ c2 (n)].
