@@ -20,9 +20,13 @@ pub fn scratch_words(item: &Item) -> usize {
             batch as usize * (m * k + k * n)
         }
         Item::WeightTriple { m, k, .. } => m as usize * k as usize,
-        Item::PrivAnd { bits, copies, .. } => {
-            crate::prg::words_for_bits((bits as usize).saturating_mul(copies as usize))
-        }
+        Item::PrivAnd {
+            planes,
+            bits,
+            copies,
+        } => (planes as usize).saturating_mul(crate::prg::words_for_bits(
+            (bits as usize).saturating_mul(copies as usize),
+        )),
         Item::SegmentSeries { n, bits, .. } => {
             (bits as usize).saturating_mul(crate::prg::words_for_bits(n as usize))
         }
@@ -152,14 +156,24 @@ pub fn corrections<K: MatMul>(
             let row = crate::prg::words_for_bits(bits.saturating_mul(copies));
             let vrow = crate::prg::words_for_bits(bits);
             let (v, w1) = p1.split_at_mut(2);
-            let rep = &mut scratch[..row];
+            let rep = &mut scratch[..planes as usize * row];
             for i in 0..planes as usize {
-                crate::bits::repeat_bits(rep, &v[1][i * vrow..(i + 1) * vrow], bits, copies);
+                let dst = &mut rep[i * row..(i + 1) * row];
+                crate::bits::repeat_bits(dst, &v[1][i * vrow..(i + 1) * vrow], bits, copies);
                 for w in 0..row {
                     let j = i * row + w;
-                    w1[0][j] = (p0[0][j] & rep[w]) ^ p0[2][j];
+                    w1[0][j] = (p0[0][j] & dst[w]) ^ p0[2][j];
                 }
             }
+            let (_, monos1) = w1.split_at_mut(1);
+            crate::protocols::compare::first_level_corrections(
+                planes as usize,
+                row,
+                p0[0],
+                rep,
+                p0[3],
+                monos1[0],
+            );
         }
         Item::CarryLevel { words, groups } => {
             let (r, c) = p1.split_at_mut(1);

@@ -165,8 +165,10 @@ pub enum Item {
     /// P1's bits repeat every `bits` positions: P0 gets `u` (`planes` rows of
     /// `ceil(copies bits / 64)` words), P1 gets `v` (`planes` rows of `ceil(bits / 64)`
     /// words), both get XOR shares of `u & rep(v)`, where `rep` repeats each row's first
-    /// `bits` bits `copies` times ([`crate::bits::repeat_bits`]). The leaves of
-    /// [`crate::protocols::compare`], where P1's half of one value serves several
+    /// `bits` bits `copies` times ([`crate::bits::repeat_bits`]), and XOR shares of the
+    /// products of masks the carry tree's first level needs
+    /// ([`crate::protocols::compare::first_level_monomials`] planes). The leaves and first
+    /// level of [`crate::protocols::compare`], where P1's half of one value serves several
     /// thresholds.
     PrivAnd {
         /// Bit planes (rows).
@@ -456,6 +458,8 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
                 ..words(w)
             });
             push(corr(all, 8));
+            let monos = crate::protocols::compare::first_level_monomials(planes as usize);
+            push(corr(prod(&[monos, row]), 8));
         }
         Item::CarryLevel { words: w, groups } => {
             let (f, m) = crate::protocols::compare::level_words(groups as usize);

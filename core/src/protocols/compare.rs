@@ -70,6 +70,8 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
+mod first;
+
 /// Largest supported `k`.
 pub const MAX_BITS: u32 = 64;
 
@@ -201,9 +203,10 @@ pub fn fanout_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> 
     v
 }
 
-/// Appends the carry tree's items over `l` leaf planes of `nw` words.
+/// Appends the carry tree's items over `l` leaf planes of `nw` words (the levels above
+/// the first, which the leaf round delivers).
 fn push_tree_items(v: &mut heapless::Vec<Item, 16>, nw: usize, l: usize) {
-    for c in levels(l) {
+    for c in levels(l).into_iter().skip(1) {
         let _ = v.push(Item::CarryLevel {
             words: nw as u32,
             groups: c as u8,
@@ -222,9 +225,10 @@ fn tree_step_words(l: usize, floor: usize) -> usize {
         .fold(floor, usize::max)
 }
 
-/// Rounds of one comparison batch on `k` bits.
+/// Rounds of one comparison batch on `k` bits: the leaf round (which also gives the
+/// carry tree's first level) and one per level above it.
 pub fn rounds(k: u32) -> u64 {
-    1 + levels(k as usize - 1).len() as u64
+    1 + levels(k as usize - 1).len().saturating_sub(1) as u64
 }
 
 /// Payload bytes each party sends for `n` elements on `k` bits.
@@ -241,7 +245,7 @@ pub fn scratch_words(n: usize, k: u32) -> usize {
 pub fn fanout_scratch_words(n: usize, copies: usize, k: u32) -> usize {
     let nw = words_for_bits(copies * n);
     let l = k as usize - 1;
-    2 * l * nw + copies * n + tree_step_words(l, 4 * l + 1) * nw
+    2 * l * nw + copies * n + tree_step_words(l, 7 * l + first::monomials(l) + 1) * nw
 }
 
 /// Values per copy of a [`msb_fanout_run`] batch of `len` values, after checking `k`.
@@ -376,7 +380,8 @@ pub fn msb_fanout_coarse_run<T: Transport, D: Dealer, K: MatMul>(
     // msb = top bit of my share ^ carry share.
     out[..nw].fill(0);
     xor_top_bits(AShare::raw_slice(x), l, out);
-    carry_out(s, &live, l, g, p, x.len(), out, ar.rest())
+    let above = (l.div_ceil(ARITY), ARITY);
+    carry_from(s, &live, above, l, g, p, x.len(), out, ar.rest())
 }
 
 /// Which copies of a fanout batch a leaf position or a carry-tree factor matters to: copy
@@ -433,6 +438,21 @@ impl<'a> Live<'a> {
             ((group + 1) * span).min(l)
         } else {
             group * span
+        }
+    }
+
+    /// The bits of word `w` of a plane that matter to threshold `t`.
+    fn mask(&self, t: usize, w: usize) -> u64 {
+        if self.dead.is_empty() {
+            return !0;
+        }
+        let (bits, at) = (self.bits(t), 64 * w);
+        if at + 64 <= bits {
+            !0
+        } else if at >= bits {
+            0
+        } else {
+            (1u64 << (bits - at)) - 1
         }
     }
 
@@ -508,24 +528,9 @@ fn xor_top_bits(vals: &[u64], l: usize, out: &mut [u64]) {
     }
 }
 
-/// The carry tree over the leaves `g`, `p` (`l` planes of `len` bits): each level combines
-/// up to four adjacent groups in one round; the carry share is XORed into `out`.
-#[allow(clippy::too_many_arguments)]
-fn carry_out<T: Transport, D: Dealer, K: MatMul>(
-    s: &mut Session<T, D, K>,
-    live: &Live<'_>,
-    l: usize,
-    g: &mut [u64],
-    p: &mut [u64],
-    len: usize,
-    out: &mut [u64],
-    scratch: &mut [u64],
-) -> Result<()> {
-    carry_from(s, live, (l, 1), l, g, p, len, out, scratch)
-}
-
-/// [`carry_out`] from a level of `start = (groups, span)` (`g`, `p` hold that level's
-/// groups) up.
+/// The carry tree from a level of `start = (groups, span)` (`g`, `p` hold that level's
+/// groups, planes of `len` bits) up: each level combines up to four adjacent groups in one
+/// round; the carry share is XORed into `out`.
 #[allow(clippy::too_many_arguments)]
 fn carry_from<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
@@ -552,16 +557,18 @@ fn carry_from<T: Transport, D: Dealer, K: MatMul>(
     Ok(())
 }
 
-/// The leaves `g = a & b` (bit planes `g`, `p`: `l` rows of `ceil(copies n / 64)` words)
-/// by products of privately held bits. P1 opens the first `n` bits of each of its rows
-/// (copy 0; the other copies repeat them), P0 whole rows; only the copies a position
-/// matters to ([`Live`]), and the others' generate bits are cleared.
+/// The leaves `g = a & b` by products of privately held bits, and the carry tree's first
+/// level from the same round ([`first`]): P1 opens the first `n` bits of each of its rows
+/// (copy 0; the other copies repeat them), P0 whole rows, each only for the copies a
+/// position matters to ([`Live`]; the others' generate terms are cleared). The first
+/// level's `(G, P)` go to rows `0..ceil(l / 4)` of `g` and `p` (`p` holds this party's low
+/// bits on entry).
 fn leaves<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     live: &Live<'_>,
     l: usize,
     g: &mut [u64],
-    p: &[u64],
+    p: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
     let (n, copies) = (live.n, live.copies);
@@ -570,16 +577,22 @@ fn leaves<T: Transport, D: Dealer, K: MatMul>(
     let nwc = words_for_bits(n);
     let (all, one) = (l * nw, l * nwc);
     let mut ar = Arena::new(scratch);
-    let u = ar.take(if p0 { all } else { 0 })?;
+    let u = ar.take_zeroed(all)?;
     let v = ar.take(if p0 { 0 } else { one })?;
     let wsh = ar.take(all)?;
+    let monos = ar.take(first::monomials(l) * nw)?;
     s.dealer.take(
         Item::PrivAnd {
             planes: l as u32,
             bits: n as u32,
             copies: copies as u32,
         },
-        &mut [&mut *u, &mut *v, &mut *wsh],
+        &mut [
+            if p0 { &mut *u } else { &mut [] },
+            &mut *v,
+            &mut *wsh,
+            &mut *monos,
+        ],
     )?;
     let mine = ar.take(if p0 { all } else { one })?;
     let theirs = ar.take(if p0 { one } else { all })?;
@@ -609,24 +622,29 @@ fn leaves<T: Transport, D: Dealer, K: MatMul>(
     s.peer.exchange_u64(&mine[..sent], &mut theirs[..got])?;
     unpack_rows(mine, my_nw, l, my_len);
     unpack_rows(theirs, their_nw, l, their_len);
-    // P1's row (opened, at P0; its mask, at P1), repeated across the copies.
-    let rep = ar.take(nw)?;
+    // P1's rows (opened; and its mask, at P1), repeated across the copies.
+    let (alpha, short) = if p0 {
+        (&*mine, &*theirs)
+    } else {
+        (&*theirs, &*mine)
+    };
+    let beta = ar.take(all)?;
+    let vr = ar.take_zeroed(all)?;
     for i in 0..l {
-        let row = i * nw..(i + 1) * nw;
-        let short = i * nwc..(i + 1) * nwc;
-        if p0 {
-            crate::bits::repeat_bits(rep, &theirs[short], n, copies);
-            for (j, beta) in row.clone().zip(rep.iter()) {
-                g[j] = (mine[j] & beta) ^ (beta & u[j]) ^ wsh[j];
-            }
-        } else {
-            crate::bits::repeat_bits(rep, &v[short], n, copies);
-            for (j, r) in row.clone().zip(rep.iter()) {
-                g[j] = (theirs[j] & r) ^ wsh[j];
-            }
+        let (row, src) = (i * nw..(i + 1) * nw, i * nwc..(i + 1) * nwc);
+        crate::bits::repeat_bits(&mut beta[row.clone()], &short[src.clone()], n, copies);
+        if !p0 {
+            crate::bits::repeat_bits(&mut vr[row], &v[src], n, copies);
         }
-        live.clear_beyond(Live::leaf(i), 0, &mut g[row]);
     }
+    let leaves = first::Leaves {
+        p0,
+        planes: [alpha, beta, u, vr, wsh],
+        monos,
+        row: nw,
+    };
+    let keep = |i: usize, w: usize| live.mask(Live::leaf(i), w);
+    first::level(&leaves, l, &keep, g, p);
     Ok(())
 }
 
@@ -862,8 +880,8 @@ pub fn fanout_coarse_cost(n: usize, copies: usize, k: u32, dead: &[u32]) -> supe
         p1 += if live.bits(Live::leaf(i)) > 0 { nwc } else { 0 };
     }
     let nw = words_for_bits(copies * n);
-    let (mut c, mut span, mut tree) = (l, 1, 0);
-    for _ in levels(l) {
+    let (mut c, mut span, mut tree) = (l.div_ceil(ARITY), ARITY, 0);
+    for _ in levels(l).into_iter().skip(1) {
         let level = Level { c, span, l, nw };
         tree += (0..level_words(c).0)
             .map(|f| level.factor_words(&live, f))
@@ -879,13 +897,7 @@ pub fn fanout_coarse_cost(n: usize, copies: usize, k: u32, dead: &[u32]) -> supe
 /// tree's levels above the first (its leaves and its first level are local).
 pub fn public_items(n: usize, copies: usize, k: u32) -> heapless::Vec<Item, 16> {
     let mut v = heapless::Vec::new();
-    let nw = words_for_bits(copies * n);
-    for c in levels(k as usize - 1).iter().skip(1) {
-        let _ = v.push(Item::CarryLevel {
-            words: nw as u32,
-            groups: *c as u8,
-        });
-    }
+    push_tree_items(&mut v, words_for_bits(copies * n), k as usize - 1);
     v
 }
 
@@ -928,6 +940,26 @@ pub struct PublicBits<'a> {
     /// This party's shares of the monomials: [`first_monomials`] planes, node by node, each
     /// node's subsets (of two or more of its positions) in increasing bitmask order.
     pub monos: &'a [u64],
+}
+
+/// Monomial planes D shares in an [`Item::PrivAnd`] of `planes` leaf planes, for the carry
+/// tree's first level (per plane word).
+pub fn first_level_monomials(planes: usize) -> usize {
+    first::monomials(planes)
+}
+
+/// D's side of the first-level monomials of an [`Item::PrivAnd`]: from P0's masks `u`,
+/// P1's masks `v` repeated to the copies' layout (`planes` planes of `row` words each) and
+/// P0's shares `monos0`, P1's shares `monos1`.
+pub fn first_level_corrections(
+    planes: usize,
+    row: usize,
+    u: &[u64],
+    v: &[u64],
+    monos0: &[u64],
+    monos1: &mut [u64],
+) {
+    first::corrections(planes, row, u, v, monos0, monos1)
 }
 
 /// Monomial planes of [`PublicBits`] for `k`-bit comparisons: `2^s - s - 1` per node of
