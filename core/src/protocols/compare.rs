@@ -17,7 +17,12 @@
 //!   `prod (e_f ^ m_f) = XOR over subsets S (AND of e_f outside S) & (AND of m_f in S)`,
 //!   every product is local given D's XOR shares of the masks' products over the subsets
 //!   of two or more factors (22 words per node of four, [`Item::CarryLevel`]). A binary
-//!   tree would take twice the levels and 9 bits for the same four groups.
+//!   tree would take twice the levels and 9 bits for the same four groups;
+//! * the first level needs no round of its own: with the leaves' openings
+//!   `alpha = a ^ u`, `beta = b ^ v` public, `p_i = (alpha_i ^ beta_i) ^ (u_i ^ v_i)` and
+//!   `g_i = alpha_i beta_i ^ alpha_i v_i ^ beta_i u_i ^ u_i v_i`, so each first-level product
+//!   is a public combination of D's shares of products of the masks within the node
+//!   ([`first`], carried by [`Item::PrivAnd`]).
 //!
 //! Everything is bit-sliced: bit `i` of 64 elements lives in one word, so each AND layer
 //! is word-wide and each message is tight.
@@ -41,11 +46,13 @@
 //! is sent as a prefix. The material is that of the full batch (D need not know).
 //!
 //! Cost for `n` elements (`n` a multiple of 64; otherwise round `n` up to one): rounds
-//! `1 + ceil(log4(k - 1))`; bits sent per party per element `(k - 1)` plus, per level, the
-//! factors its nodes open ([`level_words`]). For `k = 28` that is 86 bits and 4 rounds;
-//! for `k = 22`, 66 bits and 4 rounds; for every `k` from 18 to 64, 4 rounds (SecFormer's
-//! comparison: 3456 bits, 7 rounds). D sends P1 `k - 1` words per 64 elements for the
-//! leaves and the nodes' monomials per level. The result is XOR-shared;
+//! `ceil(log4(k - 1))` (the leaf round, then the levels above the first); bits sent per
+//! party per element `(k - 1)` plus, per level above the first, the factors its nodes open
+//! ([`level_words`]). For `k = 28` that is 40 bits and 3 rounds; for `k = 22`, 32 bits and
+//! 3 rounds; for every `k` from 18 to 64, 3 rounds (86 bits and 4 rounds at `k = 28` with
+//! the first level opened; SecFormer's comparison: 3456 bits, 7 rounds). D sends P1 `k - 1`
+//! words per 64 elements for the leaves, 44 per first-level node of four, and the nodes'
+//! monomials per level above. The result is XOR-shared;
 //! [`super::bitmul`] converts or multiplies it without a separate B2A round.
 //!
 //! Valid input range: `|x| < 2^(k-1)` ring units (`x` in `[-2^(k-1), 2^(k-1))`); outside

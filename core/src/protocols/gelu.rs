@@ -42,7 +42,7 @@
 //! segment bits see `x` modulo `2^(k+12-f)` (unspecified output): callers keep
 //! activations far inside (BERT's are below 100).
 //!
-//! Cost per element, `k`-bit comparisons: rounds `1 (E) + (rounds(k) - 2) (the carry
+//! Cost per element, `k`-bit comparisons: rounds `1 (E) + (rounds(k) - 1) (the carry
 //! trees above their first level) + 1 (bits) + 1 (truncation)` = 5 at k = 22; bits sent
 //! by each party `64 + 2 upper(k) + 2 + 1` = 89 at k = 22 (81 with `E` in 7 bytes,
 //! [`gelu_wide_in`]; 157 with the first tree level opened online, 199 and 178 with

@@ -24,7 +24,7 @@
 //! `V + eps' >= 2^(31-L)` (reachable only past the variance limit, or with an `eps` that
 //! large) uses `1/sqrt(2^(31-L))`.
 //!
-//! Rounds: `1 + 1 + 1 + 8 + 2 + 2 = 15` (SecFormer: 24) for `H < 2^24`. Bits per element
+//! Rounds: `1 + 1 + 1 + 7 + 2 + 2 = 14` (SecFormer: 24) for `H < 2^24`. Bits per element
 //! per party: 64 for the products (plus 64 per column), 1 for the truncation, `64 + 1` for
 //! the row-broadcast product (130 in all; 322 with two Beaver products); per row, the
 //! mean's truncation and the inverse square root on

@@ -23,7 +23,7 @@
 //! Valid input range of [`default_spec`] ([`RANGE`] = `[2^-6, 2^26)` at f = 16): relative
 //! error <= 2^-10 (the method's is 1e-5; the rest is the output's last bit) where
 //! `1/y >= 2^-6`, absolute <= 2^-14 below. Cost on `n` elements
-//! ([`cost`]): rounds `compare::rounds(k) + 2 + 6 + 2` (14 for 18 <= k <= 64); bits per element
+//! ([`cost`]): rounds `compare::rounds(k) + 2 + 6 + 2` (13 for 18 <= k <= 64); bits per element
 //! per party: `J` comparisons on `k` bits (`J = hi - lo + 1`; P1's leaf bits go once for
 //! all `J`, [`super::compare::msb_fanout_run`]), `J + 64` for the bit
 //! products, the normalization's two truncations, `4 x 128 + 4` for the products, `64 + 1`

@@ -15,7 +15,7 @@
 //! (including all-masked rows) and rows with `S >= 2^26` give all-zero probabilities (the
 //! reciprocal's comparisons see every non-negative ring value, so no row sum wraps).
 //!
-//! Cost ([`cost`]): rounds `2 + 14 + 2` = 18; per party, `128 + 1` bits per element for
+//! Cost ([`cost`]): rounds `2 + 13 + 2` = 17; per party, `128 + 1` bits per element for
 //! the square, the reciprocal of the `rows` sums on 29 octave thresholds with 56-bit
 //! coarse comparisons, and the row-broadcast product.
 

@@ -34,8 +34,8 @@
 //! zeros. Beyond the spread limit the comparisons see differences modulo `2^(k+10-f)`
 //! (unspecified output).
 //!
-//! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 35 at 128 keys),
-//! `+ rounds(k) + 8 + 1 + 10 + 2` (60 at 128 keys). Bits per element per party: about
+//! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 28 at 128 keys),
+//! `+ rounds(k) + 8 + 1 + 9 + 2` (51 at 128 keys). Bits per element per party: about
 //! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
 //! clipping, `7 x 49` for the exponential, 65 + 64 + 1 for the rest.
 
