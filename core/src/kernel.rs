@@ -1,7 +1,9 @@
 //! The matrix-multiply kernel trait and a portable kernel.
 //!
-//! Protocols call [`MatMul::gemm`] for every ring matrix product; the host plugs in a
-//! SIMD kernel (AVX-512/AVX2, chosen at run time), a device keeps [`Portable`].
+//! Protocols call [`MatMul::gemm`] for every ring matrix product (and
+//! [`MatMul::gemm_u32`] for the few products computed modulo `2^32`, see
+//! [`crate::protocols::lookup`]); the host plugs in a SIMD kernel (AVX-512/AVX2, chosen
+//! at run time), a device keeps [`Portable`].
 
 /// A wrapping `u64` matrix-multiply kernel over row-major slices.
 pub trait MatMul {
@@ -34,6 +36,36 @@ pub trait MatMul {
     ) {
         portable_i32(m, k, n, a, b, c, accumulate)
     }
+
+    /// `c = a * b` (or `c += a * b` with `accumulate`) modulo `2^32`, shapes as in
+    /// [`MatMul::gemm`]: a product whose result is needed only in the 32-bit ring (see
+    /// [`crate::protocols::Width`]), which SIMD kernels multiply twice as many lanes of at
+    /// once. The default is the portable loop.
+    fn gemm_u32(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u32],
+        b: &[u32],
+        c: &mut [u32],
+        accumulate: bool,
+    ) {
+        portable_u32(m, k, n, a, b, c, accumulate)
+    }
+}
+
+/// The portable `c (+)= a * b` modulo `2^32`.
+pub fn portable_u32(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[u32],
+    b: &[u32],
+    c: &mut [u32],
+    accumulate: bool,
+) {
+    portable_blocked(m, k, n, a, b, c, accumulate, |x| x)
 }
 
 /// The portable `c (+)= a * b` with `b` sign-extended from 32 bits.
@@ -49,25 +81,49 @@ pub fn portable_i32(
     portable_blocked(m, k, n, a, b, c, accumulate, |x| x as i64 as u64)
 }
 
+/// A ring element the portable loops multiply: `u64` (the ring) or `u32` (modulo `2^32`).
+trait Ring: Copy + Default {
+    fn wrapping_add(self, o: Self) -> Self;
+    fn wrapping_mul(self, o: Self) -> Self;
+}
+
+impl Ring for u64 {
+    fn wrapping_add(self, o: Self) -> Self {
+        u64::wrapping_add(self, o)
+    }
+    fn wrapping_mul(self, o: Self) -> Self {
+        u64::wrapping_mul(self, o)
+    }
+}
+
+impl Ring for u32 {
+    fn wrapping_add(self, o: Self) -> Self {
+        u32::wrapping_add(self, o)
+    }
+    fn wrapping_mul(self, o: Self) -> Self {
+        u32::wrapping_mul(self, o)
+    }
+}
+
 /// Blocked i-k-j loops (that compilers vectorize where they can) over any B element
-/// that `widen` turns into a ring element.
+/// that `widen` turns into a ring element `E`.
 #[allow(clippy::too_many_arguments)]
-fn portable_blocked<B: Copy>(
+fn portable_blocked<E: Ring, B: Copy>(
     m: usize,
     k: usize,
     n: usize,
-    a: &[u64],
+    a: &[E],
     b: &[B],
-    c: &mut [u64],
+    c: &mut [E],
     accumulate: bool,
-    widen: impl Fn(B) -> u64,
+    widen: impl Fn(B) -> E,
 ) {
     assert!(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "gemm: slice too short"
     );
     if !accumulate {
-        c[..m * n].fill(0);
+        c[..m * n].fill(E::default());
     }
     const KB: usize = 256;
     for p0 in (0..k).step_by(KB) {
@@ -111,6 +167,19 @@ impl<K: MatMul + ?Sized> MatMul for &K {
         accumulate: bool,
     ) {
         (**self).gemm_i32(m, k, n, a, b, c, accumulate)
+    }
+
+    fn gemm_u32(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u32],
+        b: &[u32],
+        c: &mut [u32],
+        accumulate: bool,
+    ) {
+        (**self).gemm_u32(m, k, n, a, b, c, accumulate)
     }
 }
 
@@ -169,6 +238,26 @@ mod tests {
             assert_eq!(*x, y.wrapping_mul(2));
         }
     }
+
+    #[test]
+    fn portable_u32_is_the_low_half_of_the_ring_product() {
+        let (m, k, n) = (6, 300, 9);
+        let mut prg = Prg::new(&Seed::from_u64_for_tests(4), 0);
+        let mut a = std::vec![0u64; m * k];
+        let mut b = std::vec![0u64; k * n];
+        prg.fill(&mut a);
+        prg.fill(&mut b);
+        let mut r = std::vec![0u64; m * n];
+        gemm_reference(m, k, n, &a, &b, &mut r);
+        let low = |v: &[u64]| -> std::vec::Vec<u32> { v.iter().map(|&x| x as u32).collect() };
+        let mut c = std::vec![7u32; m * n];
+        Portable.gemm_u32(m, k, n, &low(&a), &low(&b), &mut c, false);
+        assert_eq!(c, low(&r));
+        Portable.gemm_u32(m, k, n, &low(&a), &low(&b), &mut c, true);
+        for (x, y) in c.iter().zip(&r) {
+            assert_eq!(*x, (*y as u32).wrapping_mul(2));
+        }
+    }
 }
 
 /// A kernel that multiplies nothing (for dry runs that only record a program's shape).
@@ -196,6 +285,18 @@ impl MatMul for NullKernel {
         _a: &[u64],
         _b: &[i32],
         _c: &mut [u64],
+        _accumulate: bool,
+    ) {
+    }
+
+    fn gemm_u32(
+        &self,
+        _m: usize,
+        _k: usize,
+        _n: usize,
+        _a: &[u32],
+        _b: &[u32],
+        _c: &mut [u32],
         _accumulate: bool,
     ) {
     }

@@ -589,45 +589,72 @@ fn faithful_truncation_edges_and_range() {
     }
 }
 
+/// Truncates (or with `f = 0` lifts) `vals`, shared modulo `2^m` with garbage above bit
+/// `m`, by `f` bits from `ring` over `net` (checking its rounds and bytes against
+/// `trunc::cost`) and opens the full-ring result.
+fn trunc_in_run(net: Net, vals: &[u64], f: u32, ring: Width) -> Vec<u64> {
+    let (got, _) = run(net, |s| {
+        let mut xs = share_mod(s, vals, ring)?;
+        let mut scratch = vec![0u64; trunc::scratch_words(vals.len())];
+        s.dealer_mut()
+            .request(&[trunc::item_in(vals.len(), f, ring)])?;
+        let before = s.peer_stats();
+        if f == 0 {
+            trunc::lift_in(s, &mut xs, ring, &mut scratch)?;
+        } else {
+            trunc::run_in(s, &mut xs, f, ring, &mut scratch)?;
+        }
+        let st = s.peer_stats().since(&before);
+        let want = trunc::cost(vals.len());
+        assert_eq!(
+            (st.rounds, st.payload_sent),
+            (want.rounds, want.bytes(s.party()))
+        );
+        let mut out = vec![0u64; vals.len()];
+        reveal::reveal(s, &xs, &mut out)?;
+        Ok(out)
+    })
+    .unwrap();
+    got
+}
+
 /// Truncation from a ring of `m` bits: each party's share carries garbage above bit `m`
 /// (a product computed on `m`-bit openings), the output is a full 64-bit share within one
 /// unit of `v / 2^f`, up to the documented bound `|v| < 2^(m-2) - 2^f`; one round and one
-/// bit per element, as in the full ring.
+/// bit per element, as in the full ring. Shift 0 (below the full ring) lifts: the output
+/// is `v` exactly for `v` in `[-2^(m-2), 2^(m-2))`, both ends included.
 #[test]
 fn truncation_from_a_narrow_ring_lifts_to_the_full_ring() {
     for bytes in [4u8, 6, 7, 8] {
         let ring = Width::bytes(bytes);
         let m = ring.bits();
-        for f in [1u32, 16, m - 2 - 1] {
-            let lim = ((1i128 << (m - 2)) - (1i128 << f) - 1) as i64;
-            let mut v: Vec<i64> = vec![0, 1, -1, lim, -lim, 1 << f, -(1 << f), (1 << f) - 1];
+        let lift = (m < 64).then_some(0);
+        for f in lift.into_iter().chain([1u32, 16, m - 2 - 1]) {
             let mut prg = secformer_core::prg::Prg::new(
                 &secformer_core::prg::Seed::from_u64_for_tests(78 + bytes as u64),
                 f as u64,
             );
+            if f == 0 {
+                let half = 1i64 << (m - 2);
+                let mut v: Vec<i64> = vec![0, 1, -1, -half, half - 1, -half + 1, half - 2];
+                for _ in 0..500 {
+                    v.push((prg.next_u64() % (2 * half as u64)) as i64 - half);
+                }
+                let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
+                for net in NETS {
+                    let got = trunc_in_run(net, &vals, 0, ring);
+                    assert_eq!(got, vals, "m {m}: lift");
+                }
+                continue;
+            }
+            let lim = ((1i128 << (m - 2)) - (1i128 << f) - 1) as i64;
+            let mut v: Vec<i64> = vec![0, 1, -1, lim, -lim, 1 << f, -(1 << f), (1 << f) - 1];
             for _ in 0..500 {
                 v.push((prg.next_u64() % (2 * lim as u64)) as i64 - lim);
             }
             let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
             for net in NETS {
-                let (got, _) = run(net, |s| {
-                    let mut xs = share_mod(s, &vals, ring)?;
-                    let mut scratch = vec![0u64; trunc::scratch_words(vals.len())];
-                    s.dealer_mut()
-                        .request(&[trunc::item_in(vals.len(), f, ring)])?;
-                    let before = s.peer_stats();
-                    trunc::run_in(s, &mut xs, f, ring, &mut scratch)?;
-                    let st = s.peer_stats().since(&before);
-                    let want = trunc::cost(vals.len());
-                    assert_eq!(
-                        (st.rounds, st.payload_sent),
-                        (want.rounds, want.bytes(s.party()))
-                    );
-                    let mut out = vec![0u64; vals.len()];
-                    reveal::reveal(s, &xs, &mut out)?;
-                    Ok(out)
-                })
-                .unwrap();
+                let got = trunc_in_run(net, &vals, f, ring);
                 for (x, g) in v.iter().zip(&got) {
                     // floor(v / 2^f) or one more (integers: f64 would round at 2^53).
                     let floor = x >> f;
@@ -640,6 +667,15 @@ fn truncation_from_a_narrow_ring_lifts_to_the_full_ring() {
             }
         }
     }
+    // The full ring has nothing to lift.
+    let (r, _) = run(Net::Mem, |s| {
+        let mut xs = vec![AShare::default(); 3];
+        let mut scratch = vec![0u64; trunc::scratch_words(3)];
+        s.dealer_mut().request(&[trunc::item(3, 0)])?;
+        Ok(trunc::run_in(s, &mut xs, 0, Width::FULL, &mut scratch).is_err())
+    })
+    .unwrap();
+    assert!(r, "shift 0 in the full ring is refused");
 }
 
 #[test]
@@ -733,9 +769,11 @@ fn owned_view<'a>(
 }
 
 /// The factored lookup (the token embedding): ids anywhere in a table whose rows are not
-/// a square (the last block is partial), rows with no id, more rows than one chunk; the
-/// result is the table's rows exactly, and the traffic is `lookup::cost` (one round at
-/// P0 for all chunks, `8 ceil(sqrt V)` bytes per row from P1).
+/// a square (the last block is partial), rows with no id, more rows than one chunk, both
+/// ends of the lift's range (`[-2^30, 2^30)` units), P0's table as 64-bit and as 32-bit
+/// values; the result is the table's rows exactly, and the traffic is `lookup::cost`
+/// (one round at P0 for all chunks, `8 ceil(sqrt V)` bytes per row from P1, then the
+/// lift from the 32-bit ring: one round and `n / 8` bytes per row each).
 #[test]
 fn owned_lookup_is_exact() {
     for (k, n) in [(40, 5), (1, 3), (49, 2)] {
@@ -748,20 +786,29 @@ fn owned_lookup_is_exact() {
                 _ => ((r * 7919) % k) as u32,
             })
             .collect();
-        let w = reals(23, k * n, -2.0, 2.0);
+        let mut w = reals(23, k * n, -2.0, 2.0);
+        // The ends of the lift's range, 2^30 - 1 and -2^30 ring units at f = 16.
+        w[0] = 16384.0 - 1.0 / 65536.0;
+        w[1] = -16384.0;
         for net in NETS {
             let (r, _) = run(net, |s| {
                 let (plain, f) = owned_setup(s, 11, k, n, &w)?;
-                let sw = owned_view(s, 11, k, n, &plain, &f)?;
+                let narrow: Vec<i32> = plain.iter().map(|&x| x as i64 as i32).collect();
                 let mut scratch = vec![0u64; lookup::scratch_words(m, k, n)];
                 let mut outs = Vec::new();
-                for _ in 0..2 {
+                for round in 0..2 {
+                    // P0 keeps the table as 64-bit values, then as 32-bit ones.
+                    let sw = if round == 1 && s.party().is_p0() {
+                        weight::OwnedWeight::view_i32(11, k, n, &narrow)?
+                    } else {
+                        owned_view(s, 11, k, n, &plain, &f)?
+                    };
                     let mine = (!s.party().is_p0()).then_some(&ids[..]);
                     let mut z = vec![AShare::default(); m * n];
                     let before = s.peer_stats();
                     lookup::lookup(s, &sw, m, mine, &mut z, &mut scratch)?;
                     let st = s.peer_stats().since(&before);
-                    let want = lookup::cost(m, k, s.party().is_p0());
+                    let want = lookup::cost(m, k, n, s.party().is_p0());
                     assert_eq!(
                         (st.rounds, st.payload_sent),
                         (want.rounds, want.bytes(s.party()))
@@ -793,10 +840,14 @@ fn lookup_side_is_the_ceiling_square_root() {
         assert!(s * s >= v && (s - 1) * (s - 1) < v, "V {v}: S {s}");
     }
     assert_eq!(lookup::side(30522), 175);
+    // The opening (1,400 bytes per token) and the lift from the 32-bit ring (n / 8).
     assert_eq!(
-        lookup::cost(128, 30522, false).bytes(PartyId::P1),
-        128 * 1400
+        lookup::cost(128, 30522, 768, false).bytes(PartyId::P1),
+        128 * (1400 + 96)
     );
+    let p0 = lookup::cost(128, 30522, 768, true);
+    assert_eq!((p0.rounds, p0.bytes(PartyId::P0)), (2, 128 * 96));
+    assert_eq!(lookup::cost(128, 30522, 768, false).rounds, 1);
 }
 
 /// P1's 4-byte opening of a 0/1 entry: `E + Abar = x` over the integers for every mask

@@ -4,8 +4,10 @@
 //! in the table P0 owns by [`lookup::lookup`]: P1 opens two masked one-hot factors of each
 //! id (`2 ceil(sqrt V)` entries of 4 bytes: 1,400 bytes per token for BERT's 30,522-entry
 //! vocabulary, where a one-hot row would be 122 KB), no input sharing and no truncation;
-//! P0 computes one `S x (S H)` product per token. Positions and token types are public,
-//! so P0 adds their (plaintext) embeddings to its share; then LayerNorm.
+//! P0 computes one `S x (S H)` product per token modulo `2^32` and both parties lift the
+//! result to the 64-bit ring (one round, `H / 8` bytes per token each). Positions and
+//! token types are public, so P0 adds their (plaintext) embeddings to its share; then
+//! LayerNorm.
 
 use crate::dealer::Dealer;
 use crate::error::{check_len, Result};

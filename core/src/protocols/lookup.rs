@@ -21,24 +21,41 @@
 //! `K_F = sum_h abar_h U_b[h]` (P1's own, computed before the input exists) and
 //! `G_b[h] = sum_l bbar_l B_hl`, `G_a[l] = sum_h abar_h B_hl`, `K_B = sum_h abar_h G_b[h]`
 //! (shared by D, [`crate::dealer::Item::OwnedLookup`]). P0 computes the first sum (it
-//! knows `p`, `q` and `W`: per block `h` of `S` table rows one `m x S x n` product
-//! `q W_h`, weighted by `p_h`; as many multiply-adds as one-hot rows times the table) and
-//! its shares' terms; P1 its shares' terms and its own sums. All of it is exact integer arithmetic modulo `2^64`: no truncation, the output
-//! keeps `W`'s scale.
+//! knows `p`, `q` and `W`) and its shares' terms; P1 its shares' terms and its own sums.
+//! No truncation: the output keeps `W`'s scale.
+//!
+//! The identity holds modulo `2^64`, hence modulo `2^32` ([`RING`]), and P0's sum, the
+//! bulk of the work (per block `h` of `S` table rows one `m x S x n` product `R = q W_h`,
+//! then `out_i += p_ih R_i`; as many multiply-adds as one-hot rows times the table), runs
+//! there: `q` and `p` are below `2^32` and `W`'s entries are taken modulo `2^32`, so the
+//! product is [`MatMul::gemm_u32`], twice the lanes of the 64-bit one. The other terms
+//! are still computed modulo `2^64` (their low 32 bits are what counts). Both parties
+//! then lift their shares, right modulo `2^32` only, to 64-bit shares of `W[t]`
+//! ([`trunc::lift_in`], the faithful truncation by 0 bits from the 32-bit ring).
+//!
+//! # Range
+//!
+//! The lift is exact for `W[t]` in `[-2^30, 2^30)` ring units (`|w| < 2^14` at `f = 16`);
+//! the model loader bounds the weights by 4096 (`2^28` units), so every entry is in
+//! range. A row with [`NONE`] looks up 0, which is in range too.
 //!
 //! # Security
 //!
 //! P0 sees `p` and `q`, uniform in `Z_{2^32}` whatever the ids (fresh masks per lookup);
 //! P1 sees `F` (uniform, from the setup) and shares. A refusal (`2^-31` per lookup) says
 //! nothing about the ids but that it happened; running the text again draws fresh masks.
+//! The lift opens one bit per entry masked by a dealer bit ([`trunc`]).
 //!
 //! # Cost
 //!
-//! Online: P1 sends `8 S` bytes per lookup without waiting; P0 waits once (one round for
-//! the whole call: the lookups go in chunks of [`CHUNK`], which P1 sends back to back).
+//! Online ([`cost`]): P1 sends `8 S` bytes per lookup without waiting; P0 waits once for
+//! them (one round for the whole call: the lookups go in chunks of [`CHUNK`], which P1
+//! sends back to back). Then the lift: one round at both parties and `n / 8` bytes per
+//! lookup from each (BERT-base, `n = 768`: 1,496 bytes per token from P1 and 96 from P0;
+//! 2 rounds at P0, 1 at P1). P0 computes `V n` multiply-adds modulo `2^32` per lookup.
 //! D sends P1 `8 (2 S n + n)` bytes per lookup (about 2.2 MB at `n = 768`), the price of
-//! the small opening; P1's preparation and D's generation cost `2 V n` multiply-adds per
-//! lookup.
+//! the small opening, and `4 n` bytes of lift material (P1's shares of `u v'` modulo
+//! `2^32`); P1's preparation and D's generation cost `2 V n` multiply-adds per lookup.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -49,8 +66,13 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::{FrameKind, Transport};
 
+use super::trunc;
 use super::weight::{self, OwnedWeight, ONEHOT_BITS};
+use super::Width;
 
+/// The ring of P0's product and of the shares before the lift: 32 bits, the width of the
+/// openings `p`, `q` and of the `u32` kernel.
+pub const RING: Width = Width::bytes(4);
 /// Lookups per dealer item (bounds the material and scratch a call holds at once).
 pub const CHUNK: usize = 32;
 /// Table blocks (of `S` rows) summed per product in the preparation.
@@ -81,16 +103,22 @@ pub fn item(w: &OwnedWeight<'_>, m: usize) -> Item {
     }
 }
 
-/// Online cost of [`lookup`] of `m` rows in a table of `v` rows, for P0 (`p0`) or P1.
-pub fn cost(m: usize, v: usize, p0: bool) -> super::Cost {
+/// The dealer item of the lift of `m` lookups of `n` columns ([`trunc::lift_in`]).
+pub fn lift_item(m: usize, n: usize) -> Item {
+    trunc::item_in(m * n, 0, RING)
+}
+
+/// Online cost of [`lookup`] of `m` rows in a table of `v x n`, for P0 (`p0`) or P1.
+pub fn cost(m: usize, v: usize, n: usize, p0: bool) -> super::Cost {
     if m == 0 {
         return super::Cost::default();
     }
-    if p0 {
+    let open = if p0 {
         super::Cost::new(1, 0)
     } else {
         super::Cost::new(0, 2 * (m * side(v)) as u64 * (ONEHOT_BITS / 8) as u64)
-    }
+    };
+    open + trunc::cost(m * n)
 }
 
 /// Scratch words of [`prepare`] for `m` lookups in a `v x n` table.
@@ -103,7 +131,9 @@ pub fn prepare_scratch_words(m: usize, v: usize, n: usize) -> usize {
 pub fn scratch_words(m: usize, v: usize, n: usize) -> usize {
     let (c, s) = (CHUNK.min(m), side(v));
     let chunk = 2 * c * s * n + c * n + (4 * c * s).max(prepare_scratch_words(c, v, n));
-    2 * m * s + chunk.max(m * n + m * s)
+    // P0's sum: R, q and a partial block's q, a block of a wide table, all 32-bit.
+    let own = words32(m * n) + 2 * words32(m * s) + words32(s * n);
+    2 * m * s + chunk.max(own).max(trunc::scratch_words(m * n))
 }
 
 /// The rows of a table, delivered in groups of whole blocks (`S` rows each), in order.
@@ -262,8 +292,8 @@ pub fn prepare<K: MatMul>(
 }
 
 /// `out_i = W[ids_i]` for `m` rows: `ids` are P1's (`Some` at P1, `None` at P0; [`NONE`]
-/// looks up nothing), the table is P0's owned weight `w`. One round at P0, `8 S` bytes
-/// per row from P1 (see the module docs).
+/// looks up nothing), the table is P0's owned weight `w`. Two rounds at P0, one at P1,
+/// `8 S + n / 8` bytes per row from P1 and `n / 8` from P0 (see the module docs).
 pub fn lookup<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     w: &OwnedWeight<'_>,
@@ -281,6 +311,9 @@ pub fn lookup<T: Transport, D: Dealer, K: MatMul>(
     if !s.party.is_p0() && ids.is_none() {
         return Err(Error::Param("P1 must provide its token ids"));
     }
+    if m == 0 {
+        return Ok(());
+    }
     let o = AShare::raw_slice_mut(out);
     let mut ar = Arena::new(scratch);
     // The opened factors of every row: p (of h) and q (of l), m x S each.
@@ -288,6 +321,12 @@ pub fn lookup<T: Transport, D: Dealer, K: MatMul>(
     let q = ar.take(m * sd)?;
     for (chunk, r0) in (0..m).step_by(CHUNK).enumerate() {
         let c = CHUNK.min(m - r0);
+        // The last chunk's request announces the lift too (taken after P0's sum).
+        if r0 + c == m {
+            s.dealer.request(&[item(w, c), lift_item(m, n)])?;
+        } else {
+            s.dealer.request(&[item(w, c)])?;
+        }
         let rows = r0 * sd..(r0 + c) * sd;
         let factors = (&mut p[rows.clone()], &mut q[rows]);
         let out_c = &mut o[r0 * n..(r0 + c) * n];
@@ -296,14 +335,15 @@ pub fn lookup<T: Transport, D: Dealer, K: MatMul>(
     }
     let shape_only = w.matrix().is_empty() && w.narrow_matrix().is_empty();
     if s.party.is_p0() && !shape_only {
-        own_sum(&s.kernel, w, m, p, q, o, ar.rest())?;
+        own_sum(&s.kernel, w, m, p, q, o, ar.sub().rest())?;
     }
-    Ok(())
+    // The shares are right modulo 2^32 only (P0's sum was computed there).
+    trunc::lift_in(s, out, RING, ar.rest())
 }
 
-/// One chunk of [`lookup`] (`out` and the factors `p`, `q` are the chunk's rows): D's
-/// material, P1's opening (or P0's receive: `first` says whether it is the call's one
-/// round), and both parties' terms of the shares.
+/// One chunk of [`lookup`] (`out` and the factors `p`, `q` are the chunk's rows), whose
+/// item the caller requested: D's material, P1's opening (or P0's receive: `first` says
+/// whether it is the call's one round), and both parties' terms of the shares.
 fn lookup_chunk<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     w: &OwnedWeight<'_>,
@@ -317,7 +357,6 @@ fn lookup_chunk<T: Transport, D: Dealer, K: MatMul>(
     let sd = side(v);
     let c = p.len() / sd;
     let it = item(w, c);
-    s.dealer.request(&[it])?;
     let mut ar = Arena::new(scratch);
     let gb = ar.take(c * sd * n)?;
     let ga = ar.take(c * sd * n)?;
@@ -405,8 +444,19 @@ fn receive<T: Transport, D: Dealer, K: MatMul>(
     Ok(())
 }
 
-/// P0's `out_i += sum_{h,l} p_ih q_il W_hl` for all `m` rows: per block `h` of the table
-/// (`S` consecutive rows), one `m x S x n` product `R = q W_h`, then `out_i += p_ih R_i`.
+/// Words holding `n` 32-bit values.
+fn words32(n: usize) -> usize {
+    n.div_ceil(2)
+}
+
+/// The first `n` 32-bit values of `words`.
+fn as_u32(words: &mut [u64], n: usize) -> &mut [u32] {
+    &mut bytemuck::cast_slice_mut(words)[..n]
+}
+
+/// P0's `out_i += sum_{h,l} p_ih q_il W_hl` modulo `2^32` for all `m` rows (`out` is right
+/// modulo `2^32` only afterwards): per block `h` of the table (`S` consecutive rows), one
+/// `m x S x n` product `R = q W_h` on the `u32` kernel, then `out_i += p_ih R_i`.
 fn own_sum<K: MatMul>(
     kernel: &K,
     w: &OwnedWeight<'_>,
@@ -419,36 +469,66 @@ fn own_sum<K: MatMul>(
     let (v, n) = (w.rows(), w.cols());
     let sd = side(v);
     let mut ar = Arena::new(scratch);
-    let r = ar.take(m * n)?;
-    let (wide, narrow) = (w.matrix(), w.narrow_matrix());
+    let r = as_u32(ar.take(words32(m * n))?, m * n);
+    // Opened modulo 2^32: the low half is the whole value.
+    let q32 = as_u32(ar.take(words32(m * sd))?, m * sd);
+    for (d, x) in q32.iter_mut().zip(q) {
+        *d = *x as u32;
+    }
     for h in 0..v.div_ceil(sd) {
         let rows = sd.min(v - h * sd);
-        let at = h * sd * n..(h * sd + rows) * n;
         let mut sub = ar.sub();
-        // The last block may be partial: its product takes the first `rows` columns of q.
-        let qh: &[u64] = if rows == sd {
-            q
-        } else {
-            let qc = sub.take(m * rows)?;
-            for i in 0..m {
-                qc[i * rows..(i + 1) * rows].copy_from_slice(&q[i * sd..i * sd + rows]);
-            }
-            qc
-        };
-        if narrow.is_empty() {
-            kernel.gemm(m, rows, n, qh, &wide[at], r, false);
-        } else {
-            kernel.gemm_i32(m, rows, n, qh, &narrow[at], r, false);
-        }
+        let qh = block_q(&mut sub, q32, m, sd, rows)?;
+        let wh = block_w(&mut sub, w, h * sd, rows)?;
+        kernel.gemm_u32(m, rows, n, qh, wh, r, false);
         for i in 0..m {
-            let ph = p[i * sd + h];
+            let ph = p[i * sd + h] as u32;
             let (o, ri) = (&mut out[i * n..(i + 1) * n], &r[i * n..(i + 1) * n]);
             for (ov, rv) in o.iter_mut().zip(ri) {
-                *ov = ov.wrapping_add(ph.wrapping_mul(*rv));
+                *ov = ov.wrapping_add(ph.wrapping_mul(*rv) as u64);
             }
         }
     }
     Ok(())
+}
+
+/// The left factor of a block of `rows` table rows: `q` (`m x S`) itself, or for a
+/// partial last block its first `rows` columns.
+fn block_q<'a>(
+    ar: &mut Arena<'a>,
+    q: &'a [u32],
+    m: usize,
+    sd: usize,
+    rows: usize,
+) -> Result<&'a [u32]> {
+    if rows == sd {
+        return Ok(q);
+    }
+    let qc = as_u32(ar.take(words32(m * rows))?, m * rows);
+    for i in 0..m {
+        qc[i * rows..(i + 1) * rows].copy_from_slice(&q[i * sd..i * sd + rows]);
+    }
+    Ok(qc)
+}
+
+/// Table rows `first .. first + rows` modulo `2^32`: the 32-bit table's bits as they are
+/// (a sign-extended value is the same modulo `2^32`), or the low halves of a 64-bit one.
+fn block_w<'a>(
+    ar: &mut Arena<'a>,
+    w: &'a OwnedWeight<'_>,
+    first: usize,
+    rows: usize,
+) -> Result<&'a [u32]> {
+    let n = w.cols();
+    let at = first * n..(first + rows) * n;
+    if !w.narrow_matrix().is_empty() {
+        return Ok(bytemuck::cast_slice(&w.narrow_matrix()[at]));
+    }
+    let wb = as_u32(ar.take(words32(rows * n))?, rows * n);
+    for (d, x) in wb.iter_mut().zip(&w.matrix()[at]) {
+        *d = *x as u32;
+    }
+    Ok(wb)
 }
 
 /// Both parties: `out_i += sum_h p_ih gb_ih + sum_l q_il ga_il`.

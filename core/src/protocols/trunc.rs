@@ -32,6 +32,16 @@
 //! so D sends that many bits of P1's share ([`item_in`]). Same round and bits; valid for
 //! `|v| < 2^(m-2) - 2^f`.
 //!
+//! # Lift (shift 0)
+//!
+//! With `f = 0` and `m < 64` the same steps only lift: the bias is `2^(m-2)` alone, so
+//! `z = v + 2^(m-2)` is in `[0, 2^(m-1))` for `v` in `[-2^(m-2), 2^(m-2))`, and
+//! `z0 + z1 - w 2^m = z` exactly: no bits are dropped, so there is no carry `c` (and no
+//! `+2^f` in the bias to centre it); subtracting `2^(m-2)` gives `v` itself, exactly, in
+//! the 64-bit ring. `ab` is needed mod `2^(64-m)` ([`item_in`] with `f = 0`). Same round
+//! and bits; [`lift_in`] runs it whatever the truncation mode (the local truncation
+//! cannot lift). In the full ring there is nothing to lift, so shift 0 is refused there.
+//!
 //! # SecureML local truncation (opt-in)
 //!
 //! P0 keeps `x0 >> f` (arithmetic), P1 keeps `-((-x1) >> f)`. No communication, but for
@@ -214,6 +224,26 @@ pub fn run_segments_in<T: Transport, D: Dealer, K: MatMul>(
     apply_segments_in(s, x, segments, ring, r, sh, ar.rest())
 }
 
+/// Lifts `x`, known modulo `2^m` (`m` = `ring`'s bits, below 64), to full 64-bit shares
+/// of the same value, exact for values in `[-2^(m-2), 2^(m-2))` (see "Lift" in the module
+/// docs), taking already-requested material (`item_in(x.len(), 0, ring)`). Runs the
+/// faithful protocol in either truncation mode: there is no local lift. 1 round,
+/// [`cost`].
+pub fn lift_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    x: &mut [AShare],
+    ring: Width,
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = x.len();
+    let mut ar = Arena::new(scratch);
+    let r = ar.take(words_for_bits(n))?;
+    let sh = ar.take(n)?;
+    s.dealer
+        .take(item_in(n, 0, ring), &mut [&mut *r, &mut *sh])?;
+    apply_segments_in(s, x, &[(n, 0)], ring, r, sh, ar.rest())
+}
+
 /// Takes the material of [`item`] into owned buffers (for preparing it offline).
 pub fn take_material<D: Dealer>(
     dealer: &mut D,
@@ -269,9 +299,11 @@ pub fn apply_segments_in<T: Transport, D: Dealer, K: MatMul>(
     check_len("truncation material", nw, r.len())?;
     check_len("truncation material", n, sh.len())?;
     for &(_, shift) in segments {
-        if !(1..=m.saturating_sub(2)).contains(&shift) {
+        // Shift 0 is a lift, which only a narrow ring needs (module docs, "Lift").
+        let least = if m < 64 { 0 } else { 1 };
+        if !(least..=m.saturating_sub(2)).contains(&shift) {
             return Err(crate::Error::Param(
-                "truncation shift must be in 1..=m-2 (62 in the full ring)",
+                "truncation shift must be in 1..=m-2 (62 in the full ring), or 0 below it",
             ));
         }
     }
@@ -282,9 +314,11 @@ pub fn apply_segments_in<T: Transport, D: Dealer, K: MatMul>(
     {
         let mut at = 0;
         for &(len, shift) in segments {
+            // The `2^shift` centres the carry of the dropped bits; a lift drops none.
+            let centre = if shift == 0 { 0 } else { 1u64 << shift };
             let bias = s
                 .party
-                .share_of_public((1u64 << (m - 2)).wrapping_add(1u64 << shift));
+                .share_of_public((1u64 << (m - 2)).wrapping_add(centre));
             for i in at..at + len {
                 let v = &mut x[i];
                 *v = v.wrapping_add(bias) & reduce;

@@ -11,7 +11,7 @@
 //!
 //! [`HostKernel::detect`] picks the best the CPU has (`is_x86_feature_detected!`), so one
 //! binary runs on AVX2-only and AVX-512 machines. The `u32` products
-//! ([`HostKernel::gemm_u32`]) serve narrow rings (the one-hot embedding lookup).
+//! ([`MatMul::gemm_u32`]) serve the 32-bit ring (the embedding lookup's product).
 //!
 //! Threads: [`HostKernel::with_threads`] splits a large product's columns over scoped
 //! std threads (no pool to keep, nothing global; a spawn costs tens of microseconds, so
@@ -185,33 +185,6 @@ impl HostKernel {
             (Isa::Avx2, true) => "avx2+threads",
             (Isa::Avx512, false) => "avx512",
             (Isa::Avx512, true) => "avx512+threads",
-        }
-    }
-
-    /// Wrapping `u32` product: `c = a * b` (or `c += a * b` with `accumulate`) mod 2^32,
-    /// `a` is `m x k`, `b` is `k x n`, `c` is `m x n`, row-major.
-    ///
-    /// # Panics
-    /// If a slice is shorter than its shape.
-    pub fn gemm_u32(
-        &self,
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[u32],
-        b: &[u32],
-        c: &mut [u32],
-        accumulate: bool,
-    ) {
-        check_lens(m, k, n, a.len(), b.len(), c.len());
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                self.tiled::<avx512::U32x8x48>(m, k, n, a, BSource::Raw(b), c, accumulate)
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => self.tiled::<avx2::U32x6x16>(m, k, n, a, BSource::Raw(b), c, accumulate),
-            _ => self.split_rows(m, k, n, a, b, c, accumulate, portable_gemm::<u32>),
         }
     }
 
@@ -433,6 +406,32 @@ impl MatMul for HostKernel {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => self.tiled::<avx2::U64x4x8>(m, k, n, a, src, c, accumulate),
             _ => secformer_core::kernel::portable_i32(m, k, n, a, b, c, accumulate),
+        }
+    }
+
+    /// Wrapping `u32` product on the `u32` tiles (twice the lanes of the `u64` ones).
+    ///
+    /// # Panics
+    /// If a slice is shorter than its shape.
+    fn gemm_u32(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[u32],
+        b: &[u32],
+        c: &mut [u32],
+        accumulate: bool,
+    ) {
+        check_lens(m, k, n, a.len(), b.len(), c.len());
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                self.tiled::<avx512::U32x8x48>(m, k, n, a, BSource::Raw(b), c, accumulate)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => self.tiled::<avx2::U32x6x16>(m, k, n, a, BSource::Raw(b), c, accumulate),
+            _ => self.split_rows(m, k, n, a, b, c, accumulate, portable_gemm::<u32>),
         }
     }
 }

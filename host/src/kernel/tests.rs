@@ -84,7 +84,7 @@ fn check_u32(kern: HostKernel, shapes: &[(usize, usize, usize)], prg: &mut Prg) 
         );
         for accumulate in [false, true] {
             let mut want = c0.clone();
-            portable_gemm(m, k, n, &a, &b, &mut want, accumulate);
+            Portable.gemm_u32(m, k, n, &a, &b, &mut want, accumulate);
             let mut got = c0.clone();
             kern.gemm_u32(m, k, n, &a, &b, &mut got, accumulate);
             assert_eq!(
@@ -189,6 +189,47 @@ fn detect_matches_reference() {
         let mut got = vec![1u64; m * n];
         HostKernel::detect().gemm(m, k, n, &a, &b, &mut got, false);
         assert_eq!(got, want, "shape {m}x{k}x{n}");
+    }
+}
+
+/// `MatMul::gemm_u32` through the trait (as the protocols call it, by reference) on every
+/// instruction set this CPU has, against the core's portable default, one and two
+/// threads.
+#[test]
+fn gemm_u32_of_every_isa_matches_the_core_portable() {
+    fn through_trait<K: MatMul>(
+        k: K,
+        (m, kk, n): (usize, usize, usize),
+        a: &[u32],
+        b: &[u32],
+        c: &mut [u32],
+        acc: bool,
+    ) {
+        k.gemm_u32(m, kk, n, a, b, c, acc)
+    }
+    let mut prg = Prg::new(&Seed::from_u64_for_tests(16), 0);
+    let mut shapes = random_shapes(&mut prg, 40);
+    shapes.extend([(128, 175, 768), (16, 175, 384)]);
+    for isa in Isa::ALL {
+        let Some(kern) = kernel_or_skip(isa, "gemm_u32_of_every_isa_matches_the_core_portable")
+        else {
+            continue;
+        };
+        for kern in [kern, kern.with_threads(2)] {
+            let by_ref: &HostKernel = &kern;
+            for &(m, k, n) in &shapes {
+                let (a, b, c0) = case_u64(&mut prg, m, k, n);
+                let low = |v: &[u64]| -> Vec<u32> { v.iter().map(|&x| x as u32).collect() };
+                let (a, b, c0) = (low(&a), low(&b), low(&c0));
+                for acc in [false, true] {
+                    let mut want = c0.clone();
+                    Portable.gemm_u32(m, k, n, &a, &b, &mut want, acc);
+                    let mut got = c0.clone();
+                    through_trait(by_ref, (m, k, n), &a, &b, &mut got, acc);
+                    assert_eq!(got, want, "{} u32 {m}x{k}x{n} acc={acc}", kern.name());
+                }
+            }
+        }
     }
 }
 
