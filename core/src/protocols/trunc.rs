@@ -137,6 +137,11 @@ pub fn trunc_by_in<T: Transport, D: Dealer, K: MatMul>(
     scratch: &mut [u64],
 ) -> Result<()> {
     if s.trunc_mode == TruncMode::LocalSecureMl {
+        if ring != Width::FULL {
+            return Err(crate::Error::Param(
+                "the local truncation needs full-ring values (see trunc::usable)",
+            ));
+        }
         local(s.party, AShare::raw_slice_mut(x), shift);
         return Ok(());
     }
