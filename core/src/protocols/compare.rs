@@ -1068,22 +1068,16 @@ pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
     let first = Node::of_level(l).count();
     let mut at = 0;
     for (j, (base, nd)) in Node::of_level(l).enumerate() {
-        let planes = (1usize << nd.size) - nd.size - 1;
-        for w in 0..nw {
-            let bit = |v: &[u64], i: usize| v[(base + i) * nw + w];
-            let mono = |t: u8| monos[(at + monomial_index(t)) * nw + w];
-            let (gn, pn) = first_node(
-                p0,
-                nd,
-                &|i| bit(ap, i),
-                &|i| bit(d, i),
-                &|i| bit(m, i),
-                &mono,
-            );
-            g[j * nw + w] = gn;
-            p[j * nw + w] = pn;
-        }
-        at += planes;
+        let planes = PublicPlanes {
+            a: ap,
+            d,
+            m,
+            monos: &monos[at * nw..],
+            nw,
+            base,
+        };
+        first_node(p0, nd, &planes, j, g, p);
+        at += (1usize << nd.size) - nd.size - 1;
     }
     // msb = a's top bit ^ b's top bit (d ^ m) ^ the carry.
     out[..nw].copy_from_slice(&m[l * nw..(l + 1) * nw]);
@@ -1098,55 +1092,99 @@ pub fn msb_public_run<T: Transport, D: Dealer, K: MatMul>(
     carry_from(s, &live, above, l, g, p, a.len(), out, ar.rest())
 }
 
-/// This party's shares of a first-level node's `(G, P)` over its leaf positions `i` (one
-/// word of each plane): `g_i = a_i b_i`, `p_i = a_i ^ b_i` with `b_i = d_i ^ m_i`, so a
+/// The planes a first-level node of [`msb_public_run`] reads: the public `a` and `d`, this
+/// party's shares of `m` (rows `base..`) and of the node's monomials (from row 0 of `monos`).
+struct PublicPlanes<'a> {
+    a: &'a [u64],
+    d: &'a [u64],
+    m: &'a [u64],
+    monos: &'a [u64],
+    nw: usize,
+    base: usize,
+}
+
+/// Words per block of [`first_node`] (small: the firmware runs it on its stack).
+const NODE_BLOCK: usize = 16;
+
+/// This party's shares of a first-level node's `(G, P)` (rows `j` of `g`, `p`) over its
+/// leaf positions `i`: `g_i = a_i b_i`, `p_i = a_i ^ b_i` with `b_i = d_i ^ m_i`, so a
 /// product of factors over distinct positions is `prod_j (u_j ^ m_j)` for public `u_j`,
-/// which is `XOR over subsets T of (AND of u_j outside T) & [AND of m_j in T]`.
-fn first_node(
-    p0: bool,
-    nd: Node,
-    a: &dyn Fn(usize) -> u64,
-    d: &dyn Fn(usize) -> u64,
-    m: &dyn Fn(usize) -> u64,
-    mono: &dyn Fn(u8) -> u64,
-) -> (u64, u64) {
-    let s = nd.size;
-    let share = |t: u8| match t.count_ones() {
-        0 if p0 => !0u64,
-        0 => 0,
-        1 => m(t.trailing_zeros() as usize),
-        _ => mono(t),
-    };
-    // prod over the positions in `set` of (u_j ^ m_j).
-    let product = |set: u8, u: &dyn Fn(usize) -> u64| {
-        let mut acc = 0u64;
-        let mut t = set;
-        loop {
-            let mut pubp = !0u64;
-            let mut rest = set & !t;
-            while rest != 0 {
-                pubp &= u(rest.trailing_zeros() as usize);
-                rest &= rest - 1;
-            }
-            acc ^= pubp & share(t);
-            if t == 0 {
-                break;
-            }
-            t = (t - 1) & set;
-        }
-        acc
-    };
-    let pi = |j: usize| a(j) ^ d(j);
+/// which is `XOR over subsets T of (AND of u_j outside T) & [AND of m_j in T]`. Blocks of
+/// words, one straight pass per subset.
+fn first_node(p0: bool, nd: Node, pl: &PublicPlanes<'_>, j: usize, g: &mut [u64], p: &mut [u64]) {
+    let (s, nw) = (nd.size, pl.nw);
     let all = ((1u16 << s) - 1) as u8;
-    let mut gn = 0u64;
-    for i in 0..s {
-        // g_i p_(i+1) .. p_(s-1): the generate factor is a_i (d_i ^ m_i).
-        let set = all & !((1u8 << i) - 1);
-        let u = |j: usize| if j == i { d(j) } else { pi(j) };
-        gn ^= a(i) & product(set, &u);
+    let mut w0 = 0;
+    while w0 < nw {
+        let len = NODE_BLOCK.min(nw - w0);
+        let row = |v: &[u64], i: usize| -> [u64; NODE_BLOCK] {
+            let mut r = [0u64; NODE_BLOCK];
+            r[..len].copy_from_slice(&v[(pl.base + i) * nw + w0..][..len]);
+            r
+        };
+        let (mut a, mut d, mut m) = (
+            [[0u64; NODE_BLOCK]; 4],
+            [[0u64; NODE_BLOCK]; 4],
+            [[0u64; NODE_BLOCK]; 4],
+        );
+        for i in 0..s {
+            (a[i], d[i], m[i]) = (row(pl.a, i), row(pl.d, i), row(pl.m, i));
+        }
+        let mut pi = [[0u64; NODE_BLOCK]; 4];
+        for i in 0..s {
+            for k in 0..len {
+                pi[i][k] = a[i][k] ^ d[i][k];
+            }
+        }
+        // XOR over subsets T of `set` of (AND of u outside T) & share(T), into `acc`.
+        let expand = |set: u8, u: &[[u64; NODE_BLOCK]; 4], acc: &mut [u64; NODE_BLOCK]| {
+            let mut t = set;
+            loop {
+                let share: Option<&[u64]> = match t.count_ones() {
+                    0 => None,
+                    1 => Some(&m[t.trailing_zeros() as usize][..len]),
+                    _ => Some(&pl.monos[monomial_index(t) * nw + w0..][..len]),
+                };
+                if share.is_some() || p0 {
+                    let mut pubp = [!0u64; NODE_BLOCK];
+                    let mut rest = set & !t;
+                    while rest != 0 {
+                        let r = &u[rest.trailing_zeros() as usize];
+                        for k in 0..len {
+                            pubp[k] &= r[k];
+                        }
+                        rest &= rest - 1;
+                    }
+                    match share {
+                        Some(sh) => (0..len).for_each(|k| acc[k] ^= pubp[k] & sh[k]),
+                        None => (0..len).for_each(|k| acc[k] ^= pubp[k]),
+                    }
+                }
+                if t == 0 {
+                    return;
+                }
+                t = (t - 1) & set;
+            }
+        };
+        let mut gn = [0u64; NODE_BLOCK];
+        for i in 0..s {
+            // g_i p_(i+1) .. p_(s-1): the generate factor is a_i (d_i ^ m_i).
+            let mut term = [0u64; NODE_BLOCK];
+            let mut u = pi;
+            u[i] = d[i];
+            expand(all & !((1u8 << i) - 1), &u, &mut term);
+            for k in 0..len {
+                gn[k] ^= a[i][k] & term[k];
+            }
+        }
+        let mut pn = [0u64; NODE_BLOCK];
+        if nd.need_p {
+            expand(all, &pi, &mut pn);
+        }
+        g[j * nw + w0..][..len].copy_from_slice(&gn[..len]);
+        p[j * nw + w0..][..len].copy_from_slice(&pn[..len]);
+        w0 += len;
     }
-    let pn = if nd.need_p { product(all, &pi) } else { 0 };
-    (gn, pn)
 }
 
 /// Drops the low `shift` bits of each of this party's shares (local): a following `k`-bit
