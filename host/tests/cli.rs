@@ -4,20 +4,21 @@
 mod support;
 
 use std::process::Stdio;
-use support::{bin, free_port, Keys};
+use support::{bin, free_port, Keys, Service};
+
+/// A dealer with `extra` flags on a port the OS picks.
+fn dealer(keys: &Keys, extra: &[&str]) -> Service {
+    let mut c = bin();
+    c.arg("dealer").args(extra).args(keys.of("dealer"));
+    Service::start(c, "the dealer")
+}
 
 #[test]
 fn three_processes_over_tcp() {
     let keys = Keys::new();
-    let (dp, pp) = (free_port(), free_port());
-    let dealer = format!("127.0.0.1:{dp}");
-    let peer = format!("127.0.0.1:{pp}");
-    let mut d = bin()
-        .args(["dealer", "--listen", &dealer, "--sessions", "1"])
-        .args(keys.of("dealer"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut d = dealer(&keys, &["--sessions", "1"]);
+    let dealer = d.addr.clone();
+    let peer = format!("127.0.0.1:{}", free_port());
     let small = ["--m", "8", "--k", "32", "--n", "16"];
     let p0 = bin()
         .args([
@@ -57,7 +58,7 @@ fn three_processes_over_tcp() {
         0,
         "P0 learns nothing"
     );
-    assert!(d.wait().unwrap().success());
+    assert!(d.child.wait().unwrap().success(), "{}", d.log());
 }
 
 #[test]
@@ -123,15 +124,9 @@ fn unreachable_peer_is_a_clear_error() {
 #[test]
 fn peer_with_other_shapes_fails_both_with_a_message() {
     let keys = Keys::new();
-    let (dp, pp) = (free_port(), free_port());
-    let dealer = format!("127.0.0.1:{dp}");
-    let peer = format!("127.0.0.1:{pp}");
-    let mut d = bin()
-        .args(["dealer", "--listen", &dealer])
-        .args(keys.of("dealer"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut d = dealer(&keys, &[]);
+    let dealer = d.addr.clone();
+    let peer = format!("127.0.0.1:{}", free_port());
     let p0 = bin()
         .args([
             "party", "--id", "0", "--listen", &peer, "--dealer", &dealer, "--m", "4", "--k", "8",
@@ -169,9 +164,7 @@ fn peer_with_other_shapes_fails_both_with_a_message() {
     let e1 = String::from_utf8_lossy(&o1.stderr);
     assert!(e1.contains("error:"), "{e1}");
     // The failed session does not take the dealer down.
-    assert!(d.try_wait().unwrap().is_none(), "the dealer must stay up");
-    d.kill().unwrap();
-    let _ = d.wait();
+    assert!(d.is_up(), "the dealer must stay up: {}", d.log());
 }
 
 #[test]

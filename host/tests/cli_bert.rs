@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{bin, free_port, model_dir, Keys};
+use support::{bin, model_dir, Keys, Service};
 
 fn wait(mut c: Child, limit: Duration) -> (bool, String) {
     let start = Instant::now();
@@ -34,25 +34,16 @@ fn wait(mut c: Child, limit: Duration) -> (bool, String) {
 /// outcome and whether both services were still running afterwards.
 fn trio(dir: &Path, p1_model: &Path, extra: &[&str]) -> ((bool, String), bool) {
     let keys = Keys::new();
-    let (dp, pp) = (free_port(), free_port());
-    let dealer = format!("127.0.0.1:{dp}");
-    let peer = format!("127.0.0.1:{pp}");
-    let mut d = bin()
-        .args(["dealer", "--listen", &dealer])
-        .args(keys.of("dealer"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut p0 = bin()
-        .args(["serve", "--listen", &peer, "--dealer", &dealer])
+    let mut d = Service::start(dealer_cmd(&keys), "the dealer");
+    let mut serve = bin();
+    serve
+        .args(["serve", "--dealer", &d.addr])
         .args(keys.of("p0"))
         .arg("--model")
-        .arg(dir)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .arg(dir);
+    let mut p0 = Service::start(serve, "P0");
     let p1 = bin()
-        .args(["infer", "--connect", &peer, "--dealer", &dealer])
+        .args(["infer", "--connect", &p0.addr, "--dealer", &d.addr])
         .args(keys.of("p1"))
         .arg("--model")
         .arg(p1_model)
@@ -63,12 +54,15 @@ fn trio(dir: &Path, p1_model: &Path, extra: &[&str]) -> ((bool, String), bool) {
         .unwrap();
     let out = wait(p1, Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(300));
-    let up = d.try_wait().unwrap().is_none() && p0.try_wait().unwrap().is_none();
-    for c in [&mut d, &mut p0] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    let up = d.is_up() && p0.is_up();
     (out, up)
+}
+
+/// `secformer dealer` with the dealer's keys.
+fn dealer_cmd(keys: &Keys) -> std::process::Command {
+    let mut c = bin();
+    c.arg("dealer").args(keys.of("dealer"));
+    c
 }
 
 #[test]
@@ -127,20 +121,12 @@ fn too_long_text_is_refused_with_no_truncate() {
 fn dealer_disappearing_mid_run_fails_the_client_and_p0_stays_up() {
     let Some(dir) = model_dir() else { return };
     let keys = Keys::new();
-    let (dp, pp) = (free_port(), free_port());
-    let dealer = format!("127.0.0.1:{dp}");
-    let peer = format!("127.0.0.1:{pp}");
-    let mut d = bin()
-        .args(["dealer", "--listen", &dealer])
-        .args(keys.of("dealer"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut p0 = bin()
+    let mut d = Service::start(dealer_cmd(&keys), "the dealer");
+    let dealer = d.addr.clone();
+    let mut serve = bin();
+    serve
         .args([
             "serve",
-            "--listen",
-            &peer,
             "--dealer",
             &dealer,
             "--read-timeout",
@@ -148,10 +134,9 @@ fn dealer_disappearing_mid_run_fails_the_client_and_p0_stays_up() {
             "--model",
         ])
         .arg(&dir)
-        .args(keys.of("p0"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(keys.of("p0"));
+    let mut p0 = Service::start(serve, "P0");
+    let peer = p0.addr.clone();
     let texts: Vec<String> = (0..40)
         .map(|i| format!("sentence number {i} for a long run"))
         .collect();
@@ -176,14 +161,12 @@ fn dealer_disappearing_mid_run_fails_the_client_and_p0_stays_up() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    d.kill().unwrap();
-    let _ = d.wait();
+    d.child.kill().unwrap();
+    let _ = d.child.wait();
     let (ok1, e1) = wait(p1, Duration::from_secs(90));
     assert!(!ok1, "P1 should fail");
     assert!(e1.contains("dealer"), "P1 names the dealer: {e1}");
-    assert!(p0.try_wait().unwrap().is_none(), "P0 stays up");
-    let _ = p0.kill();
-    let _ = p0.wait();
+    assert!(p0.is_up(), "P0 stays up: {}", p0.log());
 }
 
 #[test]
@@ -263,61 +246,18 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Services killed when the test ends, also when it fails.
-struct Services(Vec<Child>);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[test]
 fn a_restored_copy_of_p1s_kept_session_cannot_use_a_pass_twice() {
     let keys = Keys::new();
-    let (dp, pp) = (free_port(), free_port());
-    let dealer = format!("127.0.0.1:{dp}");
-    let peer = format!("127.0.0.1:{pp}");
-    let ready = tempfile::tempdir().unwrap();
-    let (dfile, pfile) = (ready.path().join("d"), ready.path().join("p0"));
-    let d = bin()
-        .args(["dealer", "--listen", &dealer])
-        .arg("--port-file")
-        .arg(&dfile)
-        .args(keys.of("dealer"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let p0 = bin()
-        .args([
-            "serve",
-            "--synthetic",
-            "--listen",
-            &peer,
-            "--dealer",
-            &dealer,
-        ])
-        .arg("--port-file")
-        .arg(&pfile)
+    let mut d = Service::start(dealer_cmd(&keys), "the dealer");
+    let dealer = d.addr.clone();
+    let mut serve = bin();
+    serve
+        .args(["serve", "--synthetic", "--dealer", &dealer])
         .args(TINY)
-        .args(keys.of("p0"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut services = Services(vec![d, p0]);
-    let start = Instant::now();
-    while !(dfile.exists() && pfile.exists()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "services did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .args(keys.of("p0"));
+    let mut p0 = Service::start(serve, "P0");
+    let peer = p0.addr.clone();
     let state = tempfile::tempdir().unwrap();
     let infer = || {
         bin()
@@ -343,7 +283,6 @@ fn a_restored_copy_of_p1s_kept_session_cannot_use_a_pass_twice() {
     let (ok, err) = wait(infer(), Duration::from_secs(60));
     assert!(!ok, "a restored copy must not run");
     assert!(err.contains("already used"), "P0 names the reuse: {err}");
-    for (c, who) in services.0.iter_mut().zip(["the dealer", "P0"]) {
-        assert!(c.try_wait().unwrap().is_none(), "{who} stays up");
-    }
+    assert!(d.is_up(), "the dealer stays up: {}", d.log());
+    assert!(p0.is_up(), "P0 stays up: {}", p0.log());
 }

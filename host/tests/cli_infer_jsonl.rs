@@ -11,11 +11,11 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{bin, free_port, Keys};
+use support::{bin, Keys, Service};
 
 /// The committed classifier.
 fn classifier() -> PathBuf {
@@ -41,67 +41,30 @@ fn public_copy(to: &Path) -> PathBuf {
 /// A dealer and P0 serving the classifier, killed when dropped (also when a test fails).
 struct Services {
     keys: Keys,
-    dealer: String,
-    peer: String,
-    children: Vec<Child>,
-    _dir: tempfile::TempDir,
+    dealer: Service,
+    p0: Service,
 }
 
 impl Services {
     fn start() -> Services {
         let keys = Keys::new();
-        let dir = tempfile::tempdir().unwrap();
-        let (dfile, pfile) = (dir.path().join("d"), dir.path().join("p0"));
-        let dealer = format!("127.0.0.1:{}", free_port());
-        let peer = format!("127.0.0.1:{}", free_port());
-        let d = bin()
-            .args(["dealer", "--listen", &dealer, "--port-file"])
-            .arg(&dfile)
-            .args(keys.of("dealer"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let p0 = bin()
-            .args([
-                "serve",
-                "--listen",
-                &peer,
-                "--dealer",
-                &dealer,
-                "--port-file",
-            ])
-            .arg(&pfile)
-            .arg("--model")
+        let mut d = bin();
+        d.arg("dealer").args(keys.of("dealer"));
+        let dealer = Service::start(d, "the dealer");
+        let mut serve = bin();
+        serve
+            .args(["serve", "--dealer", &dealer.addr, "--model"])
             .arg(classifier())
-            .args(keys.of("p0"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Services {
-            keys,
-            dealer,
-            peer,
-            children: vec![d, p0],
-            _dir: dir,
-        };
-        let start = Instant::now();
-        while !(dfile.exists() && pfile.exists()) {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the dealer and P0 did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
+            .args(keys.of("p0"));
+        let p0 = Service::start(serve, "P0");
+        Services { keys, dealer, p0 }
     }
 
     /// `secformer infer` against these services with P1's public copy of the model.
     fn infer(&self, model: &Path, extra: &[&str]) -> std::process::Command {
         let mut c = bin();
-        c.args(["infer", "--no-keep", "--connect", &self.peer])
-            .args(["--dealer", &self.dealer])
+        c.args(["infer", "--no-keep", "--connect", &self.p0.addr])
+            .args(["--dealer", &self.dealer.addr])
             .args(self.keys.of("p1"))
             .arg("--model")
             .arg(model)
@@ -109,19 +72,10 @@ impl Services {
         c
     }
 
-    /// Kills P0 (the second child).
+    /// Kills P0.
     fn kill_p0(&mut self) {
-        let _ = self.children[1].kill();
-        let _ = self.children[1].wait();
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        let _ = self.p0.child.kill();
+        let _ = self.p0.child.wait();
     }
 }
 

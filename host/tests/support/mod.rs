@@ -95,3 +95,79 @@ impl Keys {
         self.args(name, &others)
     }
 }
+
+/// A service process (`dealer` or `serve`) listening on a port the OS picked
+/// (`--listen 127.0.0.1:0 --port-file`), so tests run in parallel never race for a port.
+/// Killed when dropped, also when a test fails.
+pub struct Service {
+    /// The process.
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`, where it listens.
+    pub addr: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Starts `cmd` (a `secformer dealer` or `secformer serve` command without `--listen`)
+    /// and waits until it listens; panics with its log when it exits or takes over 120 s.
+    pub fn start(mut cmd: Command, who: &str) -> Service {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let (port_file, log) = (dir.path().join("port"), dir.path().join("log"));
+        let mut child = cmd
+            .args(["--listen", "127.0.0.1:0", "--port-file"])
+            .arg(&port_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let addr = loop {
+            if let Ok(s) = std::fs::read_to_string(&port_file) {
+                if let Some(port) = s
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                {
+                    break format!("127.0.0.1:{port}");
+                }
+            }
+            let exited = child.try_wait().unwrap();
+            let late = start.elapsed() > Duration::from_secs(120);
+            if exited.is_some() || late {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{who} did not start ({}): {}",
+                    exited.map_or("still not listening after 120 s".into(), |s| s.to_string()),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Service {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn is_up(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// What it printed on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
