@@ -6,8 +6,8 @@ use secformer_core::dealer::Dealer as _;
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
 use secformer_core::protocols::{
-    bitmul, compare, fourier, gelu, input, layernorm, reciprocal, reveal, rsqrt, softmax_2quad,
-    softmax_exact, tanh, Mask, Width,
+    bitmul, compare, fourier, gelu, input, layernorm, max4, reciprocal, reveal, rsqrt,
+    softmax_2quad, softmax_exact, tanh, Mask, Width,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -331,6 +331,53 @@ fn select_b2a_and_bit_products() {
             assert_eq!(r.0[i], if lt { gx[i] } else { gy[i] });
             assert_eq!(r.1[i], lt as u64);
             assert_eq!(r.2[i], if lt { gx[i] } else { 0.0 });
+        }
+    }
+}
+
+/// The maximum of four from its six comparison bits in one round, exactly one of the
+/// candidates, also among ties (the first maximal one wins), on both transports.
+#[test]
+fn max_of_four_from_six_comparisons() {
+    let groups = 200;
+    let mut x = reals(32, 4 * groups, -40.0, 40.0);
+    // Ties: groups whose candidates repeat (all equal, pairs, a tied maximum).
+    for (g, pattern) in [
+        [1.0, 1.0, 1.0, 1.0],
+        [2.0, 5.0, 5.0, 1.0],
+        [3.0, 3.0, -1.0, 3.0],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (c, v) in pattern.iter().enumerate() {
+            x[c * groups + g] = *v;
+        }
+    }
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P0, &x)?;
+            let raw = AShare::raw_slice(&xs);
+            let m = groups;
+            let mut diff = vec![0u64; 6 * m];
+            for (j, &(a, b)) in max4::PAIRS.iter().enumerate() {
+                for g in 0..m {
+                    diff[j * m + g] = raw[a * m + g].wrapping_sub(raw[b * m + g]);
+                }
+            }
+            let mut lt = vec![0u64; words_for_bits(6 * m)];
+            let mut scratch =
+                vec![0u64; compare::scratch_words(6 * m, 32).max(max4::scratch_words(m))];
+            compare::msb(s, AShare::from_raw_slice(&diff), 32, &mut lt, &mut scratch)?;
+            let mut out = vec![0u64; m];
+            max4::max4(s, m, raw, &lt, &mut out, &mut scratch)?;
+            open(s, AShare::from_raw_slice(&out))
+        })
+        .unwrap();
+        let g = dec(&enc(&x));
+        for i in 0..groups {
+            let want = (0..4).map(|c| g[c * groups + i]).fold(f64::MIN, f64::max);
+            assert_eq!(r[i], want, "group {i} on {net:?}");
         }
     }
 }

@@ -5,7 +5,7 @@
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
 use secformer_core::protocols::{
-    bitmul, compare, fourier, gelu, input, layernorm, reciprocal, rsqrt, softmax_2quad,
+    bitmul, compare, fourier, gelu, input, layernorm, max4, reciprocal, rsqrt, softmax_2quad,
     softmax_exact, tanh, Cost, Mask,
 };
 use secformer_core::share::AShare;
@@ -82,6 +82,18 @@ fn progs() -> Vec<(&'static str, Vec<f64>, Prog, Cost)> {
                 bitmul::select(s, &bits, x, x, &mut o, &mut sc)
             },
             bitmul::cost(n, 1),
+        ),
+        (
+            "max4",
+            reals(9, n, -6.0, 6.0),
+            |s, x| {
+                let groups = x.len() / 4;
+                let bits = vec![0u64; words_for_bits(6 * groups)];
+                let mut o = vec![0u64; groups];
+                let mut sc = vec![0u64; max4::scratch_words(groups)];
+                max4::max4(s, groups, AShare::raw_slice(x), &bits, &mut o, &mut sc)
+            },
+            max4::cost(n / 4),
         ),
         (
             "fourier",
@@ -177,7 +189,7 @@ fn measured_costs_equal_the_documented_formulas() {
     assert_eq!(gelu::cost(64, 22, F).sent.map(|b| b * 8 / 64), [89, 89]);
     assert_eq!(layernorm::cost(128, 768, F).rounds, 14);
     assert_eq!(softmax_2quad::cost(12 * 128, 128, F).rounds, 17);
-    assert_eq!(softmax_exact::cost(12 * 128, 128, 28).rounds, 51);
+    assert_eq!(softmax_exact::cost(12 * 128, 128, 28).rounds, 39);
     assert_eq!(
         reciprocal::cost(64, &reciprocal::default_spec(F)).rounds,
         13

@@ -205,6 +205,17 @@ pub fn corrections<K: MatMul>(
                 }
             }
         }
+        Item::Max4 { groups } => {
+            let (r, c) = p1.split_at_mut(2);
+            let (mono, monob) = c.split_at_mut(1);
+            crate::protocols::max4::corrections(
+                groups as usize,
+                [p0[0], &*r[0]],
+                [p0[1], &*r[1]],
+                [p0[2], p0[3]],
+                [&mut *mono[0], &mut *monob[0]],
+            );
+        }
         Item::RowTriple { rows, cols } => {
             let (rows, cols) = (rows as usize, cols as usize);
             let (r, c1) = p1.split_at_mut(2);

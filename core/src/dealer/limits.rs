@@ -163,6 +163,7 @@ mod tests {
         assert!(check_request(&req(&many), MAX_REQUEST_WORDS).is_err());
         // What the protocols ask for passes.
         let fine = [
+            Item::Max4 { groups: 1 << 16 },
             Item::BitMul {
                 n: 1 << 20,
                 m: 2,

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 10;
+pub const PROTOCOL_VERSION: u16 = 11;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -239,6 +239,17 @@ pub enum Item {
         bits: u8,
         /// Low bits of `B` the planes skip (the comparisons' coarsening).
         shift: u8,
+    },
+    /// The maximum of four candidates in one round from their six comparison bits
+    /// ([`crate::protocols::max4`]), for `groups` groups: random bits `r` for the six
+    /// comparison bits of each group (XOR shares, bit `j` of group `g` at `j groups + g`),
+    /// a uniform `B` for each of the three differences a group selects among (at
+    /// `i groups + g`), and additive shares of every product `m_T` of the `r` bits of a
+    /// candidate's three literals (`T` a non-empty subset, 7 per candidate) and of
+    /// `m_T B` (at `(7 i + T - 1) groups + g`).
+    Max4 {
+        /// Groups of four candidates.
+        groups: u32,
     },
     /// Exactly masked sine/cosine material: `t` uniform in Z_{2^p} (additively shared mod
     /// 2^p) and additive shares of `cos(2 pi h t / 2^p)`, `sin(2 pi h t / 2^p)` for
@@ -502,6 +513,14 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
             push(corr(prod(&[b as usize, planes]), 8));
             push(corr(prod(&[b as usize, planes]), 8));
             push(corr(prod(&[monos, planes]), 8));
+        }
+        Item::Max4 { groups } => {
+            let g = groups as usize;
+            let monos = prod(&[crate::protocols::max4::MONOMIALS, g]);
+            push(bits(prod(&[crate::protocols::max4::PAIRS.len(), g])));
+            push(words(prod(&[crate::protocols::max4::LITERALS.len(), g])));
+            push(corr(monos, 8));
+            push(corr(monos, 8));
         }
         Item::Sine { n, p, k, .. } => {
             push(Slot {

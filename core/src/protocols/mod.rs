@@ -15,6 +15,7 @@ pub mod layernorm;
 pub mod linear;
 pub mod lookup;
 pub mod matmul;
+pub mod max4;
 pub mod mul;
 pub mod norm;
 pub mod reciprocal;

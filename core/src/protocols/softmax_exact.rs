@@ -1,13 +1,16 @@
 //! Softmax as trained, for unmodified checkpoints: `p_j = exp(x_j - max) / sum_k exp(x_k - max)`.
 //!
-//! 1. Row max by a comparison tree: each level compares pairs (`[a < b]` on `k` bits,
-//!    coarsened by [`SHIFT`] = 10 bits: exact to 2^-6) and selects with one bit-product
-//!    round (`max = a + [a < b] (b - a)`); all rows in one batch per level. Masked entries
-//!    are replaced by a valid entry of their row (local), so they never win. The coarse
-//!    comparisons make `max` an entry of the row within `2^-6` per level of the true
-//!    maximum (at most 0.22 below it for 2^14 keys), which the softmax does not see (it is
-//!    invariant to the shift) beyond a slightly larger row sum.
-//! 2. `z = x - max <= 0.22`; `[z < -32]` (coarse too) is computed for clipping.
+//! 1. Row max by a tree of fours: each level coarsens every candidate once (each party
+//!    drops the low [`SHIFT`] = 10 bits of its share: exact to 2^-6), compares the six
+//!    pairs of each group of four on `k` bits and selects the group's first maximal
+//!    candidate in one round ([`super::max4`]): two levels of a binary tree for the rounds
+//!    of one. All rows in one batch per level. Masked entries are replaced by a valid
+//!    entry of their row (local), so they never win. Comparing fixed coarsenings keeps the
+//!    six bits of a group consistent (a total preorder), and makes `max` an entry of the
+//!    row within `2^-6` per level of the true maximum (at most 0.11 below it for 2^14
+//!    keys), which the softmax does not see (it is invariant to the shift) beyond a
+//!    slightly larger row sum.
+//! 2. `z = x - max <= 0.11`; `[z < -32]` (coarse too) is computed for clipping.
 //! 3. `exp(z) ~ (1 + y + y^2 / 2)^(2^6)`, `y = z / 2^6`, at 22 fractional bits: `y` is
 //!    exact (`z` itself, read at 22 bits), one square gives the quadratic base, then 6
 //!    squarings (7 products instead of the 10 squarings of `(1 + z / 2^10)^(2^10)`, and a
@@ -34,9 +37,10 @@
 //! zeros. Beyond the spread limit the comparisons see differences modulo `2^(k+10-f)`
 //! (unspecified output).
 //!
-//! Rounds: `ceil(log2 cols) (rounds(k) + 1)` for the max tree (dominant: 28 at 128 keys),
-//! `+ rounds(k) + 8 + 1 + 9 + 2` (51 at 128 keys). Bits per element per party: about
-//! `cmp(k) + 65` for the tree (one comparison per element overall), `cmp(k)` for
+//! Rounds: `ceil(log4 cols) (rounds(k) + 1)` for the max tree (16 at 128 keys),
+//! `+ rounds(k) + 8 + 1 + 9 + 2` (39 at 128 keys). Bits per element per party: about
+//! `2 cmp(k) + 66` for the tree (six comparisons per group of four, 1.33 groups per
+//! element overall), `cmp(k)` for
 //! clipping, `7 x 49` for the exponential, 65 + 64 + 1 for the rest.
 
 use crate::arena::Arena;
@@ -49,7 +53,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::Spec;
-use super::{bitmul, compare, reciprocal, rowmul, square, trunc, trunc_square, Mask, Width};
+use super::{bitmul, compare, max4, reciprocal, rowmul, square, trunc, trunc_square, Mask, Width};
 
 /// Default comparison bits for scores.
 pub const DEFAULT_BITS: u32 = 28;
@@ -97,13 +101,12 @@ fn spec(cols: usize) -> Spec {
 /// Scratch words for `rows x cols`.
 pub fn scratch_words(rows: usize, cols: usize, k: u32) -> usize {
     let n = rows * cols;
-    let half = n.div_ceil(2) + rows;
     8 * n
         + 3 * rows
         + 2 * words_for_bits(n)
         + bitmul::convenience_scratch_words(n)
         + compare::scratch_words(n, k)
-            .max(compare::scratch_words(half, k))
+            .max(max_level_scratch_words(rows, cols, k))
             .max(square::scratch_words(n))
             .max(trunc_square::scratch_words(n))
             .max(reciprocal::scratch_words(rows, &spec(cols)))
@@ -150,46 +153,14 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
         }
     }
 
-    // 1. Row max by a tree; `cur` holds `width` candidates per row.
+    // 1. Row max by a tree of fours; `cur` holds `width` candidates per row.
     let cur = ar.take(n)?;
     cur.copy_from_slice(v);
     let mut width = cols;
     while width > 1 {
-        let pairs = width / 2;
-        let m = rows * pairs;
-        let mut sub = ar.sub();
-        let diff = sub.take(m)?;
-        let gap = sub.take(m)?;
-        for i in 0..rows {
-            for t in 0..pairs {
-                let (a, b) = (cur[i * width + 2 * t], cur[i * width + 2 * t + 1]);
-                diff[i * pairs + t] = a.wrapping_sub(b);
-                gap[i * pairs + t] = b.wrapping_sub(a);
-            }
-        }
-        compare::coarsen(diff, shift(k));
-        let lt = sub.take(words_for_bits(m))?;
-        compare::msb(s, AShare::from_raw_slice(diff), k, lt, sub.sub().rest())?;
-        let sel = sub.take(m)?;
-        bitmul::bit_mul(
-            s,
-            lt,
-            AShare::from_raw_slice(gap),
-            AShare::from_raw_slice_mut(sel),
-            sub.sub().rest(),
-        )?;
-        let nw = width.div_ceil(2);
-        let next = sub.take(rows * nw)?;
-        for i in 0..rows {
-            for t in 0..pairs {
-                next[i * nw + t] = cur[i * width + 2 * t].wrapping_add(sel[i * pairs + t]);
-            }
-            if width % 2 == 1 {
-                next[i * nw + pairs] = cur[i * width + width - 1];
-            }
-        }
-        cur[..rows * nw].copy_from_slice(next);
-        width = nw;
+        let groups = width.div_ceil(4);
+        max_level(s, rows, width, &mut cur[..rows * width], k, ar.sub().rest())?;
+        width = groups;
     }
 
     // 2. z = v - max, clipping bits [z < -CLIP].
@@ -251,6 +222,59 @@ pub fn softmax_exact<T: Transport, D: Dealer, K: MatMul>(
         out,
         ar.rest(),
     )
+}
+
+/// One level of the max tree: the `width` candidates of each row of `cur` (`rows x width`)
+/// in groups of four (the last group of a row padded with its first candidate) become
+/// the groups' maxima, written to the front of `cur` (`rows x ceil(width / 4)`). Each
+/// candidate is coarsened once (each party drops the low [`shift`] bits of its share), so
+/// the six comparisons of a group order fixed values and [`max4`] sees a total preorder.
+fn max_level<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    rows: usize,
+    width: usize,
+    cur: &mut [u64],
+    k: u32,
+    scratch: &mut [u64],
+) -> Result<()> {
+    let groups = width.div_ceil(4);
+    let m = rows * groups;
+    let mut ar = Arena::new(scratch);
+    // Plane c holds candidate c of every group (row-major groups).
+    let cand = ar.take(4 * m)?;
+    for i in 0..rows {
+        let row = &cur[i * width..(i + 1) * width];
+        for t in 0..groups {
+            for c in 0..4 {
+                let j = 4 * t + c;
+                cand[c * m + i * groups + t] = row[if j < width { j } else { 4 * t }];
+            }
+        }
+    }
+    let coarse = ar.take(4 * m)?;
+    coarse.copy_from_slice(cand);
+    compare::coarsen(coarse, shift(k));
+    let diff = ar.take(max4::PAIRS.len() * m)?;
+    for (j, &(x, y)) in max4::PAIRS.iter().enumerate() {
+        crate::ring::sub_into(
+            &mut diff[j * m..(j + 1) * m],
+            &coarse[x * m..(x + 1) * m],
+            &coarse[y * m..(y + 1) * m],
+        );
+    }
+    let lt = ar.take(words_for_bits(diff.len()))?;
+    compare::msb(s, AShare::from_raw_slice(diff), k, lt, ar.sub().rest())?;
+    max4::max4(s, m, cand, lt, &mut cur[..m], ar.rest())
+}
+
+/// Scratch words of [`max_level`] on `rows x width`.
+fn max_level_scratch_words(rows: usize, width: usize, k: u32) -> usize {
+    let m = rows * width.div_ceil(4);
+    let pairs = max4::PAIRS.len() * m;
+    8 * m
+        + pairs
+        + words_for_bits(pairs)
+        + compare::scratch_words(pairs, k).max(max4::scratch_words(m))
 }
 
 /// `e <- (1 + y + y^2 / 2)^(2^SQUARINGS)` for `y` in `e` at [`EXP_FRAC`] bits (`one` is
@@ -338,9 +362,9 @@ pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
     let mut c = super::Cost::default();
     let mut width = cols;
     while width > 1 {
-        let m = rows * (width / 2);
-        c = c + compare::cost(m, k) + bitmul::cost(m, 1);
-        width = width.div_ceil(2);
+        let m = rows * width.div_ceil(4);
+        c = c + compare::cost(max4::PAIRS.len() * m, k) + max4::cost(m);
+        width = width.div_ceil(4);
     }
     // y^2, the fused truncations and squares, the last truncation.
     let mut sq = square::wide_cost_in(n, EXP_RING) + trunc::cost(n);
