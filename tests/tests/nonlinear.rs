@@ -382,6 +382,68 @@ fn max_of_four_from_six_comparisons() {
     }
 }
 
+/// 2Quad on untruncated scores from a narrow ring (the product's truncation fused with the
+/// square) equals 2Quad on truncated scores within a few LSB, with public masks and with
+/// the same keys as XOR-shared bits.
+#[test]
+fn softmax_2quad_on_untruncated_scores_matches() {
+    let (rows, cols) = (6usize, 16usize);
+    let x = reals(33, rows * cols, -6.0, 6.0);
+    let keep: Vec<bool> = (0..rows * cols).map(|i| (i * 7919) % 5 != 0).collect();
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P1, &x)?;
+            let n = rows * cols;
+            let mut sc = vec![
+                0u64;
+                softmax_2quad::wide_scratch_words(rows, cols, 16)
+                    .max(softmax_2quad::scratch_words(rows, cols, 16))
+            ];
+            let mut want = vec![AShare::default(); n];
+            let mask = Mask::Entries(&keep);
+            softmax_2quad::softmax_2quad(s, rows, cols, &xs, mask, 5.0, &mut want, &mut sc)?;
+            let wide = |s: &mut TestSession, m: Mask<'_>, bits: Option<&[u64]>, sc: &mut [u64]| {
+                let mut v: Vec<u64> = AShare::raw_slice(&xs).iter().map(|a| a << 16).collect();
+                let v = AShare::from_raw_slice_mut(&mut v);
+                let mut out = vec![AShare::default(); n];
+                let ring = Width::holding(48);
+                softmax_2quad::softmax_2quad_wide(
+                    s, rows, cols, v, ring, m, bits, 5.0, &mut out, sc,
+                )?;
+                Ok::<_, secformer_core::Error>(out)
+            };
+            let public = wide(s, mask, None, &mut sc)?;
+            // P1 holds the key bits; P0's XOR share is 0.
+            let mut bits = vec![0u64; words_for_bits(n)];
+            if s.party() == PartyId::P1 {
+                for (i, k) in keep.iter().enumerate() {
+                    bits[i / 64] |= (*k as u64) << (i % 64);
+                }
+            }
+            let secret = wide(s, Mask::All, Some(&bits), &mut sc)?;
+            Ok((open(s, &want)?, open(s, &public)?, open(s, &secret)?))
+        })
+        .unwrap();
+        for i in 0..rows * cols {
+            assert!(
+                (r.0[i] - r.1[i]).abs() < 1e-4,
+                "public keys, {i}: {} vs {}",
+                r.0[i],
+                r.1[i]
+            );
+            assert!(
+                (r.0[i] - r.2[i]).abs() < 1e-4,
+                "secret keys, {i}: {} vs {}",
+                r.0[i],
+                r.2[i]
+            );
+            if !keep[i] {
+                assert_eq!(r.2[i], 0.0, "a masked key gets 0");
+            }
+        }
+    }
+}
+
 #[test]
 fn fourier_sine_and_cosine() {
     // sin and cos of period 16 (p = 20 bits) over several periods, and a 3-term series.

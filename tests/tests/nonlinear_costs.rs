@@ -6,7 +6,7 @@ use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
 use secformer_core::protocols::{
     bitmul, compare, fourier, gelu, input, layernorm, max4, reciprocal, rsqrt, softmax_2quad,
-    softmax_exact, tanh, Cost, Mask,
+    softmax_exact, tanh, Cost, Mask, Width,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -82,6 +82,30 @@ fn progs() -> Vec<(&'static str, Vec<f64>, Prog, Cost)> {
                 bitmul::select(s, &bits, x, x, &mut o, &mut sc)
             },
             bitmul::cost(n, 1),
+        ),
+        (
+            "softmax_2quad_wide",
+            reals(10, 4 * 16, -5.0, 5.0),
+            |s, x| {
+                // The scores at 2f bits, as an untruncated product leaves them.
+                let mut v: Vec<u64> = AShare::raw_slice(x).iter().map(|a| a << F).collect();
+                let mut o = vec![AShare::default(); x.len()];
+                let mut sc = vec![0u64; softmax_2quad::wide_scratch_words(4, 16, F)];
+                let ring = Width::holding(48);
+                softmax_2quad::softmax_2quad_wide(
+                    s,
+                    4,
+                    16,
+                    AShare::from_raw_slice_mut(&mut v),
+                    ring,
+                    Mask::All,
+                    None,
+                    5.0,
+                    &mut o,
+                    &mut sc,
+                )
+            },
+            softmax_2quad::wide_cost(4, 16, false, F),
         ),
         (
             "max4",

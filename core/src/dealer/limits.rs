@@ -181,4 +181,27 @@ mod tests {
         // Saturating correction sizes (found by fuzzing the control messages).
         assert_eq!(super::super::correction_bytes(&huge), u64::MAX);
     }
+
+    #[test]
+    fn public_bits_of_zero_or_one_plane_generate_nothing() {
+        // Found by fuzzing: a segment series with no comparison planes underflowed the
+        // width of its first tree level.
+        for k in [0u32, 1] {
+            let planes = &[0u64; 1][..k as usize];
+            let monos = crate::protocols::compare::first_monomials(k);
+            assert_eq!(monos, 0);
+            let (mut d1, mut m1) = ([0u64; 1], [0u64; 1]);
+            crate::protocols::compare::public_bits_corrections(
+                k,
+                1,
+                planes,
+                planes,
+                planes,
+                &[],
+                &mut d1,
+                &mut m1,
+                &mut [],
+            );
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Online cost per layer (per party): 4 weight products (opening `E` of the QKV, output
 //! and FFN inputs), two batched per-text-and-head matmuls (one round each, all heads and
-//! texts at once), one softmax over `batch x heads x seq x seq`, one GeLU over
+//! texts at once, plus a truncation; 2Quad truncates the scores in the round of its
+//! square), one softmax over `batch x heads x seq x seq`, one GeLU over
 //! `batch x seq x I`, two LayerNorms over `batch x seq x H`; with a secret key mask one more
 //! bit-product round for the 2Quad softmax. See each protocol's cost.
 //!
@@ -18,9 +19,7 @@ use crate::kernel::MatMul;
 use crate::party::PartyId;
 use crate::prg::words_for_bits;
 use crate::protocols::weight::{self, OwnedWeight, Prepared, SharedWeight};
-use crate::protocols::{
-    bitmul, gelu, layernorm, matmul, softmax_2quad, softmax_exact, trunc, Mask, Width,
-};
+use crate::protocols::{gelu, layernorm, matmul, softmax_2quad, softmax_exact, trunc, Mask, Width};
 use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
@@ -456,14 +455,13 @@ fn softmax_scratch(d: &LayerDims, softmax: Softmax, f: u32) -> usize {
     let rows = d.batch * d.heads * d.seq;
     match softmax {
         Softmax::Exact => softmax_exact::scratch_words(rows, d.seq, softmax_exact::DEFAULT_BITS),
-        Softmax::TwoQuad { .. } => softmax_2quad::scratch_words(rows, d.seq, f),
+        Softmax::TwoQuad { .. } => softmax_2quad::wide_scratch_words(rows, d.seq, f),
     }
 }
 
-/// Scratch words of the key masking before the softmax.
+/// Scratch words of the key masking before the softmax (2Quad's expanded key bits).
 fn mask_scratch(d: &LayerDims) -> usize {
-    let n = d.batch * d.heads * d.seq * d.seq;
-    words_for_bits(n) + n + bitmul::convenience_scratch_words(n)
+    words_for_bits(d.batch * d.heads * d.seq * d.seq)
 }
 
 /// Scratch words of [`OwnedLayer`]'s products for `rows` input rows.
@@ -522,17 +520,23 @@ fn add_bias_wide(x: &mut [AShare], bias: &[AShare], extra: u32) {
 pub const MASK_OFFSET: f64 = 512.0;
 
 /// Softmax over the scores (`batch x heads` blocks of `seq x seq`), keys masked as `keys`.
+/// The exact softmax takes truncated scores; 2Quad takes them at `2f` bits modulo `2^m`
+/// (`ring`, [`matmul::matmul_batch_wide_in`]) and truncates them with its square.
+#[allow(clippy::too_many_arguments)]
 fn masked_softmax<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     d: &LayerDims,
     keys: Keys<'_>,
     softmax: Softmax,
+    ring: Width,
     scores: &mut [AShare],
     probs: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
     let (t, rows) = (d.seq, d.batch * d.heads * d.seq);
     let block_rows = d.heads * t;
+    let mut ar = Arena::new(scratch);
+    let mut keep = None;
     let mask = match keys {
         Keys::All => Mask::All,
         Keys::Public(k) => {
@@ -544,7 +548,10 @@ fn masked_softmax<T: Transport, D: Dealer, K: MatMul>(
         }
         Keys::Shared { bits, values } => {
             check_len("key mask", d.batch * t, values.len())?;
-            mask_shared(s, d, bits, values, softmax, scores, scratch)?;
+            match softmax {
+                Softmax::Exact => shift_masked_scores(s, d, values, scores)?,
+                Softmax::TwoQuad { .. } => keep = Some(&*expand_key_bits(d, bits, &mut ar)?),
+            }
             Mask::All
         }
     };
@@ -557,77 +564,65 @@ fn masked_softmax<T: Transport, D: Dealer, K: MatMul>(
             mask,
             softmax_exact::DEFAULT_BITS,
             probs,
-            scratch,
+            ar.rest(),
         ),
-        Softmax::TwoQuad { c } => {
-            softmax_2quad::softmax_2quad(s, rows, t, scores, mask, c, probs, scratch)
-        }
+        Softmax::TwoQuad { c } => softmax_2quad::softmax_2quad_wide(
+            s,
+            rows,
+            t,
+            scores,
+            ring,
+            mask,
+            keep,
+            c,
+            probs,
+            ar.rest(),
+        ),
     }
 }
 
-/// Applies P1's secret key mask to the scores in place so that the softmax with no mask
-/// gives masked keys probability 0: for 2Quad `x -> m (x + c) - c` (one bit product: the
-/// square of `m (x + c)` is then 0), for the exact softmax `x -> x - MASK_OFFSET (1 - m)`
+/// Masks P1's secret padding keys for the exact softmax: `x -> x - MASK_OFFSET (1 - m)`
 /// (local: the shifted scores clip to `exp = 0`).
-fn mask_shared<T: Transport, D: Dealer, K: MatMul>(
-    s: &mut Session<T, D, K>,
+fn shift_masked_scores<T: Transport, D: Dealer, K: MatMul>(
+    s: &Session<T, D, K>,
     d: &LayerDims,
-    bits: &[u64],
     values: &[AShare],
-    softmax: Softmax,
     scores: &mut [AShare],
-    scratch: &mut [u64],
 ) -> Result<()> {
     let (t, per_text) = (d.seq, d.heads * d.seq * d.seq);
-    let n = d.batch * per_text;
+    let off = s.encoding().encode(MASK_OFFSET)?;
+    let minus = s.party().share_of_public(off);
+    let m = AShare::raw_slice(values);
+    let sc = AShare::raw_slice_mut(scores);
     // Score `idx` is row `idx / t` of text `idx / per_text` and key `idx % t`: walked as
     // texts, rows and keys (no division per element).
-    match softmax {
-        Softmax::Exact => {
-            let off = s.encoding().encode(MASK_OFFSET)?;
-            let minus = s.party().share_of_public(off);
-            let m = AShare::raw_slice(values);
-            let sc = AShare::raw_slice_mut(scores);
-            for (text, block) in sc.chunks_mut(per_text.max(1)).enumerate() {
-                let keys = &m[text * t..(text + 1) * t];
-                for row in block.chunks_mut(t.max(1)) {
-                    for (v, mk) in row.iter_mut().zip(keys) {
-                        *v = v.wrapping_add(mk.wrapping_mul(off)).wrapping_sub(minus);
-                    }
-                }
+    for (text, block) in sc.chunks_mut(per_text.max(1)).enumerate() {
+        let keys = &m[text * t..(text + 1) * t];
+        for row in block.chunks_mut(t.max(1)) {
+            for (v, mk) in row.iter_mut().zip(keys) {
+                *v = v.wrapping_add(mk.wrapping_mul(off)).wrapping_sub(minus);
             }
-            Ok(())
-        }
-        Softmax::TwoQuad { c } => {
-            let cc = s.party().share_of_public(s.encoding().encode(c)?);
-            let mut ar = Arena::new(scratch);
-            let expanded = ar.take_zeroed(words_for_bits(n))?;
-            let mut idx = 0;
-            for text in 0..d.batch {
-                for _row in 0..d.heads * t {
-                    for k in text * t..(text + 1) * t {
-                        expanded[idx / 64] |= ((bits[k / 64] >> (k % 64)) & 1) << (idx % 64);
-                        idx += 1;
-                    }
-                }
-            }
-            let shifted = ar.take(n)?;
-            for (o, v) in shifted.iter_mut().zip(AShare::raw_slice(scores)) {
-                *o = v.wrapping_add(cc);
-            }
-            bitmul::bit_mul(
-                s,
-                expanded,
-                AShare::from_raw_slice(shifted),
-                scores,
-                ar.rest(),
-            )?;
-            for v in AShare::raw_slice_mut(scores) {
-                *v = v.wrapping_sub(cc);
-            }
-            Ok(())
         }
     }
+    Ok(())
+}
+
+/// P1's XOR-shared key bits (one per key of each text) repeated for every score of the
+/// text's rows (`batch x heads x seq x seq` bits), for the 2Quad softmax's `keep`.
+fn expand_key_bits<'a>(d: &LayerDims, bits: &[u64], ar: &mut Arena<'a>) -> Result<&'a mut [u64]> {
+    let t = d.seq;
+    let n = d.batch * d.heads * t * t;
+    let expanded = ar.take_zeroed(words_for_bits(n))?;
+    let mut idx = 0;
+    for text in 0..d.batch {
+        for _row in 0..d.heads * t {
+            for k in text * t..(text + 1) * t {
+                expanded[idx / 64] |= ((bits[k / 64] >> (k % 64)) & 1) << (idx % 64);
+                idx += 1;
+            }
+        }
+    }
+    Ok(expanded)
 }
 
 /// Runs one layer on `x` (`batch x seq` rows of `H` shares, replaced by the output).
@@ -726,10 +721,16 @@ fn attention<T: Transport, D: Dealer, K: MatMul>(
     let ring = product_ring(s);
     let scores = AShare::from_raw_slice_mut(ar.take(blocks * t * t)?);
     let dims = (blocks, t, hd, t);
-    matmul::matmul_batch_in(s, dims, q, kt, ring, scores, ar.sub().rest())?;
+    match softmax {
+        // 2Quad truncates the scores in the round of its square.
+        Softmax::TwoQuad { .. } => {
+            matmul::matmul_batch_wide_in(s, dims, q, kt, ring, scores, ar.sub().rest())?
+        }
+        Softmax::Exact => matmul::matmul_batch_in(s, dims, q, kt, ring, scores, ar.sub().rest())?,
+    }
     let probs = AShare::from_raw_slice_mut(ar.take(blocks * t * t)?);
     probe.mark(Component::Softmax, s.peer_stats());
-    masked_softmax(s, d, keys, softmax, scores, probs, ar.sub().rest())?;
+    masked_softmax(s, d, keys, softmax, ring, scores, probs, ar.sub().rest())?;
     probe.mark(Component::Linear, s.peer_stats());
     let ctx = AShare::from_raw_slice_mut(ar.take(blocks * t * hd)?);
     let dims = (blocks, t, t, hd);

@@ -1003,7 +1003,7 @@ pub fn public_bits_corrections(
         m1[i] = b[i] ^ d[i] ^ m0[i];
     }
     let mut at = 0;
-    for (base, nd) in Node::of_level(k as usize - 1) {
+    for (base, nd) in Node::of_level((k as usize).saturating_sub(1)) {
         for t in (0u8..1 << nd.size).filter(|t| t.count_ones() >= 2) {
             for w in 0..nw {
                 let mut prod = !0u64;

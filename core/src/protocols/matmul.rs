@@ -115,12 +115,7 @@ pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(
     check_len("batched matmul left operand", batch * m * k, x.len())?;
     check_len("batched matmul right operand", batch * k * n, y.len())?;
     check_len("batched matmul output", batch * m * n, out.len())?;
-    let item = Item::MatTriples {
-        batch: batch as u32,
-        m: m as u32,
-        k: k as u32,
-        n: n as u32,
-    };
+    let item = triples_item(dims);
     let ring = trunc::usable(s.trunc_mode, ring);
     if s.trunc_mode == trunc::TruncMode::Faithful {
         let f = s.enc.frac_bits();
@@ -129,47 +124,94 @@ pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(
     } else {
         s.dealer.request(&[item])?;
     }
-    {
-        let (mk, kn, mn) = (m * k, k * n, m * n);
-        let mut ar = Arena::new(scratch);
-        let a = ar.take(batch * mk)?;
-        let b = ar.take(batch * kn)?;
-        let c = AShare::raw_slice_mut(out);
-        s.dealer.take(item, &mut [&mut *a, &mut *b, &mut *c])?;
-        let mine = ar.take(batch * (mk + kn))?;
-        let theirs = ar.take(batch * (mk + kn))?;
-        crate::ring::sub_into(&mut mine[..batch * mk], AShare::raw_slice(x), a);
-        crate::ring::sub_into(&mut mine[batch * mk..], AShare::raw_slice(y), b);
-        s.peer.exchange_narrow(mine, theirs, ring.entry_bytes())?;
-        crate::ring::add_assign(theirs, mine);
-        let (e, f) = theirs.split_at(batch * mk);
-        if s.party.is_p0() {
-            crate::ring::add_assign(b, f);
-        }
-        for i in 0..batch {
-            let ci = &mut c[i * mn..(i + 1) * mn];
-            s.kernel.gemm(
-                m,
-                k,
-                n,
-                &e[i * mk..(i + 1) * mk],
-                &b[i * kn..(i + 1) * kn],
-                ci,
-                true,
-            );
-            s.kernel.gemm(
-                m,
-                k,
-                n,
-                &a[i * mk..(i + 1) * mk],
-                &f[i * kn..(i + 1) * kn],
-                ci,
-                true,
-            );
-        }
-    }
+    product_batch_in(s, dims, x, y, ring, out, scratch)?;
     let f = s.enc.frac_bits();
     trunc::run_in(s, out, f, ring, scratch)
+}
+
+/// [`matmul_batch_in`] without the truncation: `out` gets the products at `2f` fractional
+/// bits, correct modulo `2^m` (`m` = `ring`'s bits; the full ring under the local
+/// truncation), for a consumer that truncates them itself (the 2Quad softmax fuses the
+/// truncation with its square, [`super::softmax_2quad::softmax_2quad_wide`]). Cost: the
+/// opening of [`batch_cost_in`] (1 round).
+pub fn matmul_batch_wide_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    dims: (usize, usize, usize, usize),
+    x: &[AShare],
+    y: &[AShare],
+    ring: Width,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (batch, m, k, n) = dims;
+    check_len("batched matmul left operand", batch * m * k, x.len())?;
+    check_len("batched matmul right operand", batch * k * n, y.len())?;
+    check_len("batched matmul output", batch * m * n, out.len())?;
+    let ring = trunc::usable(s.trunc_mode, ring);
+    s.dealer.request(&[triples_item(dims)])?;
+    product_batch_in(s, dims, x, y, ring, out, scratch)
+}
+
+fn triples_item(dims: (usize, usize, usize, usize)) -> Item {
+    let (batch, m, k, n) = dims;
+    Item::MatTriples {
+        batch: batch as u32,
+        m: m as u32,
+        k: k as u32,
+        n: n as u32,
+    }
+}
+
+/// The Beaver products of a batch (material requested), untruncated, modulo `2^m`.
+fn product_batch_in<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    dims: (usize, usize, usize, usize),
+    x: &[AShare],
+    y: &[AShare],
+    ring: Width,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (batch, m, k, n) = dims;
+    let item = triples_item(dims);
+    let (mk, kn, mn) = (m * k, k * n, m * n);
+    let mut ar = Arena::new(scratch);
+    let a = ar.take(batch * mk)?;
+    let b = ar.take(batch * kn)?;
+    let c = AShare::raw_slice_mut(out);
+    s.dealer.take(item, &mut [&mut *a, &mut *b, &mut *c])?;
+    let mine = ar.take(batch * (mk + kn))?;
+    let theirs = ar.take(batch * (mk + kn))?;
+    crate::ring::sub_into(&mut mine[..batch * mk], AShare::raw_slice(x), a);
+    crate::ring::sub_into(&mut mine[batch * mk..], AShare::raw_slice(y), b);
+    s.peer.exchange_narrow(mine, theirs, ring.entry_bytes())?;
+    crate::ring::add_assign(theirs, mine);
+    let (e, f) = theirs.split_at(batch * mk);
+    if s.party.is_p0() {
+        crate::ring::add_assign(b, f);
+    }
+    for i in 0..batch {
+        let ci = &mut c[i * mn..(i + 1) * mn];
+        s.kernel.gemm(
+            m,
+            k,
+            n,
+            &e[i * mk..(i + 1) * mk],
+            &b[i * kn..(i + 1) * kn],
+            ci,
+            true,
+        );
+        s.kernel.gemm(
+            m,
+            k,
+            n,
+            &a[i * mk..(i + 1) * mk],
+            &f[i * kn..(i + 1) * kn],
+            ci,
+            true,
+        );
+    }
+    Ok(())
 }
 
 /// Cost of [`matmul_batch`].

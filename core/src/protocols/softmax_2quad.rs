@@ -15,6 +15,10 @@
 //! (including all-masked rows) and rows with `S >= 2^26` give all-zero probabilities (the
 //! reciprocal's comparisons see every non-negative ring value, so no row sum wraps).
 //!
+//! Fed by a product not yet truncated ([`softmax_2quad_wide`], as the encoder layer does),
+//! the product's truncation shares the square's round ([`super::trunc_square::trunc_square_to`]):
+//! 17 rounds after the product's opening instead of 18 ([`wide_cost`]).
+//!
 //! Cost ([`cost`]): rounds `2 + 13 + 2` = 17; per party, `128 + 1` bits per element for
 //! the square, the reciprocal of the `rows` sums on 29 octave thresholds with 56-bit
 //! coarse comparisons, and the row-broadcast product.
@@ -28,7 +32,7 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::Spec;
-use super::{reciprocal, rowmul, square, Mask};
+use super::{bitmul, reciprocal, rowmul, square, trunc, trunc_square, Mask, Width};
 
 /// Fractional bits of the per-row reciprocal.
 const RECIP_FRAC: u32 = 40;
@@ -55,6 +59,19 @@ pub fn scratch_words(rows: usize, cols: usize, f: u32) -> usize {
             .max(rowmul::scratch_words(rows, cols))
 }
 
+/// Scratch words of [`softmax_2quad_wide`] for `rows x cols`.
+pub fn wide_scratch_words(rows: usize, cols: usize, f: u32) -> usize {
+    let n = rows * cols;
+    2 * n
+        + 2 * rows
+        + trunc_square::scratch_words(n)
+            .max(square::scratch_words(n))
+            .max(bitmul::convenience_scratch_words(n))
+            .max(trunc::scratch_words(n))
+            .max(reciprocal::scratch_words(rows, &spec(f)))
+            .max(rowmul::scratch_words(rows, cols))
+}
+
 /// 2Quad softmax of each row of `x` (`rows x cols`); masked entries get probability 0.
 pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
@@ -70,7 +87,6 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
     check_len("softmax input", n, x.len())?;
     check_len("softmax output", n, out.len())?;
     mask.check(rows, cols)?;
-    let f = s.enc.frac_bits();
     let mut ar = Arena::new(scratch);
     let shifted = ar.take(n)?;
     let off = s.party.share_of_public(s.enc.encode(c)?);
@@ -84,11 +100,26 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
         AShare::from_raw_slice_mut(q),
         ar.sub().rest(),
     )?;
+    divide(s, rows, cols, q, mask, out, ar.rest())
+}
+
+/// Zeroes the masked squares of `q` (at `f` bits) and divides each row by its sum.
+#[allow(clippy::too_many_arguments)]
+fn divide<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    rows: usize,
+    cols: usize,
+    q: &mut [u64],
+    mask: Mask<'_>,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
     for (idx, v) in q.iter_mut().enumerate() {
         if !mask.keep(cols, idx) {
             *v = 0;
         }
     }
+    let f = s.enc.frac_bits();
     reciprocal::divide_by_row_sums(
         s,
         rows,
@@ -98,8 +129,87 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
         RECIP_FRAC,
         RECIP_FRAC,
         out,
-        ar.rest(),
+        scratch,
     )
+}
+
+/// [`softmax_2quad`] on scores `v` at `2f` fractional bits known modulo `2^m` (`ring`: a
+/// product not yet truncated, [`super::matmul::matmul_batch_wide_in`]; overwritten).
+/// The product's truncation and the square share one round
+/// ([`super::trunc_square::trunc_square_to`], from the product's ring to the full one),
+/// then the square is truncated: one round fewer than truncating the product first.
+/// `keep`, if given, holds XOR-shared key bits (one per score, 1 = keep) that multiply the
+/// squares before their truncation (one bit-product round), for keys masked in secret.
+/// Valid input range: scores with `|x + c| < 2^(m - 2 - 2f)` (`2^14` at 48 bits), row sums
+/// as [`softmax_2quad`]. Cost: [`wide_cost`].
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_2quad_wide<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    rows: usize,
+    cols: usize,
+    v: &mut [AShare],
+    ring: Width,
+    mask: Mask<'_>,
+    keep: Option<&[u64]>,
+    c: f64,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = rows * cols;
+    check_len("softmax input", n, v.len())?;
+    check_len("softmax output", n, out.len())?;
+    mask.check(rows, cols)?;
+    let f = s.enc.frac_bits();
+    let mut ar = Arena::new(scratch);
+    // v + c 2^(2f): the truncation carries the offset exactly.
+    let off = s.party.share_of_public(s.enc.encode(c)? << f);
+    for x in AShare::raw_slice_mut(v) {
+        *x = x.wrapping_add(off);
+    }
+    let q = ar.take(n)?;
+    if s.trunc_mode == trunc::TruncMode::Faithful {
+        trunc_square::trunc_square_to(
+            s,
+            v,
+            f,
+            ring,
+            Width::FULL,
+            AShare::from_raw_slice_mut(q),
+            ar.sub().rest(),
+        )?;
+    } else {
+        trunc::trunc_by_in(s, v, f, trunc::usable(s.trunc_mode, ring), ar.sub().rest())?;
+        square::square_wide(s, v, AShare::from_raw_slice_mut(q), ar.sub().rest())?;
+    }
+    if let Some(bits) = keep {
+        let kept = ar.take(n)?;
+        bitmul::bit_mul(
+            s,
+            bits,
+            AShare::from_raw_slice(q),
+            AShare::from_raw_slice_mut(kept),
+            ar.sub().rest(),
+        )?;
+        q.copy_from_slice(kept);
+    }
+    trunc::trunc_by(s, AShare::from_raw_slice_mut(q), f, ar.sub().rest())?;
+    divide(s, rows, cols, q, mask, out, ar.rest())
+}
+
+/// Cost of [`softmax_2quad_wide`] on `rows x cols` scores (at `f` fractional bits; `keep`:
+/// with secret key bits), faithful truncations.
+pub fn wide_cost(rows: usize, cols: usize, keep: bool, f: u32) -> super::Cost {
+    let n = rows * cols;
+    let masked = if keep {
+        bitmul::cost(n, 1)
+    } else {
+        super::Cost::default()
+    };
+    trunc_square::cost_to(n, Width::FULL)
+        + masked
+        + trunc::cost(n)
+        + reciprocal::cost(rows, &spec(f))
+        + rowmul::cost(rows, cols)
 }
 
 /// Cost of the 2Quad softmax on `rows x cols` (at `f` fractional bits).

@@ -60,7 +60,12 @@ pub fn cost(n: usize) -> super::Cost {
 
 /// Online cost of [`trunc_square_in`] on `n` elements.
 pub fn cost_in(n: usize, ring: Width) -> super::Cost {
-    let open = ring.entry_bytes() as u64 * n as u64;
+    cost_to(n, ring)
+}
+
+/// Online cost of [`trunc_square_to`] on `n` elements with results in `out`.
+pub fn cost_to(n: usize, out: Width) -> super::Cost {
+    let open = out.entry_bytes() as u64 * n as u64;
     super::Cost::new(1, open + 8 * words_for_bits(n) as u64)
 }
 
@@ -104,6 +109,24 @@ pub fn trunc_square_in<T: Transport, D: Dealer, K: MatMul>(
     sq: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    trunc_square_to(s, v, f, ring, ring, sq, scratch)
+}
+
+/// [`trunc_square_in`] with `y` and `sq` correct modulo `2^o` for `o` = `out`'s bits, at
+/// least `m`: the square's opening goes in `o / 8` bytes, and D's shares of `u v'`,
+/// `u A`, `v' A`, `u v' A` are needed modulo `2^(o - m + f)` (each is multiplied by
+/// `c = 2^(m - f)`). From a narrow ring to the full one this lifts the truncated value and
+/// gives its square in the full ring, as a product's truncation followed by a square would.
+/// Cost: [`cost_to`].
+pub fn trunc_square_to<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    v: &mut [AShare],
+    f: u32,
+    ring: Width,
+    out: Width,
+    sq: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
     let n = v.len();
     let m = ring.bits();
     check_len("trunc-square output", n, sq.len())?;
@@ -112,7 +135,12 @@ pub fn trunc_square_in<T: Transport, D: Dealer, K: MatMul>(
             "truncation shift must be in 1..=m-2 (62 in the full ring)",
         ));
     }
-    let it = item(n, f);
+    if out.bits() < m {
+        return Err(Error::Param(
+            "trunc-square: the output ring must hold the input's",
+        ));
+    }
+    let it = item(n, out.bits() - m + f);
     s.dealer.request(&[it])?;
     let nw = words_for_bits(n);
     let mut ar = Arena::new(scratch);
@@ -155,7 +183,7 @@ pub fn trunc_square_in<T: Transport, D: Dealer, K: MatMul>(
         }
     }
     s.peer
-        .exchange_narrow_then_words(mine, theirs, n, ring.entry_bytes())?;
+        .exchange_narrow_then_words(mine, theirs, n, out.entry_bytes())?;
     crate::prg::clear_tail(&mut theirs[n..], n);
     let (alpha_w, beta_w) = match s.party {
         PartyId::P0 => (&mine[n..], &theirs[n..]),
