@@ -33,6 +33,8 @@ if [[ "$what" == all || "$what" == loopback ]]; then
     run large-128-2quad --softmax 2quad --seq 128 "${LARGE[@]}"
     run large-512-2quad --softmax 2quad --seq 512 "${LARGE[@]}" --pool-memory 1024
     run base-128-exact --softmax exact --seq 128
+    # The kernel's share of the time: the same pass with the AVX2 kernel forced.
+    SECFORMER_KERNEL=avx2 run base-128-2quad-avx2 --softmax 2quad --seq 128
     run large-128-exact --softmax exact --seq 128 "${LARGE[@]}"
     # The exact softmax at 512 tokens needs 17.6 GB (BERT-base) and about 47 GB (BERT-large)
     # of preprocessing per party per pass (`secformer bench plan --seq 512 --softmax exact`):

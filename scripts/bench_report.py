@@ -40,6 +40,8 @@ def tables():
             "max abs error |\n|---|---|---|---|---|---|---|---|---|---|---|")
     names = [f"{m}-{s}-{sm}" for m in ("base", "large") for s in (128, 512) for sm in ("2quad", "exact")]
     names += [f"base-128-{sm}-{net}" for net in ("lan", "wan") for sm in ("2quad", "exact")]
+    # The same pass with the AVX2 kernel forced (SECFORMER_KERNEL=avx2): the kernel's share.
+    names += ["base-128-2quad-avx2"]
     runs = [(n, load(n)) for n in names]
     cpus = list(dict.fromkeys(d["cpu"] for _, d in runs if d)) or ["?"]
     if len(cpus) == 1:
@@ -60,9 +62,9 @@ def tables():
         else:
             missing.append(n)
     why = {
-        "base-512-exact": "17.5 GB of preprocessing per party per pass (`secformer bench plan "
-                          "--seq 512 --softmax exact`: 5.0 GB online per party, 1592 rounds)",
-        "large-512-exact": "about 46 GB of preprocessing per party per pass",
+        "base-512-exact": "27 GB of preprocessing per party per pass (`secformer bench plan "
+                          "--seq 512 --softmax exact`: 4.0 GB online per party, 1062 rounds)",
+        "large-512-exact": "about 70 GB of preprocessing per party per pass",
     }
     for n in missing:
         out += ["", f"Not measured: {n}" + (f", {why[n]}: more disk than the machine had free "

@@ -111,16 +111,13 @@ pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let (batch, m, k, n) = dims;
-    check_len("batched matmul left operand", batch * m * k, x.len())?;
-    check_len("batched matmul right operand", batch * k * n, y.len())?;
-    check_len("batched matmul output", batch * m * n, out.len())?;
+    check_batch(dims, x, y, out)?;
     let item = triples_item(dims);
     let ring = trunc::usable(s.trunc_mode, ring);
     if s.trunc_mode == trunc::TruncMode::Faithful {
         let f = s.enc.frac_bits();
         s.dealer
-            .request(&[item, trunc::item_in(batch * m * n, f, ring)])?;
+            .request(&[item, trunc::item_in(out.len(), f, ring)])?;
     } else {
         s.dealer.request(&[item])?;
     }
@@ -132,8 +129,8 @@ pub fn matmul_batch_in<T: Transport, D: Dealer, K: MatMul>(
 /// [`matmul_batch_in`] without the truncation: `out` gets the products at `2f` fractional
 /// bits, correct modulo `2^m` (`m` = `ring`'s bits; the full ring under the local
 /// truncation), for a consumer that truncates them itself (the 2Quad softmax fuses the
-/// truncation with its square, [`super::softmax_2quad::softmax_2quad_wide`]). Cost: the
-/// opening of [`batch_cost_in`] (1 round).
+/// truncation with its square, [`super::softmax_2quad::softmax_2quad_wide`]). Cost:
+/// [`batch_wide_cost_in`].
 pub fn matmul_batch_wide_in<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     dims: (usize, usize, usize, usize),
@@ -143,13 +140,22 @@ pub fn matmul_batch_wide_in<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
-    let (batch, m, k, n) = dims;
-    check_len("batched matmul left operand", batch * m * k, x.len())?;
-    check_len("batched matmul right operand", batch * k * n, y.len())?;
-    check_len("batched matmul output", batch * m * n, out.len())?;
+    check_batch(dims, x, y, out)?;
     let ring = trunc::usable(s.trunc_mode, ring);
     s.dealer.request(&[triples_item(dims)])?;
     product_batch_in(s, dims, x, y, ring, out, scratch)
+}
+
+fn check_batch(
+    dims: (usize, usize, usize, usize),
+    x: &[AShare],
+    y: &[AShare],
+    out: &[AShare],
+) -> Result<()> {
+    let (batch, m, k, n) = dims;
+    check_len("batched matmul left operand", batch * m * k, x.len())?;
+    check_len("batched matmul right operand", batch * k * n, y.len())?;
+    check_len("batched matmul output", batch * m * n, out.len())
 }
 
 fn triples_item(dims: (usize, usize, usize, usize)) -> Item {
@@ -221,6 +227,11 @@ pub fn batch_cost(batch: usize, m: usize, k: usize, n: usize) -> super::Cost {
 
 /// Cost of [`matmul_batch_in`].
 pub fn batch_cost_in(batch: usize, m: usize, k: usize, n: usize, ring: Width) -> super::Cost {
+    batch_wide_cost_in(batch, m, k, n, ring) + trunc::cost(batch * m * n)
+}
+
+/// Cost of [`matmul_batch_wide_in`] (the opening alone).
+pub fn batch_wide_cost_in(batch: usize, m: usize, k: usize, n: usize, ring: Width) -> super::Cost {
     let entries = (batch * (m * k + k * n)) as u64;
-    super::Cost::new(1, ring.entry_bytes() as u64 * entries) + trunc::cost(batch * m * n)
+    super::Cost::new(1, ring.entry_bytes() as u64 * entries)
 }
