@@ -104,7 +104,6 @@ pub fn softmax_2quad<T: Transport, D: Dealer, K: MatMul>(
 }
 
 /// Zeroes the masked squares of `q` (at `f` bits) and divides each row by its sum.
-#[allow(clippy::too_many_arguments)]
 fn divide<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     rows: usize,
@@ -181,17 +180,21 @@ pub fn softmax_2quad_wide<T: Transport, D: Dealer, K: MatMul>(
         trunc::trunc_by_in(s, v, f, trunc::usable(s.trunc_mode, ring), ar.sub().rest())?;
         square::square_wide(s, v, AShare::from_raw_slice_mut(q), ar.sub().rest())?;
     }
-    if let Some(bits) = keep {
-        let kept = ar.take(n)?;
-        bitmul::bit_mul(
-            s,
-            bits,
-            AShare::from_raw_slice(q),
-            AShare::from_raw_slice_mut(kept),
-            ar.sub().rest(),
-        )?;
-        q.copy_from_slice(kept);
-    }
+    // Secret key bits multiply the squares (m (x + c)^2) into a buffer of their own.
+    let q = match keep {
+        Some(bits) => {
+            let kept = ar.take(n)?;
+            bitmul::bit_mul(
+                s,
+                bits,
+                AShare::from_raw_slice(q),
+                AShare::from_raw_slice_mut(kept),
+                ar.sub().rest(),
+            )?;
+            kept
+        }
+        None => q,
+    };
     trunc::trunc_by(s, AShare::from_raw_slice_mut(q), f, ar.sub().rest())?;
     divide(s, rows, cols, q, mask, out, ar.rest())
 }

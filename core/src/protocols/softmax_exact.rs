@@ -39,8 +39,8 @@
 //!
 //! Rounds: `ceil(log4 cols) (rounds(k) + 1)` for the max tree (16 at 128 keys),
 //! `+ rounds(k) + 8 + 1 + 9 + 2` (39 at 128 keys). Bits per element per party: about
-//! `2 cmp(k) + 66` for the tree (six comparisons per group of four, 1.33 groups per
-//! element overall), `cmp(k)` for
+//! `2 cmp(k) + 66` for the tree (six comparisons per group of four, a third of a group per
+//! element over all levels), `cmp(k)` for
 //! clipping, `7 x 49` for the exponential, 65 + 64 + 1 for the rest.
 
 use crate::arena::Arena;
