@@ -972,9 +972,12 @@ pub fn first_level_corrections(
 /// Monomial planes of [`PublicBits`] for `k`-bit comparisons: `2^s - s - 1` per node of
 /// `s` leaf positions of the first level.
 pub fn first_monomials(k: u32) -> usize {
-    Node::of_level((k as usize).saturating_sub(1))
-        .map(|(_, nd)| (1usize << nd.size) - nd.size - 1)
-        .sum()
+    // Closed form over the level's full nodes and its last one (see `first::monomials`).
+    let l = (k as usize).saturating_sub(1);
+    let per_node = |s: usize| (1usize << s) - s - 1;
+    (l / ARITY)
+        .saturating_mul(per_node(ARITY))
+        .saturating_add(per_node(l % ARITY))
 }
 
 /// Index of subset `t` (a bitmask of two or more positions) among a node's monomials.

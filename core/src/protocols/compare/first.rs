@@ -14,7 +14,7 @@
 //! own masks, and the node's outputs are local. The leaf round thus also delivers the first
 //! level: one round and its factors' bits fewer per comparison.
 
-use super::Node;
+use super::{Node, ARITY};
 
 /// Which product of masks a monomial is (with `w_T = AND of u_j ^ v_j over T`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,11 @@ fn list(size: usize) -> heapless::Vec<(Kind, u8, u8), 48> {
 
 /// Monomial planes of a first level over `l` leaf positions.
 pub fn monomials(l: usize) -> usize {
-    Node::of_level(l).map(|(_, nd)| list(nd.size).len()).sum()
+    // Closed form over the level's full nodes and its last one: `l` comes from a request
+    // and may be huge before the dealer checks it.
+    let (full, last) = (l / ARITY, l % ARITY);
+    full.saturating_mul(list(ARITY).len())
+        .saturating_add(list(last).len())
 }
 
 /// Index table of a node's monomials: `[kind][i][T]`.
@@ -193,4 +197,25 @@ fn node(
     }
     let pn = if nd.need_p { expand(all, &w_t) } else { 0 };
     (gn, pn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monomial_counts_are_the_sums_over_the_level_nodes() {
+        for l in 0..200 {
+            let by_node: usize = Node::of_level(l).map(|(_, nd)| list(nd.size).len()).sum();
+            assert_eq!(monomials(l), by_node, "{l} leaf positions");
+            let k = l as u32 + 1;
+            let by_node: usize = Node::of_level(l)
+                .map(|(_, nd)| (1usize << nd.size) - nd.size - 1)
+                .sum();
+            assert_eq!(super::super::first_monomials(k), by_node, "k = {k}");
+        }
+        // Sizes from an unchecked request are answered at once.
+        assert!(monomials(usize::MAX) > 0);
+        assert!(super::super::first_monomials(u32::MAX) > 0);
+    }
 }
