@@ -4,7 +4,8 @@
 use secformer_core::dealer::Dealer as _;
 use secformer_core::party::PartyId;
 use secformer_core::protocols::{
-    input, linear, lookup, matmul, mul, reveal, sqscale, square, trunc, trunc_square, weight, Width,
+    input, linear, lookup, matmul, mul, reveal, rowmul, sqscale, square, trunc, trunc_square,
+    weight, Width,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -238,6 +239,67 @@ fn square_scale_is_exact_with_one_opening() {
             assert_eq!(r[i], ex[i].wrapping_mul(ex[i]), "square of {}", x[i]);
             let want = ex[i].wrapping_mul(eg[i % cols]);
             assert_eq!(r[rows * cols + i], want, "{} x {}", x[i], g[i % cols]);
+        }
+    }
+}
+
+/// The row product whose row factor is still to be truncated (`rowmul::run_pending`): the
+/// factor `v / 2^g` (faithful: within one unit) times each row, truncated by `shift`,
+/// against the same product on the opened truncated factor, within one LSB of the output
+/// plus the factor's unit times the row's value; at the factor's range ends (`|v|` near
+/// `2^62`), for shifts below and above 32; one round plus the output's truncation, with
+/// `rowmul::cost_pending`'s bytes.
+#[test]
+fn row_product_truncates_its_factor_in_its_round() {
+    let (rows, cols) = (67, 9);
+    let mut x = reals(33, rows * cols, -300.0, 300.0);
+    // Rows 3 and 4 carry the factor's range ends: their entries are one unit, so that the
+    // product stays in range and shows the factor's truncation itself.
+    for v in &mut x[3 * cols..5 * cols] {
+        *v = LSB;
+    }
+    for g in [8u32, 20, 36] {
+        let lim = (1i64 << 62) - (1i64 << g) - 1;
+        let mut v: Vec<i64> = vec![0, 1, -1, lim, -lim, 1 << g, -(1 << g)];
+        let mut st = 0x2545_f491_4f6c_dd1du64;
+        while v.len() < rows {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            // Row factors up to 2^(g+20) units: |r| < 2^20 units at 16 bits (16 reals).
+            v.push((st % (1u64 << (g + 21))) as i64 - (1i64 << (g + 20)));
+        }
+        let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
+        for net in NETS {
+            let (r, _) = run(net, |s| {
+                let xs = share(s, PartyId::P1, &x)?;
+                let mut vs = vec![AShare::default(); rows];
+                let own = (s.party() == PartyId::P0).then_some(&vals[..]);
+                input::share_input(s, PartyId::P0, own, &mut vs)?;
+                let mut out = vec![AShare::default(); rows * cols];
+                let mut scratch = vec![0u64; rowmul::pending_scratch_words(rows, cols)];
+                let before = s.peer_stats();
+                rowmul::run_pending(s, rows, cols, &xs, &vs, g, 16, &mut out, &mut scratch)?;
+                let st = s.peer_stats().since(&before);
+                let c = rowmul::cost_pending(rows, cols);
+                assert_eq!((st.rounds, st.payload_sent), (c.rounds, c.bytes(s.party())));
+                let mut o = vec![0u64; rows * cols];
+                reveal::reveal(s, &out, &mut o)?;
+                Ok(o)
+            })
+            .unwrap();
+            let ex = enc(&x);
+            for i in 0..rows {
+                let factor = v[i] as f64 / (1u64 << g) as f64; // in units of 2^-16
+                for j in 0..cols {
+                    let idx = i * cols + j;
+                    let xi = ex[idx] as i64 as f64;
+                    let want = xi * factor / 65536.0;
+                    let got = r[idx] as i64 as f64;
+                    let tol = 1.0 + xi.abs() / 65536.0 + 1e-6;
+                    assert!((got - want).abs() <= tol, "g {g}: row {i}: {got} vs {want}");
+                }
+            }
         }
     }
 }

@@ -187,20 +187,25 @@ pub fn corrections<K: MatMul>(
             );
         }
         Item::BitMul { n, m, uses } => {
+            bitmul_corrections(n as usize, m as usize, uses as usize, p0, p1);
+        }
+        Item::BitMulTrunc { n, m, .. } => {
             let (n, m) = (n as usize, m as usize);
-            let (rb, rest) = p1.split_at_mut(1);
-            let rb: &[u64] = &rb[0][..];
-            let rbit = |i: usize| ((p0[0][i / 64] ^ rb[i / 64]) >> (i % 64)) & 1;
-            for i in 0..n * m {
-                rest[0][i] = rbit(i).wrapping_sub(p0[1][i]);
-            }
-            for u in 0..uses as usize {
-                let (bi, ci) = (1 + 2 * u, 2 + 2 * u);
-                for e in 0..n {
-                    let b = p0[bi + 1][e].wrapping_add(rest[bi][e]);
-                    for j in 0..m {
-                        let i = e * m + j;
-                        rest[ci][i] = (rbit(i).wrapping_neg() & b).wrapping_sub(p0[ci + 1][i]);
+            let (base, extra) = p1.split_at_mut(6);
+            bitmul_corrections(n, m, 2, p0, base);
+            let rb: &[u64] = &base[0][..];
+            let (t1, rest) = extra.split_at_mut(1);
+            let (uv1, prods) = rest.split_at_mut(1);
+            for e in 0..n {
+                let (w, b) = (e / 64, e % 64);
+                let u = (p0[6][w] >> b) & 1;
+                let v = (t1[0][w] >> b) & 1;
+                uv1[0][e] = (u & v).wrapping_sub(p0[7][e]);
+                for j in 0..m {
+                    let i = e * m + j;
+                    let r = ((p0[0][i / 64] ^ rb[i / 64]) >> (i % 64)) & 1;
+                    for (k, val) in [r & u, r & v, r & u & v].into_iter().enumerate() {
+                        prods[k][i] = val.wrapping_sub(p0[8 + k][i]);
                     }
                 }
             }
@@ -225,6 +230,29 @@ pub fn corrections<K: MatMul>(
                     let idx = i * cols + j;
                     let a = p0[0][idx].wrapping_add(r[0][idx]);
                     c1[0][idx] = a.wrapping_mul(b).wrapping_sub(p0[2][idx]);
+                }
+            }
+        }
+        Item::TruncRowTriple { rows, cols, .. } => {
+            let (rows, cols) = (rows as usize, cols as usize);
+            let (r, c) = p1.split_at_mut(1);
+            let (uv1, rest) = c.split_at_mut(1);
+            let (ab1, rest) = rest.split_at_mut(2);
+            let (c1, prods) = rest.split_at_mut(1);
+            for i in 0..rows {
+                let (w, bit) = (i / 64, i % 64);
+                let u = (p0[0][w] >> bit) & 1;
+                let v = (r[0][w] >> bit) & 1;
+                uv1[0][i] = (u & v).wrapping_sub(p0[1][i]);
+                let b = p0[3][i].wrapping_add(ab1[1][i]);
+                for j in 0..cols {
+                    let idx = i * cols + j;
+                    let a = p0[2][idx].wrapping_add(ab1[0][idx]);
+                    c1[0][idx] = a.wrapping_mul(b).wrapping_sub(p0[4][idx]);
+                    let [_, _, ua, va, uva] = crate::protocols::trunc_square::products(u, v, a);
+                    for (k, val) in [ua, va, uva].into_iter().enumerate() {
+                        prods[k][idx] = val.wrapping_sub(p0[5 + k][idx]);
+                    }
                 }
             }
         }
@@ -387,4 +415,24 @@ pub fn owned_correction<K: MatMul>(
         k0 += kb;
     }
     Ok(())
+}
+
+/// P1's corrections of an [`Item::BitMul`] (its first `2 + 2 uses` slots).
+fn bitmul_corrections(n: usize, m: usize, uses: usize, p0: &[&[u64]], p1: &mut [&mut [u64]]) {
+    let (rb, rest) = p1.split_at_mut(1);
+    let rb: &[u64] = &rb[0][..];
+    let rbit = |i: usize| ((p0[0][i / 64] ^ rb[i / 64]) >> (i % 64)) & 1;
+    for i in 0..n * m {
+        rest[0][i] = rbit(i).wrapping_sub(p0[1][i]);
+    }
+    for u in 0..uses {
+        let (bi, ci) = (1 + 2 * u, 2 + 2 * u);
+        for e in 0..n {
+            let b = p0[bi + 1][e].wrapping_add(rest[bi][e]);
+            for j in 0..m {
+                let i = e * m + j;
+                rest[ci][i] = (rbit(i).wrapping_neg() & b).wrapping_sub(p0[ci + 1][i]);
+            }
+        }
+    }
 }

@@ -46,6 +46,12 @@ pub fn check_item(item: &Item) -> core::result::Result<(), &'static str> {
         Item::TruncSquare { f, .. } if !(1..=62).contains(&f) => {
             Err("truncates by a shift outside 1..=62")
         }
+        Item::BitMulTrunc { f, .. } if !(1..=62).contains(&f) => {
+            Err("truncates its second value by a shift outside 1..=62")
+        }
+        Item::TruncRowTriple { f, .. } if !(1..=62).contains(&f) => {
+            Err("truncates its row factor by a shift outside 1..=62")
+        }
         Item::PrivAnd { copies: 0, .. } => Err("has no copies of P1's bits"),
         // The protocols repeat one value's bits for a handful of thresholds (at most a
         // normalization's buckets); the dealer's work grows with the copies.
@@ -103,6 +109,18 @@ pub fn check_request(req: &Request, max_words: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_layout_fits_its_slots() {
+        let it = Item::BitMulTrunc { n: 3, m: 5, f: 40 };
+        assert_eq!(layout(&it).len(), super::super::MAX_SLOTS);
+        let it = Item::TruncRowTriple {
+            rows: 3,
+            cols: 5,
+            f: 40,
+        };
+        assert_eq!(layout(&it).len(), 8);
+    }
 
     fn req(items: &[Item]) -> Request {
         Request {

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 11;
+pub const PROTOCOL_VERSION: u16 = 12;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;
@@ -206,6 +206,30 @@ pub enum Item {
         /// Columns.
         cols: u32,
     },
+    /// [`Item::BitMul`] with two uses whose second value is still to be truncated
+    /// ([`crate::protocols::bitmul::again_pending`]): its slots, then [`Item::Trunc`]'s bits
+    /// `u` (P0), `v'` (P1) and shares of `u v'` mod `2^f`, one per value, and shares of
+    /// `r u`, `r v'`, `r u v'` mod `2^f` for every bit `r` of the bits' mask.
+    BitMulTrunc {
+        /// Values.
+        n: u32,
+        /// Bits per value.
+        m: u16,
+        /// Fractional bits the second value's truncation removes.
+        f: u8,
+    },
+    /// Row-broadcast triples whose row factor is still to be truncated
+    /// ([`crate::protocols::rowmul::run_pending`]): [`Item::Trunc`]'s bits `u` (P0), `v'`
+    /// (P1) and shares of `u v'` mod `2^f`, one per row; [`Item::RowTriple`]'s `A`, `B`,
+    /// `C`; and shares of `u_i A_ij`, `v'_i A_ij`, `u_i v'_i A_ij` mod `2^f`.
+    TruncRowTriple {
+        /// Rows.
+        rows: u32,
+        /// Columns.
+        cols: u32,
+        /// Fractional bits the row factor's truncation removes.
+        f: u8,
+    },
     /// Square-scale quadruples ([`crate::protocols::sqscale`]): `A (rows x cols)`,
     /// `G (cols)`, `C_ij = A_ij^2`, `D_ij = A_ij G_j` (one opening of `x - A` gives both
     /// `x^2` and `x g`).
@@ -366,13 +390,14 @@ fn prod(dims: &[usize]) -> usize {
     dims.iter().fold(1usize, |p, d| p.saturating_mul(*d))
 }
 
-/// The most slots an item has ([`Item::SegmentSeries`]).
-pub const MAX_SLOTS: usize = 9;
+/// The most slots an item has ([`Item::BitMulTrunc`]).
+pub const MAX_SLOTS: usize = 11;
 
 /// The slots of an item, in the order both parties (and D, replaying them) draw them.
 pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
     let mut v = heapless::Vec::new();
     let mut push = |s| {
+        // MAX_SLOTS is the longest layout (`BitMulTrunc`'s, checked in `limits`' tests).
         let _ = v.push(s);
     };
     match *item {
@@ -491,6 +516,33 @@ pub fn layout(item: &Item) -> heapless::Vec<Slot, MAX_SLOTS> {
             push(words(prod(&[r, c])));
             push(words(r));
             push(corr(prod(&[r, c]), 8));
+        }
+        Item::BitMulTrunc { n, m, f } => {
+            let (n, nm) = (n as usize, prod(&[n as usize, m as usize]));
+            let w = (f as u32).div_ceil(8).clamp(1, 8) as u8;
+            push(bits(nm));
+            push(corr(nm, 8));
+            for _ in 0..2 {
+                push(words(n));
+                push(corr(nm, 8));
+            }
+            push(bits(n));
+            push(corr(n, w));
+            push(corr(nm, w));
+            push(corr(nm, w));
+            push(corr(nm, w));
+        }
+        Item::TruncRowTriple { rows, cols, f } => {
+            let (r, n) = (rows as usize, prod(&[rows as usize, cols as usize]));
+            let w = (f as u32).div_ceil(8).clamp(1, 8) as u8;
+            push(bits(r));
+            push(corr(r, w));
+            push(words(n));
+            push(words(r));
+            push(corr(n, 8));
+            push(corr(n, w));
+            push(corr(n, w));
+            push(corr(n, w));
         }
         Item::SquareScale { rows, cols } => {
             let n = prod(&[rows as usize, cols as usize]);

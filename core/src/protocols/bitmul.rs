@@ -39,6 +39,21 @@ pub fn material_words(n: usize, m: usize, uses: usize) -> usize {
     words_for_bits(n * m) + n * m + uses * (n + n * m)
 }
 
+/// Storage words for [`take_pending`] (bits, two uses, and the second value's truncation).
+pub fn pending_material_words(n: usize, m: usize) -> usize {
+    material_words(n, m, 2) + words_for_bits(n) + n + 3 * n * m
+}
+
+/// The material of the second value's truncation in an [`Item::BitMulTrunc`].
+struct TruncPart<'a> {
+    f: u32,
+    t: &'a [u64],
+    uv: &'a [u64],
+    ru: &'a [u64],
+    rv: &'a [u64],
+    ruv: &'a [u64],
+}
+
 /// This party's material of one [`Item::BitMul`]. Each mask is opened at most once: the
 /// bits' mask `r` by [`first`] or [`open_bits`], each value mask `B_u` by [`first`] (use 0)
 /// or [`again`] (use 1); a second opening is an error (it would reveal the difference of
@@ -53,6 +68,7 @@ pub struct Material<'a> {
     rb: [&'a [u64]; 2],
     bits_opened: bool,
     values_opened: [bool; 2],
+    trunc: Option<TruncPart<'a>>,
 }
 
 impl Material<'_> {
@@ -117,6 +133,61 @@ pub fn take<'a, D: Dealer>(
         rb: [rb0, rb1],
         bits_opened: false,
         values_opened: [false; 2],
+        trunc: None,
+    })
+}
+
+/// Takes the (already requested) material of an [`Item::BitMulTrunc`] (`n` values, `m`
+/// bits each, the second value truncated by `f` in its opening round) into `storage`.
+pub fn take_pending<'a, D: Dealer>(
+    dealer: &mut D,
+    n: usize,
+    m: usize,
+    f: u32,
+    storage: &'a mut [u64],
+) -> Result<Material<'a>> {
+    let mut ar = Arena::new(storage);
+    let r = ar.take(words_for_bits(n * m))?;
+    let ra = ar.take(n * m)?;
+    let b0 = ar.take(n)?;
+    let rb0 = ar.take(n * m)?;
+    let b1 = ar.take(n)?;
+    let rb1 = ar.take(n * m)?;
+    let t = ar.take(words_for_bits(n))?;
+    let uv = ar.take(n)?;
+    let ru = ar.take(n * m)?;
+    let rv = ar.take(n * m)?;
+    let ruv = ar.take(n * m)?;
+    let it = Item::BitMulTrunc {
+        n: n as u32,
+        m: m as u16,
+        f: f as u8,
+    };
+    dealer.take(
+        it,
+        &mut [
+            &mut *r, &mut *ra, &mut *b0, &mut *rb0, &mut *b1, &mut *rb1, &mut *t, &mut *uv,
+            &mut *ru, &mut *rv, &mut *ruv,
+        ],
+    )?;
+    Ok(Material {
+        n,
+        m,
+        uses: 2,
+        r,
+        ra,
+        b: [b0, b1],
+        rb: [rb0, rb1],
+        bits_opened: false,
+        values_opened: [false; 2],
+        trunc: Some(TruncPart {
+            f,
+            t,
+            uv,
+            ru,
+            rv,
+            ruv,
+        }),
     })
 }
 
@@ -231,6 +302,101 @@ pub fn again<T: Transport, D: Dealer, K: MatMul>(
     crate::ring::add_assign(mine, theirs);
     combine(s.party, mat, use_, d, mine, vs, AShare::raw_slice_mut(out));
     Ok(())
+}
+
+/// The second use with a value still to be truncated: `v = trunc(w, f)` (faithful, as
+/// [`super::trunc`]) from `w` at `f` more fractional bits, `f` fixed by the material
+/// ([`take_pending`]). The truncation rides in the value's opening: each party opens
+/// `L_i - B` (its share of `v` before the wrap correction `c ab`, `c = 2^(64 - f)`) and
+/// its wrap bit, and with `b = d + (1 - 2d) r`,
+/// `b v = d (L + c ab) + (1 - 2d)(r F + r B + c r ab)`, where `r ab` is linear in D's
+/// shares of `r u`, `r v'`, `r u v'` and `[r]`. 1 round, [`cost_again_pending`].
+pub fn again_pending<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    mat: &mut Material<'_>,
+    d: &[u64],
+    w: &[AShare],
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let (n, m) = (mat.n, mat.m);
+    let tp = mat
+        .trunc
+        .as_ref()
+        .ok_or(Error::Param("bit product material has no truncation part"))?;
+    let f = tp.f;
+    check_len("bit product values", n, w.len())?;
+    check_len("bit product output", n * m, out.len())?;
+    let nw = words_for_bits(n);
+    let mut ar = Arena::new(scratch);
+    let mine = ar.take_zeroed(n + nw)?;
+    let theirs = ar.take(n + nw)?;
+    let l = ar.take(n)?;
+    {
+        let (open, bits) = mine.split_at_mut(n);
+        super::trunc::pending(s.party, AShare::raw_slice(w), f, l, bits);
+        crate::ring::sub_into(open, l, mat.b[1]);
+        for (b, t) in bits.iter_mut().zip(tp.t.iter()) {
+            *b ^= *t;
+        }
+    }
+    let (ru, rv, ruv, uv, tbits) = (tp.ru, tp.rv, tp.ruv, tp.uv, tp.t);
+    mat.open_value_once(1)?;
+    s.peer.exchange_u64(mine, theirs)?;
+    crate::prg::clear_tail(&mut theirs[n..], n);
+    let (opened, their_bits) = theirs.split_at_mut(n);
+    let (mine_open, my_bits) = mine.split_at(n);
+    let (alpha_w, beta_w) = match s.party {
+        PartyId::P0 => (my_bits, &*their_bits),
+        PartyId::P1 => (&*their_bits, my_bits),
+    };
+    crate::ring::add_assign(opened, mine_open);
+    let p0 = s.party.is_p0();
+    let c = 1u64 << (64 - f);
+    let o = AShare::raw_slice_mut(out);
+    for e in 0..n {
+        let (wi, bi) = (e / 64, e % 64);
+        let alpha = (alpha_w[wi] >> bi) & 1;
+        let beta = (beta_w[wi] >> bi) & 1;
+        let tbit = (tbits[wi] >> bi) & 1;
+        let sa = 1u64.wrapping_sub(alpha << 1);
+        let sb = 1u64.wrapping_sub(beta << 1);
+        let (sab, sba, both) = (
+            sa.wrapping_mul(beta),
+            sb.wrapping_mul(alpha),
+            sa.wrapping_mul(sb),
+        );
+        let both_bits = (alpha & beta).wrapping_neg();
+        // This party's share of v = L + c ab.
+        let v =
+            l[e].wrapping_add(c.wrapping_mul(super::trunc::ab_share(p0, alpha, beta, tbit, uv[e])));
+        for j in 0..m {
+            let idx = e * m + j;
+            let dbit = (d[idx / 64] >> (idx % 64)) & 1;
+            // This party's share of r ab (r's arithmetic share is `ra`).
+            let rab = (both_bits & mat.ra[idx])
+                .wrapping_add(sab.wrapping_mul(ru[idx]))
+                .wrapping_add(sba.wrapping_mul(rv[idx]))
+                .wrapping_add(both.wrapping_mul(ruv[idx]));
+            let rvv = mat.ra[idx]
+                .wrapping_mul(opened[e])
+                .wrapping_add(mat.rb[1][idx])
+                .wrapping_add(c.wrapping_mul(rab));
+            o[idx] = (dbit.wrapping_neg() & v)
+                .wrapping_add(rvv.wrapping_mul(1u64.wrapping_sub(dbit << 1)));
+        }
+    }
+    Ok(())
+}
+
+/// Scratch words of [`again_pending`] for `n` values.
+pub fn pending_scratch_words(n: usize) -> usize {
+    2 * (n + words_for_bits(n)) + n
+}
+
+/// Cost of [`again_pending`] for `n` values.
+pub fn cost_again_pending(n: usize) -> super::Cost {
+    super::Cost::new(1, 8 * (n + words_for_bits(n)) as u64)
 }
 
 /// Arithmetic shares of the bits (0 or 1) from the opened `d`: `[b] = d + (1 - 2d)[r]`.

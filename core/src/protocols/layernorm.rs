@@ -10,7 +10,9 @@
 //!    thresholds from `2^-20` to `2^(31-L)` (every value `V` can take, see below), then the
 //!    power-of-two factor times `sqrt(H / 2^L)` is applied to the per-row value at 32
 //!    fractional bits, where precision allows (DESIGN 5).
-//! 5. One row-broadcast product `(gamma d) R` truncated by 32 bits, plus `beta`.
+//! 5. One row-broadcast product `(gamma d) R` truncated by 32 bits, plus `beta`; the
+//!    rescale's truncation of `R` rides in the product's round
+//!    ([`super::rowmul::run_pending`]).
 //!
 //! Valid input range: rows with `|x| < 2^14`, `H var < 2^30` (the squared deviations'
 //! sum must stay inside the truncation's range: variances up to 1.4e6 at H = 768) and
@@ -24,7 +26,7 @@
 //! `V + eps' >= 2^(31-L)` (reachable only past the variance limit, or with an `eps` that
 //! large) uses `1/sqrt(2^(31-L))`.
 //!
-//! Rounds: `1 + 1 + 1 + 7 + 2 + 2 = 14` (SecFormer: 24) for `H < 2^24`. Bits per element
+//! Rounds: `1 + 1 + 1 + 6 + 1 + 2 = 12` (SecFormer: 24) for `H < 2^24`. Bits per element
 //! per party: 64 for the products (plus 64 per column), 1 for the truncation, `64 + 1` for
 //! the row-broadcast product (130 in all; 322 with two Beaver products); per row, the
 //! mean's truncation and the inverse square root on
@@ -81,7 +83,7 @@ pub fn scratch_words(rows: usize, h: usize, f: u32) -> usize {
         + sqscale::scratch_words(rows, h)
             .max(rsqrt::scratch_words(rows, &sp))
             .max(norm::scratch_words(rows, &sp, 1))
-            .max(rowmul::scratch_words(rows, h))
+            .max(rowmul::pending_scratch_words(rows, h))
             .max(trunc::scratch_words(rows + n))
 }
 
@@ -167,7 +169,7 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
     let sp = spec(h, f);
     let storage = ar.take(norm::storage_words(rows, &sp))?;
     let r = ar.take(rows)?;
-    let nz = rsqrt::normalized(
+    let (nz, _) = rsqrt::normalized(
         s,
         AShare::from_raw_slice(&t[..rows]),
         &sp,
@@ -178,7 +180,7 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
     let big_r = ar.take(rows)?;
     let sq = libm::sqrt(hfac);
     let factors = nz.factors();
-    norm::rescale(
+    let g = norm::rescale_pending(
         s,
         nz,
         AShare::from_raw_slice(r),
@@ -190,13 +192,14 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
         ar.sub().rest(),
     )?;
 
-    // 5. y = (gamma d) R + beta
-    rowmul::rowmul(
+    // 5. y = (gamma d) R + beta, R's truncation in the product's round
+    rowmul::run_pending(
         s,
         rows,
         h,
         AShare::from_raw_slice(&t[rows..]),
         AShare::from_raw_slice(big_r),
+        g,
         SCALE_FRAC,
         out,
         ar.rest(),
@@ -217,7 +220,6 @@ pub fn cost(rows: usize, h: usize, f: u32) -> super::Cost {
     trunc::cost(rows)
         + sqscale::cost(rows, h)
         + trunc::cost(rows + n)
-        + rsqrt::cost_normalized(rows, &spec(h, f))
-        + norm::cost_rescale(rows)
-        + rowmul::cost(rows, h)
+        + rsqrt::cost_scale_raw(rows, &spec(h, f))
+        + rowmul::cost_pending(rows, h)
 }

@@ -52,7 +52,7 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-use super::{bitmul, compare, mul, trunc};
+use super::{bitmul, compare, trunc, trunc_square};
 
 /// The most thresholds a spec may have.
 pub const MAX_BUCKETS: usize = 1024;
@@ -173,30 +173,46 @@ fn max_abs(scales: &[f64]) -> f64 {
 }
 
 /// Dealer items of [`normalize`] with `scales.len()` scaled copies (the rescale requests
-/// its own truncation later).
+/// its own truncation later); without the final truncation for [`normalize_raw`], whose
+/// bit products carry the material of a pending rescale ([`rescale_pending`]) that
+/// truncates its value by `pending` bits.
 pub fn items(
     n: usize,
     spec: &Spec,
     out_frac: u32,
     scales: &[f64],
+    pending: Option<u32>,
 ) -> Result<heapless::Vec<Item, 20>> {
     let j = spec.buckets();
     let mut v = heapless::Vec::new();
     for it in compare::fanout_items(n, j, spec.k) {
         let _ = v.push(it);
     }
-    let _ = v.push(bitmul::item(n, j, 2));
-    let _ = v.push(trunc::item(
-        scales.len() * n,
-        guard_bits(out_frac, max_abs(scales))?,
-    ));
+    match pending {
+        Some(f) => {
+            let _ = v.push(Item::BitMulTrunc {
+                n: n as u32,
+                m: j as u16,
+                f: f as u8,
+            });
+        }
+        None => {
+            let _ = v.push(bitmul::item(n, j, 2));
+        }
+    }
+    if pending.is_none() {
+        let _ = v.push(trunc::item(
+            scales.len() * n,
+            guard_bits(out_frac, max_abs(scales))?,
+        ));
+    }
     Ok(v)
 }
 
 /// Storage words the [`Normalized`] state borrows.
 pub fn storage_words(n: usize, spec: &Spec) -> usize {
     let j = spec.buckets();
-    bitmul::material_words(n, j, 2) + words_for_bits(n * j)
+    bitmul::pending_material_words(n, j) + words_for_bits(n * j)
 }
 
 /// Scratch words for [`normalize`] (with `copies` scaled outputs) and [`rescale`].
@@ -210,6 +226,7 @@ pub fn scratch_words(n: usize, spec: &Spec, copies: usize) -> usize {
         + w
         + compare::fanout_scratch_words(n, j, spec.k)
             .max(bitmul::scratch_words(n, j))
+            .max(bitmul::pending_scratch_words(n))
             .max(trunc::scratch_words(copies.max(1) * n))
 }
 
@@ -268,6 +285,7 @@ fn telescoped(spec: &Spec, coef: impl Fn(i32) -> f64, scale_log2: i32, out: &mut
 /// `out[c n + i] = y_i F_j` (bucket `j` of `y_i`, `F_j ~ a_c 2^(-(j+1)/steps)` for
 /// `a_c = scales[c]`) at `out_frac` bits: in `a_c [2^(-1/steps), 1)` inside the range,
 /// 0 above it and below it. Rounds: `compare::rounds(k) + 2`.
+#[allow(clippy::too_many_arguments)]
 pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     y: &[AShare],
@@ -278,11 +296,62 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     storage: &'a mut [u64],
     scratch: &mut [u64],
 ) -> Result<Normalized<'a>> {
+    s.dealer
+        .request(&items(y.len(), spec, out_frac, scales, None)?)?;
+    let (nz, g) = normalize_products(s, y, spec, scales, out_frac, None, out, storage, scratch)?;
+    trunc::run_by(s, out, g, scratch)?;
+    Ok(nz)
+}
+
+/// [`normalize`] without its final truncation: `out` holds the products at
+/// `out_frac + g` bits for the returned guard bits `g`, for a caller that truncates them
+/// in the round of its next opening ([`Quadratic::eval`]). The rescale that follows is
+/// [`rescale_pending`] with a value still to be truncated by `pending` bits.
+/// Rounds: `compare::rounds(k) + 1`.
+#[allow(clippy::too_many_arguments)]
+pub fn normalize_raw<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    y: &[AShare],
+    spec: &Spec,
+    scales: &[f64],
+    out_frac: u32,
+    pending: u32,
+    out: &mut [AShare],
+    storage: &'a mut [u64],
+    scratch: &mut [u64],
+) -> Result<(Normalized<'a>, u32)> {
+    s.dealer
+        .request(&items(y.len(), spec, out_frac, scales, Some(pending))?)?;
+    normalize_products(
+        s,
+        y,
+        spec,
+        scales,
+        out_frac,
+        Some(pending),
+        out,
+        storage,
+        scratch,
+    )
+}
+
+/// The comparisons and bit products of a normalization (its items already requested).
+#[allow(clippy::too_many_arguments)]
+fn normalize_products<'a, T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    y: &[AShare],
+    spec: &Spec,
+    scales: &[f64],
+    out_frac: u32,
+    pending: Option<u32>,
+    out: &mut [AShare],
+    storage: &'a mut [u64],
+    scratch: &mut [u64],
+) -> Result<(Normalized<'a>, u32)> {
     spec.check()?;
     let n = y.len();
     let j = spec.buckets();
     check_len("normalize output", scales.len() * n, out.len())?;
-    s.dealer.request(&items(n, spec, out_frac, scales)?)?;
     let g = guard_bits(out_frac, max_abs(scales))?;
     let mut st = Arena::new(storage);
     let mut ar = Arena::new(scratch);
@@ -328,8 +397,16 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
     }
     crate::prg::clear_tail(c, n * j);
 
-    let mstore = st.take(bitmul::material_words(n, j, 2))?;
-    let mut mat = bitmul::take(&mut s.dealer, n, j, 2, mstore)?;
+    let mut mat = match pending {
+        Some(f) => {
+            let mstore = st.take(bitmul::pending_material_words(n, j))?;
+            bitmul::take_pending(&mut s.dealer, n, j, f, mstore)?
+        }
+        None => {
+            let mstore = st.take(bitmul::material_words(n, j, 2))?;
+            bitmul::take(&mut s.dealer, n, j, 2, mstore)?
+        }
+    };
     let d = st.take(bw)?;
     let z = vals; // reuse: c_j y
     bitmul::first(
@@ -358,8 +435,7 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
             o[copy * n + i] = acc;
         }
     }
-    trunc::run_by(s, out, g, ar.rest())?;
-    Ok(Normalized { n, factors, d, mat })
+    Ok((Normalized { n, factors, d, mat }, g))
 }
 
 /// Rescales `x` (at `x_frac` bits) by the bucket's factor: `out = x kappa(j)` at
@@ -367,9 +443,10 @@ pub fn normalize<'a, T: Transport, D: Dealer, K: MatMul>(
 /// the range; below it the result is 0) and `|out| <= out_max`. Consumes the
 /// normalization: the bits' second mask is used once.
 /// Rounds: 2 (the bits are already open: only `x`'s mask is opened, then a truncation).
+#[allow(clippy::too_many_arguments)]
 pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
-    mut norm: Normalized<'_>,
+    norm: Normalized<'_>,
     x: &[AShare],
     x_frac: u32,
     kappa: impl Fn(i32) -> f64,
@@ -378,23 +455,78 @@ pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
+    let g = guard_bits(out_frac, out_max)?;
+    s.dealer.request(&[trunc::item(x.len(), g)])?;
+    rescale_raw(s, norm, x, x_frac, kappa, out_frac, out_max, out, scratch)?;
+    trunc::run_by(s, out, g, scratch)
+}
+
+/// [`rescale`] without its truncation: `out` at `out_frac + g` bits for the returned
+/// guard bits `g`, for a caller that truncates it in the round of its next opening
+/// ([`super::rowmul::run_pending`]). Rounds: 1.
+#[allow(clippy::too_many_arguments)]
+pub fn rescale_raw<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    norm: Normalized<'_>,
+    x: &[AShare],
+    x_frac: u32,
+    kappa: impl Fn(i32) -> f64,
+    out_frac: u32,
+    out_max: f64,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<u32> {
+    rescale_products(
+        s, norm, x, false, x_frac, kappa, out_frac, out_max, out, scratch,
+    )
+}
+
+/// [`rescale_raw`] of a value still to be truncated: `x` at `x_frac` plus the `pending`
+/// bits given to [`normalize_raw`], truncated in the round of its opening
+/// ([`bitmul::again_pending`]). Rounds: 1 ([`cost_rescale_pending`]).
+#[allow(clippy::too_many_arguments)]
+pub fn rescale_pending<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    norm: Normalized<'_>,
+    x: &[AShare],
+    x_frac: u32,
+    kappa: impl Fn(i32) -> f64,
+    out_frac: u32,
+    out_max: f64,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<u32> {
+    rescale_products(
+        s, norm, x, true, x_frac, kappa, out_frac, out_max, out, scratch,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rescale_products<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    mut norm: Normalized<'_>,
+    x: &[AShare],
+    pending: bool,
+    x_frac: u32,
+    kappa: impl Fn(i32) -> f64,
+    out_frac: u32,
+    out_max: f64,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<u32> {
     let (n, spec) = (norm.n, norm.factors.spec);
     let j = spec.buckets();
     check_len("rescale input", n, x.len())?;
     check_len("rescale output", n, out.len())?;
     let g = guard_bits(out_frac, out_max)?;
-    s.dealer.request(&[trunc::item(n, g)])?;
     let mut ar = Arena::new(scratch);
     let z = ar.take(n * j)?;
-    bitmul::again(
-        s,
-        &mut norm.mat,
-        1,
-        norm.d,
-        x,
-        AShare::from_raw_slice_mut(z),
-        ar.sub().rest(),
-    )?;
+    let zs = AShare::from_raw_slice_mut(z);
+    if pending {
+        bitmul::again_pending(s, &mut norm.mat, norm.d, x, zs, ar.sub().rest())?;
+    } else {
+        bitmul::again(s, &mut norm.mat, 1, norm.d, x, zs, ar.sub().rest())?;
+    }
     let coef = ar.take(j)?;
     telescoped(
         &spec,
@@ -410,28 +542,42 @@ pub fn rescale<T: Transport, D: Dealer, K: MatMul>(
         }
         o[i] = acc;
     }
-    trunc::run_by(s, out, g, ar.rest())
+    Ok(g)
 }
 
 /// Cost of [`normalize`] on `n` elements with `copies` scaled outputs.
 pub fn cost_normalize(n: usize, spec: &Spec, copies: usize) -> super::Cost {
+    cost_normalize_raw(n, spec) + trunc::cost(copies * n)
+}
+
+/// Cost of [`normalize_raw`] on `n` elements.
+pub fn cost_normalize_raw(n: usize, spec: &Spec) -> super::Cost {
     let dead: heapless::Vec<u32, MAX_BUCKETS> = (0..spec.buckets())
         .map(|c| spec.dropped(spec.compared(c)))
         .collect();
-    compare::fanout_coarse_cost(n, spec.buckets(), spec.k, &dead)
-        + bitmul::cost(n, spec.buckets())
-        + trunc::cost(copies * n)
+    compare::fanout_coarse_cost(n, spec.buckets(), spec.k, &dead) + bitmul::cost(n, spec.buckets())
 }
 
 /// Cost of [`rescale`] on `n` elements.
 pub fn cost_rescale(n: usize) -> super::Cost {
-    bitmul::cost_again(n) + trunc::cost(n)
+    cost_rescale_raw(n) + trunc::cost(n)
+}
+
+/// Cost of [`rescale_raw`] on `n` elements.
+pub fn cost_rescale_raw(n: usize) -> super::Cost {
+    bitmul::cost_again(n)
+}
+
+/// Cost of [`rescale_pending`] on `n` elements.
+pub fn cost_rescale_pending(n: usize) -> super::Cost {
+    bitmul::cost_again_pending(n)
 }
 
 /// A first guess `d0 + d1 u + d2 u^2` in `u = Y - 1` for a normalized value `Y` near 1
-/// (at `w` fractional bits), evaluated with one Beaver product and one truncation: the
-/// product `u (D2 u)` (`D2 = round(d2 2^g)`) and the addend `d0 2^S + D1 u`
-/// (`D1 = round(d1 2^(w+g))`) are both at `S = 2w + g` bits. With `|u|` small the
+/// (at `w` fractional bits), evaluated in one round: the square `u^2` (at `2w` bits, in
+/// the round of the normalization's truncation, [`trunc_square`]) times `D2 = round(d2 2^g)`
+/// and the addend `d0 2^S + D1 u` (`D1 = round(d1 2^(w+g))`) are both at `S = 2w + g`
+/// bits; the rescale truncates their sum in its own opening ([`rescale_pending`]). With `|u|` small the
 /// coefficients keep `g` bits where `u^2` multiplies them; `S` must leave the value at
 /// `u = -1` (the saturation bucket, `Y = 0`) below the truncation's `2^62`. Used by
 /// [`super::rsqrt`] and [`super::reciprocal::fine`].
@@ -468,41 +614,59 @@ impl Quadratic {
             + c2 as f64 / libm::exp2(self.g as f64)
     }
 
-    /// `out` = the quadratic at `y` (shares of `Y` at `w` bits, overwritten with `u`), at
-    /// `out_frac` bits. Scratch: [`Quadratic::scratch_words`]. Cost: [`mul::cost`].
+    /// `out` = the quadratic at `Y` at `S = 2 w + g` bits (not truncated: [`Quadratic::shift`]
+    /// bits above `out_frac`, for [`rescale_pending`]), from [`normalize_raw`]'s products
+    /// `y` (`Y` at `w + guard` bits; overwritten). The normalization's truncation and the
+    /// square of `u = Y - 1` share one round ([`trunc_square`]: `u` at `w` bits and `u^2`
+    /// at `2 w`); `d0 2^S + D1 u + D2 u^2` is then local.
+    /// Scratch: [`Quadratic::scratch_words`]. Cost: [`Quadratic::cost`].
     pub fn eval<T: Transport, D: Dealer, K: MatMul>(
         &self,
         s: &mut Session<T, D, K>,
         y: &mut [u64],
-        out_frac: u32,
+        guard: u32,
         out: &mut [AShare],
         scratch: &mut [u64],
     ) -> Result<()> {
         let n = y.len();
+        check_len("quadratic output", n, out.len())?;
         let [c0, c1, c2] = self.coefficients();
-        let one = s.party.share_of_public(1u64 << self.w);
+        // To square `Y - 1`, subtract 1 before the truncation: it carries it exactly.
+        let one = s.party.share_of_public(1u64 << (self.w + guard));
         let c0 = s.party.share_of_public(c0 as u64);
-        let mut ar = Arena::new(scratch);
-        let scaled = ar.take(n)?;
-        let addend = ar.take(n)?;
-        for i in 0..n {
-            y[i] = y[i].wrapping_sub(one);
-            scaled[i] = y[i].wrapping_mul(c2 as u64);
-            addend[i] = c0.wrapping_add(y[i].wrapping_mul(c1 as u64));
+        for v in y.iter_mut() {
+            *v = v.wrapping_sub(one);
         }
-        mul::mul_plus_by(
+        let mut ar = Arena::new(scratch);
+        let sq = ar.take(n)?;
+        trunc_square::trunc_square(
             s,
-            AShare::from_raw_slice(y),
-            AShare::from_raw_slice(scaled),
-            AShare::from_raw_slice(addend),
-            out,
-            self.scale() - out_frac,
+            AShare::from_raw_slice_mut(y),
+            guard,
+            AShare::from_raw_slice_mut(sq),
             ar.rest(),
-        )
+        )?;
+        let o = AShare::raw_slice_mut(out);
+        for i in 0..n {
+            o[i] = c0
+                .wrapping_add(y[i].wrapping_mul(c1 as u64))
+                .wrapping_add(sq[i].wrapping_mul(c2 as u64));
+        }
+        Ok(())
+    }
+
+    /// The bits by which [`Quadratic::eval`]'s output exceeds `out_frac`.
+    pub fn shift(&self, out_frac: u32) -> u32 {
+        self.scale() - out_frac
+    }
+
+    /// Cost of [`Quadratic::eval`] on `n` values.
+    pub fn cost(n: usize) -> super::Cost {
+        trunc_square::cost(n)
     }
 
     /// Scratch words of [`Quadratic::eval`] on `n` values.
     pub fn scratch_words(n: usize) -> usize {
-        2 * n + mul::scratch_words(n)
+        n + trunc_square::scratch_words(n)
     }
 }

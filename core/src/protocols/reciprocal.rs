@@ -217,7 +217,10 @@ pub fn cost(n: usize, spec: &Spec) -> super::Cost {
 
 /// Scratch words for [`divide_by_row_sums`].
 pub fn divide_scratch_words(rows: usize, cols: usize, spec: &Spec) -> usize {
-    2 * rows + scratch_words(rows, spec).max(super::rowmul::scratch_words(rows, cols))
+    2 * rows
+        + scratch_words(rows, spec)
+            .max(super::rowmul::scratch_words(rows, cols))
+            .max(super::rowmul::pending_scratch_words(rows, cols))
 }
 
 /// `out_ij = q_ij / sum_j q_ij` for each row of `q` (`rows x cols`, at `spec.in_frac`
@@ -245,6 +248,19 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
             .fold(0u64, |a, v| a.wrapping_add(*v));
     }
     let r = ar.take(rows)?;
+    if spec.steps == fine::STEPS {
+        // The rescale's truncation rides in the row product's round.
+        let g = fine::reciprocal_raw(
+            s,
+            AShare::from_raw_slice(sums),
+            spec,
+            recip_frac,
+            AShare::from_raw_slice_mut(r),
+            ar.sub().rest(),
+        )?;
+        let r = AShare::from_raw_slice(r);
+        return super::rowmul::run_pending(s, rows, cols, q, r, g, shift, out, ar.rest());
+    }
     reciprocal(
         s,
         AShare::from_raw_slice(sums),
@@ -265,6 +281,15 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
     )
 }
 
+/// Cost of [`divide_by_row_sums`].
+pub fn divide_cost(rows: usize, cols: usize, spec: &Spec) -> super::Cost {
+    if spec.steps == fine::STEPS {
+        fine::cost_raw(rows, spec) + super::rowmul::cost_pending(rows, cols)
+    } else {
+        cost(rows, spec) + super::rowmul::cost(rows, cols)
+    }
+}
+
 /// The reciprocal on eighth octaves, for row sums on a narrow range (the exact softmax's):
 /// many thresholds per value (8 per octave, one comparison batch all the same) buy a
 /// first guess close enough that one product finishes it.
@@ -274,14 +299,16 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
 ///    to 0.949 with the coarse thresholds' undershoot of at most `2^-7`), at
 ///    [`WORK_FRAC`](fine::WORK_FRAC) = 24 bits.
 /// 2. The minimax quadratic `x = d0 + d1 u + d2 u^2` in `u = Y - 1` ([`D`](fine::D),
-///    `scripts/fit_rsqrt.py --reciprocal`) has relative error at most 2.64e-5; one Beaver
-///    product `u (D2 u)` plus the addend `d0 2^S + D1 u`, both at `S = 2W + G` = 60 bits
-///    (`G` = 12), and one truncation give `x` at [`X_FRAC`] bits.
+///    `scripts/fit_rsqrt.py --reciprocal`) has relative error at most 2.64e-5; the square
+///    `u^2` (in the round of the normalization's truncation, [`norm::Quadratic`]) times
+///    `D2` plus the addend `d0 2^S + D1 u`, both at `S = 2W + G` = 60 bits (`G` = 12), and
+///    one truncation give `x` at [`X_FRAC`] bits.
 /// 3. Rescale by `F_j` (as applied): relative error at most 2.8e-5 (the method's and the
 ///    coefficients' rounding) plus the output's last bit.
 ///
 /// Saturation as for octaves (`u = -1` gives `x = d0 - d1 + d2`, 3.02, below the
-/// truncation's `2^62` at `S` bits). Rounds: `compare::rounds(k) + 2 + 2 + 2`.
+/// truncation's `2^62` at `S` bits). Rounds: `compare::rounds(k) + 1 + 2 + 2` (8 for
+/// `k <= 64`).
 pub mod fine {
     use super::*;
 
@@ -300,6 +327,25 @@ pub mod fine {
     /// The normalization's scale: `2 / (1 + 2^(-1/8))`.
     const C8: f64 = 1.043_294_617_499_389_1;
 
+    /// A spec on eighth octaves `[2^lo, 2^hi)` for inputs at `f` fractional bits, compared
+    /// over every non-negative ring value, with `above` as the saturation value: each
+    /// threshold exact to `2^-7` of itself (the undershoot [`fine`](self) allows), the
+    /// lowest one included.
+    pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
+        let shift = (f as i32 + lo - 7).max(0) as u32;
+        let steps = STEPS as i32;
+        Spec {
+            in_frac: f,
+            steps: STEPS,
+            lo: steps * lo,
+            hi: steps * hi,
+            k: 64 - shift,
+            shift,
+            above,
+            relative: 7,
+        }
+    }
+
     /// The first guess (see [`norm::Quadratic`]).
     const GUESS: norm::Quadratic = norm::Quadratic {
         d: D,
@@ -315,26 +361,47 @@ pub mod fine {
         out: &mut [AShare],
         scratch: &mut [u64],
     ) -> Result<()> {
+        let g = reciprocal_raw(s, y, spec, out_frac, out, scratch)?;
+        s.dealer
+            .request(&[crate::protocols::trunc::item(y.len(), g)])?;
+        crate::protocols::trunc::run_by(s, out, g, scratch)
+    }
+
+    fn out_max(spec: &Spec) -> f64 {
+        (1.0001 / spec.range().0).max(libm::fabs(spec.above))
+    }
+
+    /// [`super::reciprocal`] on eighth octaves without the rescale's truncation: `out` at
+    /// `out_frac + g` bits for the returned `g` ([`norm::rescale_raw`]).
+    pub fn reciprocal_raw<T: Transport, D: Dealer, K: MatMul>(
+        s: &mut Session<T, D, K>,
+        y: &[AShare],
+        spec: &Spec,
+        out_frac: u32,
+        out: &mut [AShare],
+        scratch: &mut [u64],
+    ) -> Result<u32> {
         let n = y.len();
         let mut ar = Arena::new(scratch);
         let storage = ar.take(norm::storage_words(n, spec))?;
         let u = ar.take(n)?;
-        let nz = norm::normalize(
+        let shift = GUESS.shift(X_FRAC);
+        let (nz, guard) = norm::normalize_raw(
             s,
             y,
             spec,
             &[C8],
             WORK_FRAC,
+            shift,
             AShare::from_raw_slice_mut(u),
             storage,
             ar.sub().rest(),
         )?;
         let factors = nz.factors();
         let x = ar.take(n)?;
-        GUESS.eval(s, u, X_FRAC, AShare::from_raw_slice_mut(x), ar.sub().rest())?;
-        let (lo, _) = spec.range();
+        GUESS.eval(s, u, guard, AShare::from_raw_slice_mut(x), ar.sub().rest())?;
         let above = spec.above;
-        norm::rescale(
+        norm::rescale_pending(
             s,
             nz,
             AShare::from_raw_slice(x),
@@ -347,7 +414,7 @@ pub mod fine {
                 }
             },
             out_frac,
-            (1.0001 / lo).max(libm::fabs(above)),
+            out_max(spec),
             out,
             ar.rest(),
         )
@@ -355,6 +422,11 @@ pub mod fine {
 
     /// Cost of [`super::reciprocal`] on eighth octaves.
     pub fn cost(n: usize, spec: &Spec) -> crate::protocols::Cost {
-        norm::cost_normalize(n, spec, 1) + mul::cost(n) + norm::cost_rescale(n)
+        cost_raw(n, spec) + crate::protocols::trunc::cost(n)
+    }
+
+    /// Cost of [`reciprocal_raw`] on `n` elements.
+    pub fn cost_raw(n: usize, spec: &Spec) -> crate::protocols::Cost {
+        norm::cost_normalize_raw(n, spec) + norm::Quadratic::cost(n) + norm::cost_rescale_pending(n)
     }
 }

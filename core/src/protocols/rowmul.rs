@@ -15,6 +15,8 @@ use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
 use crate::error::{check_len, Result};
 use crate::kernel::MatMul;
+use crate::party::PartyId;
+use crate::prg::words_for_bits;
 use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
@@ -102,6 +104,138 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
         }
     }
     trunc::run_by(s, out, shift, scratch)
+}
+
+/// [`rowmul`] whose row factor is a product not yet truncated: `r = trunc(v, g)` (faithful,
+/// as [`super::trunc`]) from `v` at `g` more fractional bits, and `out = (x r) >> shift`.
+/// The truncation of `v` rides in the product's round, as [`super::trunc_square`]'s does:
+/// each party opens `L_i - B` (with `L_i` its share of `r` before the wrap correction
+/// `c ab`, `c = 2^(64 - g)`) with `x - A` and its wrap bit, and then
+/// `x r = (E + A)(F + B) + c ab (E + A)`: `ab E` is local and `ab A` is linear in D's
+/// shares of `u A`, `v' A`, `u v' A` ([`Item::TruncRowTriple`]).
+/// Requests its material. Valid input range: `|v| < 2^62 - 2^g` ring units and the
+/// product's as [`rowmul`]. Cost: [`cost_pending`] (one round fewer than truncating `v`
+/// first).
+#[allow(clippy::too_many_arguments)]
+pub fn run_pending<T: Transport, D: Dealer, K: MatMul>(
+    s: &mut Session<T, D, K>,
+    rows: usize,
+    cols: usize,
+    x: &[AShare],
+    v: &[AShare],
+    g: u32,
+    shift: u32,
+    out: &mut [AShare],
+    scratch: &mut [u64],
+) -> Result<()> {
+    let n = rows * cols;
+    check_len("row product matrix", n, x.len())?;
+    check_len("row product scales", rows, v.len())?;
+    check_len("row product output", n, out.len())?;
+    if !(1..=62).contains(&g) {
+        return Err(crate::Error::Param(
+            "row product: the row factor's shift must be in 1..=62",
+        ));
+    }
+    let it = Item::TruncRowTriple {
+        rows: rows as u32,
+        cols: cols as u32,
+        f: g as u8,
+    };
+    s.dealer.request(&[it, trunc::item(n, shift)])?;
+    {
+        let nw = words_for_bits(rows);
+        let mut ar = Arena::new(scratch);
+        let rbits = ar.take(nw)?;
+        let uv = ar.take(rows)?;
+        let a = ar.take(n)?;
+        let b = ar.take(rows)?;
+        let c = AShare::raw_slice_mut(out);
+        let ua = ar.take(n)?;
+        let va = ar.take(n)?;
+        let uva = ar.take(n)?;
+        s.dealer.take(
+            it,
+            &mut [
+                &mut *rbits,
+                &mut *uv,
+                &mut *a,
+                &mut *b,
+                &mut *c,
+                &mut *ua,
+                &mut *va,
+                &mut *uva,
+            ],
+        )?;
+        let mine = ar.take_zeroed(n + rows + nw)?;
+        let theirs = ar.take(n + rows + nw)?;
+        let l = ar.take(rows)?;
+        crate::ring::sub_into(&mut mine[..n], AShare::raw_slice(x), a);
+        {
+            let (open, bits) = mine[n..].split_at_mut(rows);
+            trunc::pending(s.party, AShare::raw_slice(v), g, l, bits);
+            crate::ring::sub_into(open, l, b);
+            for (w, r) in bits.iter_mut().zip(rbits.iter()) {
+                *w ^= *r;
+            }
+        }
+        s.peer.exchange_u64(mine, theirs)?;
+        crate::prg::clear_tail(&mut theirs[n + rows..], rows);
+        let (opened, their_bits) = theirs.split_at_mut(n + rows);
+        let (mine_open, my_bits) = mine.split_at(n + rows);
+        let (alpha_w, beta_w) = match s.party {
+            PartyId::P0 => (my_bits, &*their_bits),
+            PartyId::P1 => (&*their_bits, my_bits),
+        };
+        crate::ring::add_assign(opened, mine_open);
+        let (e, f) = opened.split_at(n);
+        let p0 = s.party.is_p0();
+        let cw = 1u64 << (64 - g);
+        for i in 0..rows {
+            let (wi, bi) = (i / 64, i % 64);
+            let alpha = (alpha_w[wi] >> bi) & 1;
+            let beta = (beta_w[wi] >> bi) & 1;
+            let rbit = (rbits[wi] >> bi) & 1;
+            let sa = 1u64.wrapping_sub(alpha << 1);
+            let sb = 1u64.wrapping_sub(beta << 1);
+            let (sab, sba, both) = (
+                sa.wrapping_mul(beta),
+                sb.wrapping_mul(alpha),
+                sa.wrapping_mul(sb),
+            );
+            let ab = trunc::ab_share(p0, alpha, beta, rbit, uv[i]);
+            let both_bits = (alpha & beta).wrapping_neg();
+            for j in 0..cols {
+                let idx = i * cols + j;
+                // This party's share of ab A (see trunc_square's module docs).
+                let aba = (both_bits & a[idx])
+                    .wrapping_add(sab.wrapping_mul(ua[idx]))
+                    .wrapping_add(sba.wrapping_mul(va[idx]))
+                    .wrapping_add(both.wrapping_mul(uva[idx]));
+                let mut z = c[idx]
+                    .wrapping_add(e[idx].wrapping_mul(b[i]))
+                    .wrapping_add(a[idx].wrapping_mul(f[i]))
+                    .wrapping_add(cw.wrapping_mul(e[idx].wrapping_mul(ab).wrapping_add(aba)));
+                if p0 {
+                    z = z.wrapping_add(e[idx].wrapping_mul(f[i]));
+                }
+                c[idx] = z;
+            }
+        }
+    }
+    trunc::run_by(s, out, shift, scratch)
+}
+
+/// Scratch words of [`run_pending`] for `rows x cols`.
+pub fn pending_scratch_words(rows: usize, cols: usize) -> usize {
+    let (n, nw) = (rows * cols, words_for_bits(rows));
+    (nw + 3 * rows + 4 * n + 2 * (n + rows + nw) + rows).max(trunc::scratch_words(n))
+}
+
+/// Cost of [`run_pending`] on `rows x cols`.
+pub fn cost_pending(rows: usize, cols: usize) -> super::Cost {
+    let words = rows * cols + rows + words_for_bits(rows);
+    super::Cost::new(1, 8 * words as u64) + trunc::cost(rows * cols)
 }
 
 /// Cost of [`rowmul`] on `rows x cols`.

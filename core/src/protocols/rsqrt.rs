@@ -5,7 +5,7 @@
 //!    `F_j ~ C4 2^(-(j+1)/4)`, `C4 = 2 / (1 + 2^(-1/4))`, so `Y` lies in
 //!    `C4 [2^(-1/4), 1) = [0.9135, 1.0864)` (down to 0.9100 with the coarse thresholds'
 //!    undershoot of at most 1/256), at [`WORK_FRAC`] = 24 bits.
-//! 2. One product: with `u = Y - 1` (`|u| <= 0.09`), the minimax quadratic
+//! 2. One square: with `u = Y - 1` (`|u| <= 0.09`), the minimax quadratic
 //!    `r = d0 + d1 u + d2 u^2` ([`D`], `scripts/fit_rsqrt.py`) has relative error at most
 //!    5.43e-5 against `1/sqrt(Y)`. The product `u (D2 u)` (`D2` the integer `d2 2^G`,
 //!    [`G`] = 12) and the addend `d0 2^S + D1 u` (`D1 = d1 2^(W+G)`) are both at
@@ -24,10 +24,11 @@
 //! without wrapping over every non-negative ring value): relative error <= 2^-10 (the
 //! method's is 5.5e-5; the rest is the output's last bit) where the result is >= 2^-6,
 //! absolute <= 2^-14 below.
-//! Rounds: `compare::rounds(k) + 2 + 2 + 2` (the normalization, the product, the
-//! rescale); bits per element per party: `J` comparisons on `k` bits (P1's leaf bits
-//! once for all `J`), `J + 64` for the bit products, a truncation, `128 + 1` for the
-//! product, `64 + 1` for the rescale. (Two Goldschmidt steps from half octaves took two
+//! Rounds: `compare::rounds(k) + 1 + 2 + 2` (the normalization's comparisons and bit
+//! products; its truncation with the square of `u`, then the quadratic's truncation; the
+//! rescale: 8 at `k <= 64`); bits per element per party: `J` comparisons on `k` bits (P1's
+//! leaf bits once for all `J`), `J + 64` for the bit products, `64 + 1` for the
+//! truncation and square, 1 for the quadratic's truncation, `64 + 1` for the rescale. (Two Goldschmidt steps from half octaves took two
 //! product levels, 4 rounds and `3 (128 + 1)` bits, for an error of 1.1e-4.)
 
 use crate::arena::Arena;
@@ -106,9 +107,10 @@ pub fn scratch_words(n: usize, spec: &Spec) -> usize {
         + norm::scratch_words(n, spec, 1).max(mul::scratch_words(2 * n))
 }
 
-/// The normalized inverse square root `r ~ 1/sqrt(Y)` at [`R_FRAC`] bits and the
-/// normalization state, for callers that apply the power-of-two factor themselves
-/// ([`norm::rescale`] with [`kappa`]).
+/// The normalized inverse square root `r ~ 1/sqrt(y)` at [`R_FRAC`] bits plus the returned
+/// shift (not yet truncated) and the normalization state, for callers that apply the
+/// power-of-two factor themselves ([`norm::rescale_pending`] with [`kappa`], which
+/// truncates `r` in its round).
 pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     y: &[AShare],
@@ -116,7 +118,7 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
     r: &mut [AShare],
     storage: &'a mut [u64],
     scratch: &mut [u64],
-) -> Result<Normalized<'a>> {
+) -> Result<(Normalized<'a>, u32)> {
     let n = y.len();
     check_len("rsqrt output", n, r.len())?;
     if spec.steps != 4 {
@@ -126,18 +128,20 @@ pub fn normalized<'a, T: Transport, D: Dealer, K: MatMul>(
     }
     let mut ar = Arena::new(scratch);
     let u = ar.take(n)?;
-    let nz = norm::normalize(
+    let shift = GUESS.shift(R_FRAC);
+    let (nz, guard) = norm::normalize_raw(
         s,
         y,
         spec,
         &[C4],
         WORK_FRAC,
+        shift,
         AShare::from_raw_slice_mut(u),
         storage,
         ar.sub().rest(),
     )?;
-    GUESS.eval(s, u, R_FRAC, r, ar.rest())?;
-    Ok(nz)
+    GUESS.eval(s, u, guard, r, ar.rest())?;
+    Ok((nz, shift))
 }
 
 /// The factor that turns [`normalized`]'s `r` into `1/sqrt(y)` for bucket `j` (the spec's
@@ -168,7 +172,7 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
     let mut ar = Arena::new(scratch);
     let storage = ar.take(norm::storage_words(n, spec))?;
     let r = ar.take(n)?;
-    let nz = normalized(
+    let (nz, _) = normalized(
         s,
         y,
         spec,
@@ -177,7 +181,7 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
         ar.sub().rest(),
     )?;
     let factors = nz.factors();
-    norm::rescale(
+    let g = norm::rescale_pending(
         s,
         nz,
         AShare::from_raw_slice(r),
@@ -186,16 +190,24 @@ pub fn rsqrt<T: Transport, D: Dealer, K: MatMul>(
         out_frac,
         out_max(spec),
         out,
-        ar.rest(),
-    )
+        ar.sub().rest(),
+    )?;
+    s.dealer.request(&[super::trunc::item(n, g)])?;
+    super::trunc::run_by(s, out, g, ar.rest())
 }
 
 /// Cost of [`normalized`] on `n` elements.
 pub fn cost_normalized(n: usize, spec: &Spec) -> super::Cost {
-    norm::cost_normalize(n, spec, 1) + mul::cost(n)
+    norm::cost_normalize_raw(n, spec) + Quadratic::cost(n)
+}
+
+/// Cost of [`normalized`] followed by [`norm::rescale_pending`] on `n` elements (the
+/// scale not yet truncated).
+pub fn cost_scale_raw(n: usize, spec: &Spec) -> super::Cost {
+    cost_normalized(n, spec) + norm::cost_rescale_pending(n)
 }
 
 /// Cost of [`rsqrt`] on `n` elements.
 pub fn cost(n: usize, spec: &Spec) -> super::Cost {
-    cost_normalized(n, spec) + norm::cost_rescale(n)
+    cost_scale_raw(n, spec) + super::trunc::cost(n)
 }

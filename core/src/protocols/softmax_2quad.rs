@@ -3,13 +3,14 @@
 //!
 //! One square round (plus truncation) gives `q`; masked entries are zeroed locally (the
 //! mask is public: the token count is known to both parties); the row sums are local;
-//! [`super::reciprocal`] with a softmax-specific range gives `1/S` at 40 fractional bits
+//! [`super::reciprocal::fine`] (eighth octaves) with a softmax-specific range gives `1/S`
+//! at 40 fractional bits
 //! (the paper's fixed deflation by 5000 diverges past row sums of about 10^4; the
 //! power-of-two normalization has no such limit inside its range); one row-broadcast
 //! product brings `p` back to `f` bits.
 //!
 //! Valid input range: scores with `|x + c| < 2^15` (the square's fixed-point range) whose
-//! row sums `S` are in `[1/4, 2^26)`: max |error| <= 1e-3 (about 1e-5 relative, plus
+//! row sums `S` are in `[1/4, 2^26)`: max |error| <= 1e-3 (about 3e-5 relative, plus
 //! fixed-point rounding). That covers rows of 512 keys with `|x + c|` up to 362 everywhere
 //! (at `c = 5`, scores in [-20, 20] give `S <= 2^18.3`). Saturation: rows with `S < 1/4`
 //! (including all-masked rows) and rows with `S >= 2^26` give all-zero probabilities (the
@@ -17,11 +18,13 @@
 //!
 //! Fed by a product not yet truncated ([`softmax_2quad_wide`], as the encoder layer does),
 //! the product's truncation shares the square's round ([`super::trunc_square::trunc_square_to`]):
-//! 17 rounds after the product's opening instead of 18 ([`wide_cost`]).
+//! 11 rounds after the product's opening instead of 12 ([`wide_cost`]).
 //!
-//! Cost ([`cost`]): rounds `2 + 13 + 2` = 17; per party, `128 + 1` bits per element for
-//! the square, the reciprocal of the `rows` sums on 29 octave thresholds with 56-bit
-//! coarse comparisons, and the row-broadcast product.
+//! Cost ([`cost`]): rounds `2 + 7 + 2` = 11 (the reciprocal's last truncation rides in
+//! the row product's round, [`reciprocal::divide_by_row_sums`]); per party, `128 + 1` bits per element for
+//! the square, the reciprocal of the `rows` sums on 225 eighth-octave thresholds with
+//! 57-bit coarse comparisons (each decided to `2^-7` of itself), and the row-broadcast
+//! product.
 
 use crate::arena::Arena;
 use crate::dealer::Dealer;
@@ -44,9 +47,12 @@ pub const SUM_LO_LOG2: i32 = -2;
 /// Upper end of the row sums' range, as a power of two (rows at or above give zeros).
 pub const SUM_HI_LOG2: i32 = 26;
 
-/// The reciprocal spec for row sums at `f` bits in `[1/4, 2^26)`, 0 above.
+/// The reciprocal spec for row sums at `f` bits in `[1/4, 2^26)`, 0 above: eighth octaves
+/// ([`reciprocal::fine`]), whose one product after the normalization saves four rounds
+/// over octaves' three product levels; the 225 thresholds per row cost little, since a
+/// row has one sum.
 pub fn spec(f: u32) -> Spec {
-    reciprocal::spec_for(f, SUM_LO_LOG2, SUM_HI_LOG2, 0.0)
+    reciprocal::fine::spec_for(f, SUM_LO_LOG2, SUM_HI_LOG2, 0.0)
 }
 
 /// Scratch words for `rows x cols`.
@@ -56,7 +62,7 @@ pub fn scratch_words(rows: usize, cols: usize, f: u32) -> usize {
         + 2 * rows
         + square::scratch_words(n)
             .max(reciprocal::scratch_words(rows, &spec(f)))
-            .max(rowmul::scratch_words(rows, cols))
+            .max(rowmul::pending_scratch_words(rows, cols))
 }
 
 /// Scratch words of [`softmax_2quad_wide`] for `rows x cols`.
@@ -69,7 +75,7 @@ pub fn wide_scratch_words(rows: usize, cols: usize, f: u32) -> usize {
             .max(bitmul::convenience_scratch_words(n))
             .max(trunc::scratch_words(n))
             .max(reciprocal::scratch_words(rows, &spec(f)))
-            .max(rowmul::scratch_words(rows, cols))
+            .max(rowmul::pending_scratch_words(rows, cols))
 }
 
 /// 2Quad softmax of each row of `x` (`rows x cols`); masked entries get probability 0.
@@ -211,11 +217,10 @@ pub fn wide_cost(rows: usize, cols: usize, keep: bool, f: u32) -> super::Cost {
     trunc_square::cost_to(n, Width::FULL)
         + masked
         + trunc::cost(n)
-        + reciprocal::cost(rows, &spec(f))
-        + rowmul::cost(rows, cols)
+        + reciprocal::divide_cost(rows, cols, &spec(f))
 }
 
 /// Cost of the 2Quad softmax on `rows x cols` (at `f` fractional bits).
 pub fn cost(rows: usize, cols: usize, f: u32) -> super::Cost {
-    square::cost(rows * cols) + reciprocal::cost(rows, &spec(f)) + rowmul::cost(rows, cols)
+    square::cost(rows * cols) + reciprocal::divide_cost(rows, cols, &spec(f))
 }

@@ -38,7 +38,7 @@
 //! (unspecified output).
 //!
 //! Rounds: `ceil(log4 cols) (rounds(k) + 1)` for the max tree (16 at 128 keys),
-//! `+ rounds(k) + 8 + 1 + 9 + 2` (39 at 128 keys). Bits per element per party: about
+//! `+ rounds(k) + 8 + 1 + 7 + 2` (37 at 128 keys; the reciprocal's last truncation rides in the row product's round). Bits per element per party: about
 //! `2 cmp(k) + 66` for the tree (six comparisons per group of four, a third of a group per
 //! element over all levels), `cmp(k)` for
 //! clipping, `7 x 49` for the exponential, 65 + 64 + 1 for the rest.
@@ -110,7 +110,7 @@ pub fn scratch_words(rows: usize, cols: usize, k: u32) -> usize {
             .max(square::scratch_words(n))
             .max(trunc_square::scratch_words(n))
             .max(reciprocal::scratch_words(rows, &spec(cols)))
-            .max(rowmul::scratch_words(rows, cols))
+            .max(rowmul::pending_scratch_words(rows, cols))
 }
 
 /// Exact-ish softmax of each row of `x` (`rows x cols`), `k`-bit comparisons.
@@ -374,6 +374,5 @@ pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
     c + compare::cost(n, k)
         + sq
         + bitmul::cost(n, 1)
-        + reciprocal::cost(rows, &spec(cols))
-        + rowmul::cost(rows, cols)
+        + reciprocal::divide_cost(rows, cols, &spec(cols))
 }

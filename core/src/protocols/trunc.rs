@@ -368,6 +368,25 @@ pub fn apply_segments_in<T: Transport, D: Dealer, K: MatMul>(
 /// the opened bits `alpha`, `beta`, its own random bit `rbit` (`u` at P0, `v'` at P1) and
 /// its share `sh` of `u v'`. Also used by [`super::trunc_square`].
 #[inline(always)]
+/// The local half of a faithful truncation by `g` bits in the full ring, for protocols that
+/// open its result in their own round: this party's `L_i = (z_i >> g) - c msb(z_i) - bias`
+/// (`z = v + 2^62 + 2^g` with the bias added by P0, `c = 2^(64 - g)`) into `l`, and its
+/// wrap bits `msb(z_i)` ORed into the zeroed packed `bits`. The truncated value is
+/// `L + c ab`, with `ab` from [`ab_share`] once the masked bits are open.
+pub(crate) fn pending(party: PartyId, v: &[u64], g: u32, l: &mut [u64], bits: &mut [u64]) {
+    let bias = party.share_of_public((1u64 << 62).wrapping_add(1u64 << g));
+    let unbias = party.share_of_public(1u64 << (62 - g));
+    let c = 1u64 << (64 - g);
+    for (i, (li, vi)) in l.iter_mut().zip(v).enumerate() {
+        let z = vi.wrapping_add(bias);
+        let msb = z >> 63;
+        bits[i / 64] |= msb << (i % 64);
+        *li = (z >> g)
+            .wrapping_sub(msb.wrapping_mul(c))
+            .wrapping_sub(unbias);
+    }
+}
+
 pub(crate) fn ab_share(p0: bool, alpha: u64, beta: u64, rbit: u64, sh: u64) -> u64 {
     // (1 - 2a)(1 - 2b) sh is sh or -sh; b (1 - 2a) r and a (1 - 2b) r are (1 - 2a) or
     // (1 - 2b) when the bits multiplying them are set: selects, no multiplies.

@@ -47,6 +47,12 @@ fn items() -> Vec<Item> {
         },
         Item::RowTriple { rows: 2, cols: 8 },
         Item::SquareScale { rows: 2, cols: 8 },
+        Item::BitMulTrunc { n: 3, m: 5, f: 40 },
+        Item::TruncRowTriple {
+            rows: 3,
+            cols: 5,
+            f: 40,
+        },
         Item::SegmentSeries { n: 4, p: 20, k: 6, f: 16, bits: 22, shift: 12 },
         Item::Max4 { groups: 5 },
         Item::Sine {
