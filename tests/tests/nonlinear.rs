@@ -1227,6 +1227,87 @@ fn products_at_the_ends_of_their_range() {
     }
 }
 
+/// The second use of bit-product material whose value is still to be truncated
+/// (`bitmul::again_pending`, the rescale after a normalization): each `b_ij trunc(w_i, g)`
+/// within one unit of `b_ij w_i / 2^g` (the faithful truncation), at the truncation's range
+/// ends too; one round and `cost_again_pending`'s bytes; a second opening is refused.
+#[test]
+fn a_bit_product_truncates_its_second_value_in_its_round() {
+    let (n, m, g) = (70usize, 3usize, 40u32);
+    let x = reals(34, n, -5.0, 5.0);
+    let lim = (1i64 << 62) - (1i64 << g) - 1;
+    let mut w: Vec<i64> = vec![0, 1, -1, lim, -lim, 1 << g, -(1 << g)];
+    let mut st = 0x9e37_79b9_7f4a_7c15u64;
+    while w.len() < n {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        w.push((st % (2 * lim as u64)) as i64 - lim);
+    }
+    let wv: Vec<u64> = w.iter().map(|v| *v as u64).collect();
+    let mut bits = vec![0u64; words_for_bits(n * m)];
+    for i in 0..n * m {
+        if (i * 7 + i / 3) % 5 < 2 {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let xs = share(s, PartyId::P0, &x)?;
+            let mut ws = vec![AShare::default(); n];
+            let own = (s.party() == PartyId::P0).then_some(&wv[..]);
+            input::share_input(s, PartyId::P0, own, &mut ws)?;
+            // P0 holds the bits; P1's XOR share is zero.
+            let mine = if s.party().is_p0() {
+                bits.clone()
+            } else {
+                vec![0; bits.len()]
+            };
+            let it = secformer_core::dealer::Item::BitMulTrunc {
+                n: n as u32,
+                m: m as u16,
+                f: g as u8,
+            };
+            s.dealer_mut().request(&[it])?;
+            let mut storage = vec![0u64; bitmul::pending_material_words(n, m)];
+            let mut mat = bitmul::take_pending(s.dealer_mut(), n, m, g, &mut storage)?;
+            let mut d = vec![0u64; words_for_bits(n * m)];
+            let mut out = vec![AShare::default(); n * m];
+            let mut scratch =
+                vec![0u64; bitmul::scratch_words(n, m).max(bitmul::pending_scratch_words(n))];
+            bitmul::first(s, &mut mat, &mine, &xs, &mut d, &mut out, &mut scratch)?;
+            let before = s.peer_stats();
+            bitmul::again_pending(s, &mut mat, &d, &ws, &mut out, &mut scratch)?;
+            let st = s.peer_stats().since(&before);
+            let c = bitmul::cost_again_pending(n);
+            assert_eq!((st.rounds, st.payload_sent), (c.rounds, c.bytes(s.party())));
+            let twice = bitmul::again_pending(s, &mut mat, &d, &ws, &mut out, &mut scratch);
+            assert!(
+                twice.is_err(),
+                "a second opening of the value mask is refused"
+            );
+            let mut o = vec![0u64; n * m];
+            reveal::reveal(s, &out, &mut o)?;
+            Ok(o)
+        })
+        .unwrap();
+        for i in 0..n {
+            let exact = w[i] as f64 / (1u64 << g) as f64;
+            for j in 0..m {
+                let idx = i * m + j;
+                let b = (bits[idx / 64] >> (idx % 64)) & 1;
+                let got = r[idx] as i64 as f64;
+                let want = b as f64 * exact;
+                assert!(
+                    (got - want).abs() <= 1.0 + 1e-9,
+                    "bit {b}, w {}: {got}",
+                    w[i]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_bit_product_mask_opens_once() {
     // Material for one value per bit and a second use: first, again, then a second
