@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fits the quadratic first guesses of `core/src/protocols/rsqrt.rs` and (with
-`--reciprocal`) of `core/src/protocols/reciprocal.rs`'s eighth-octave variant.
+`--reciprocal`) of `core/src/protocols/reciprocal.rs`'s eighth-octave variant (with
+`--reciprocal --steps 4`, its quarter-octave one).
 
 The normalization to 1/s of an octave (s = 4 for the inverse square root, 8 for the
 reciprocal) leaves Y in C [2^(-1/s) (1 - du), 1) with C = 2 / (1 + 2^(-1/s)), where du is
@@ -15,6 +16,8 @@ import numpy as np
 
 recip = "--reciprocal" in sys.argv
 steps, undershoot, power = (8, 2.0 ** -7, -1.0) if recip else (4, 1.0 / 256.0, -0.5)
+if "--steps" in sys.argv:  # the reciprocal on quarter octaves: --reciprocal --steps 4
+    steps = int(sys.argv[sys.argv.index("--steps") + 1])
 c = 2.0 / (1.0 + 2.0 ** (-1.0 / steps))
 lo, hi = c * 2.0 ** (-1.0 / steps) * (1.0 - undershoot), c
 y = np.linspace(lo, hi, 40001)

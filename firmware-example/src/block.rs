@@ -78,10 +78,10 @@ pub const GELU_BITS: u32 = gelu::DEFAULT_BITS;
 pub const WEIGHT_ID_BASE: u32 = 1;
 
 /// Words of the firmware's static arena (checked against [`mem_words`] by the host tests).
-pub const ARENA_WORDS: usize = 148 * 1024;
+pub const ARENA_WORDS: usize = 104 * 1024;
 /// Bytes of P1's per-request correction buffer ([`secformer_core::dealer::prefetch::Prefetch`]);
 /// the host tests check the largest request of the block fits.
-pub const PREFETCH_BYTES: usize = 480 * 1024;
+pub const PREFETCH_BYTES: usize = 320 * 1024;
 /// Bytes the device may hold of P0's frames that arrive while it reads dealer data (the
 /// relay's race window: at most one P0 message, see `line.rs`).
 pub const STASH_BYTES: usize = 40 * 1024;

@@ -45,10 +45,10 @@ const LARGEST_PAYLOAD: usize = {
         ffn
     }
 };
-/// Largest sealed frame from D: its largest correction slot in this block is 274.3 KiB (the
-/// 2Quad softmax's 225 eighth-octave comparisons per row sum: their first-level monomials;
+/// Largest sealed frame from D: its largest correction slot in this block is 139.6 KiB (the
+/// 2Quad softmax's 113 quarter-octave comparisons per row sum: their first-level monomials;
 /// measured by the device-thread test, which fails if a frame does not fit), and the tag.
-pub const DEALER_RX_BYTES: usize = 276 * 1024 + TAG_LEN;
+pub const DEALER_RX_BYTES: usize = 140 * 1024 + TAG_LEN;
 /// Largest sealed frame to D (a request, and the tag).
 pub const DEALER_TX_BYTES: usize = 2 * 1024;
 /// Largest sealed frame each way on the peer link (an opened weight, and the tag).

@@ -734,6 +734,63 @@ fn reciprocal_on_eighth_octaves_of_a_narrow_range() {
     }
 }
 
+/// The reciprocal on quarter octaves over the 2Quad softmax's row-sum range `[1/4, 2^26)`
+/// at 16 fractional bits: relative error within the quadratic's 1.85e-4 plus the output's
+/// last bits, at every threshold and one LSB below it too; 0 below and above the range;
+/// rounds and bytes as `reciprocal::cost`.
+#[test]
+fn reciprocal_on_quarter_octaves_of_the_softmax_range() {
+    let spec = softmax_2quad::spec(16);
+    assert_eq!(spec.steps, reciprocal::fine::QUARTER);
+    let (lo, hi) = spec.range();
+    let mut y = log_range(73, 1200, lo.log2(), hi.log2() - 1e-6);
+    for j in (spec.lo..spec.hi).step_by(3) {
+        let t = 2f64.powf(j as f64 / 4.0);
+        y.extend([t, t - LSB]);
+    }
+    y.retain(|v| *v >= lo && *v < hi * 0.999);
+    let outside = [0.0, lo * 0.9, hi, hi * 4.0];
+    y.extend(outside);
+    let g = dec(&enc(&y));
+    for net in NETS {
+        let (r, _) = run(net, |s| {
+            let ys = share(s, PartyId::P1, &y)?;
+            let mut o = vec![AShare::default(); y.len()];
+            let mut scratch = vec![0u64; reciprocal::scratch_words(y.len(), &spec)];
+            let before = s.peer_stats();
+            reciprocal::reciprocal(s, &ys, &spec, 40, &mut o, &mut scratch)?;
+            let st = s.peer_stats().since(&before);
+            let want = reciprocal::cost(y.len(), &spec);
+            assert_eq!(
+                (st.rounds, st.payload_sent),
+                (want.rounds, want.bytes(s.party()))
+            );
+            let mut out = vec![0u64; o.len()];
+            reveal::reveal(s, &o, &mut out)?;
+            Ok(out
+                .iter()
+                .map(|v| *v as i64 as f64 / 2f64.powi(40))
+                .collect::<Vec<f64>>())
+        })
+        .unwrap();
+        let n_in = y.len() - outside.len();
+        for (v, got) in g[..n_in].iter().zip(&r[..n_in]) {
+            let want = 1.0 / v;
+            let rel = (got - want).abs() / want;
+            assert!(
+                rel <= 1.9e-4 + 4.0 / 2f64.powi(40) / want,
+                "1/{v} = {got} (rel {rel:.2e})"
+            );
+        }
+        for (v, got) in outside.iter().zip(&r[n_in..]) {
+            assert!(
+                got.abs() < 1e-9,
+                "1/{v} outside the range gives {got}, not 0"
+            );
+        }
+    }
+}
+
 #[test]
 fn rsqrt_over_its_range_and_beyond() {
     let spec = rsqrt::default_spec(16);

@@ -219,9 +219,9 @@ fn measured_costs_equal_the_documented_formulas() {
         13
     );
     assert_eq!(rsqrt::cost(64, &rsqrt::default_spec(F)).rounds, 7);
-    // The softmax's reciprocal: 225 eighth-octave thresholds on 57 bits per row sum.
+    // The softmax's reciprocal: 113 quarter-octave thresholds on 57 bits per row sum.
     let sp = softmax_2quad::spec(F);
-    assert_eq!((sp.buckets(), sp.k, sp.shift), (225, 57, 7));
+    assert_eq!((sp.buckets(), sp.k, sp.shift), (113, 57, 7));
 }
 
 #[test]

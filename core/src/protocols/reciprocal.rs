@@ -116,10 +116,10 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
     check_len("reciprocal output", n, out.len())?;
     match spec.steps {
         1 => {}
-        fine::STEPS => return fine::reciprocal(s, y, spec, out_frac, out, scratch),
+        4 | fine::STEPS => return fine::reciprocal(s, y, spec, out_frac, out, scratch),
         _ => {
             return Err(crate::Error::Param(
-                "reciprocal: the spec must use octaves or eighth octaves",
+                "reciprocal: the spec must use octaves, quarter or eighth octaves",
             ))
         }
     }
@@ -205,7 +205,7 @@ pub fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of the reciprocal of `n` elements.
 pub fn cost(n: usize, spec: &Spec) -> super::Cost {
-    if spec.steps == fine::STEPS {
+    if fine::grid(spec.steps).is_some() {
         return fine::cost(n, spec);
     }
     norm::cost_normalize(n, spec, 2)
@@ -248,7 +248,7 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
             .fold(0u64, |a, v| a.wrapping_add(*v));
     }
     let r = ar.take(rows)?;
-    if spec.steps == fine::STEPS {
+    if fine::grid(spec.steps).is_some() {
         // The rescale's truncation rides in the row product's round.
         let g = fine::reciprocal_raw(
             s,
@@ -283,16 +283,18 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of [`divide_by_row_sums`].
 pub fn divide_cost(rows: usize, cols: usize, spec: &Spec) -> super::Cost {
-    if spec.steps == fine::STEPS {
+    if fine::grid(spec.steps).is_some() {
         fine::cost_raw(rows, spec) + super::rowmul::cost_pending(rows, cols)
     } else {
         cost(rows, spec) + super::rowmul::cost(rows, cols)
     }
 }
 
-/// The reciprocal on eighth octaves, for row sums on a narrow range (the exact softmax's):
-/// many thresholds per value (8 per octave, one comparison batch all the same) buy a
-/// first guess close enough that one product finishes it.
+/// The reciprocal on eighth (or quarter) octaves, for the softmaxes' row sums: many
+/// thresholds per value (8 or 4 per octave, one comparison batch all the same) buy a first
+/// guess close enough that one product finishes it. On quarter octaves ([`fine::QUARTER`],
+/// the 2Quad softmax's wide row-sum range) `Y` lies in `[0.906, 1.086)` and the quadratic's
+/// relative error is at most 1.85e-4, for half the comparisons.
 ///
 /// 1. Normalize to eighth octaves: `Y = y F_j`, `F_j ~ C8 2^(-(j+1)/8)`,
 ///    `C8 = 2 / (1 + 2^(-1/8))`, so `Y` lies in `C8 [2^(-1/8), 1) = [0.957, 1.043)` (down
@@ -326,32 +328,66 @@ pub mod fine {
     ];
     /// The normalization's scale: `2 / (1 + 2^(-1/8))`.
     const C8: f64 = 1.043_294_617_499_389_1;
+    /// `d0, d1, d2` on quarter octaves (`scripts/fit_rsqrt.py --reciprocal --steps 4`: the
+    /// same undershoot, `2^-7`; relative error at most 1.85e-4).
+    pub const D_QUARTER: [f64; 3] = [
+        9.999_780_041_574_303e-1,
+        -1.006_115_790_878_418,
+        1.017_003_730_354_589,
+    ];
+    /// The quarter-octave normalization's scale: `2 / (1 + 2^(-1/4))`.
+    const C4: f64 = 1.086_427_233_725_889_8;
+    /// Thresholds per octave of the quarter-octave grid.
+    pub const QUARTER: u32 = 4;
+
+    /// A grid: its scale and first guess.
+    #[derive(Clone, Copy)]
+    pub(super) struct Grid {
+        c: f64,
+        guess: norm::Quadratic,
+    }
+
+    /// The grid of `steps` thresholds per octave (8 or 4).
+    pub(super) fn grid(steps: u32) -> Option<Grid> {
+        let d = match steps {
+            STEPS => D,
+            QUARTER => D_QUARTER,
+            _ => return None,
+        };
+        let c = if steps == STEPS { C8 } else { C4 };
+        Some(Grid {
+            c,
+            guess: norm::Quadratic {
+                d,
+                w: WORK_FRAC,
+                g: G,
+            },
+        })
+    }
 
     /// A spec on eighth octaves `[2^lo, 2^hi)` for inputs at `f` fractional bits, compared
     /// over every non-negative ring value, with `above` as the saturation value: each
     /// threshold exact to `2^-7` of itself (the undershoot [`fine`](self) allows), the
     /// lowest one included.
     pub fn spec_for(f: u32, lo: i32, hi: i32, above: f64) -> Spec {
+        spec_on(STEPS, f, lo, hi, above)
+    }
+
+    /// [`spec_for`] on `steps` thresholds per octave (8 or 4, [`QUARTER`]).
+    pub fn spec_on(steps: u32, f: u32, lo: i32, hi: i32, above: f64) -> Spec {
         let shift = (f as i32 + lo - 7).max(0) as u32;
-        let steps = STEPS as i32;
+        let per = steps as i32;
         Spec {
             in_frac: f,
-            steps: STEPS,
-            lo: steps * lo,
-            hi: steps * hi,
+            steps,
+            lo: per * lo,
+            hi: per * hi,
             k: 64 - shift,
             shift,
             above,
             relative: 7,
         }
     }
-
-    /// The first guess (see [`norm::Quadratic`]).
-    const GUESS: norm::Quadratic = norm::Quadratic {
-        d: D,
-        w: WORK_FRAC,
-        g: G,
-    };
 
     pub(super) fn reciprocal<T: Transport, D: Dealer, K: MatMul>(
         s: &mut Session<T, D, K>,
@@ -382,15 +418,18 @@ pub mod fine {
         scratch: &mut [u64],
     ) -> Result<u32> {
         let n = y.len();
+        let Grid { c, guess } = grid(spec.steps).ok_or(crate::Error::Param(
+            "reciprocal: the spec must use quarter or eighth octaves",
+        ))?;
         let mut ar = Arena::new(scratch);
         let storage = ar.take(norm::storage_words(n, spec))?;
         let u = ar.take(n)?;
-        let shift = GUESS.shift(X_FRAC);
+        let shift = guess.shift(X_FRAC);
         let (nz, guard) = norm::normalize_raw(
             s,
             y,
             spec,
-            &[C8],
+            &[c],
             WORK_FRAC,
             shift,
             AShare::from_raw_slice_mut(u),
@@ -399,7 +438,7 @@ pub mod fine {
         )?;
         let factors = nz.factors();
         let x = ar.take(n)?;
-        GUESS.eval(s, u, guard, AShare::from_raw_slice_mut(x), ar.sub().rest())?;
+        guess.eval(s, u, guard, AShare::from_raw_slice_mut(x), ar.sub().rest())?;
         let above = spec.above;
         norm::rescale_pending(
             s,
@@ -408,9 +447,9 @@ pub mod fine {
             X_FRAC,
             |j| {
                 if j >= spec.hi {
-                    above / GUESS.at_minus_one()
+                    above / guess.at_minus_one()
                 } else {
-                    factors.get(C8, j)
+                    factors.get(c, j)
                 }
             },
             out_frac,

@@ -3,14 +3,14 @@
 //!
 //! One square round (plus truncation) gives `q`; masked entries are zeroed locally (the
 //! mask is public: the token count is known to both parties); the row sums are local;
-//! [`super::reciprocal::fine`] (eighth octaves) with a softmax-specific range gives `1/S`
+//! [`super::reciprocal::fine`] (quarter octaves) with a softmax-specific range gives `1/S`
 //! at 40 fractional bits
 //! (the paper's fixed deflation by 5000 diverges past row sums of about 10^4; the
 //! power-of-two normalization has no such limit inside its range); one row-broadcast
 //! product brings `p` back to `f` bits.
 //!
 //! Valid input range: scores with `|x + c| < 2^15` (the square's fixed-point range) whose
-//! row sums `S` are in `[1/4, 2^26)`: max |error| <= 1e-3 (about 3e-5 relative, plus
+//! row sums `S` are in `[1/4, 2^26)`: max |error| <= 1e-3 (about 2e-4 relative, plus
 //! fixed-point rounding). That covers rows of 512 keys with `|x + c|` up to 362 everywhere
 //! (at `c = 5`, scores in [-20, 20] give `S <= 2^18.3`). Saturation: rows with `S < 1/4`
 //! (including all-masked rows) and rows with `S >= 2^26` give all-zero probabilities (the
@@ -22,7 +22,7 @@
 //!
 //! Cost ([`cost`]): rounds `2 + 7 + 2` = 11 (the reciprocal's last truncation rides in
 //! the row product's round, [`reciprocal::divide_by_row_sums`]); per party, `128 + 1` bits per element for
-//! the square, the reciprocal of the `rows` sums on 225 eighth-octave thresholds with
+//! the square, the reciprocal of the `rows` sums on 113 quarter-octave thresholds with
 //! 57-bit coarse comparisons (each decided to `2^-7` of itself), and the row-broadcast
 //! product.
 
@@ -47,12 +47,12 @@ pub const SUM_LO_LOG2: i32 = -2;
 /// Upper end of the row sums' range, as a power of two (rows at or above give zeros).
 pub const SUM_HI_LOG2: i32 = 26;
 
-/// The reciprocal spec for row sums at `f` bits in `[1/4, 2^26)`, 0 above: eighth octaves
+/// The reciprocal spec for row sums at `f` bits in `[1/4, 2^26)`, 0 above: quarter octaves
 /// ([`reciprocal::fine`]), whose one product after the normalization saves four rounds
-/// over octaves' three product levels; the 225 thresholds per row cost little, since a
-/// row has one sum.
+/// over octaves' three product levels, at 113 thresholds per row sum (eighth octaves would
+/// halve the quadratic's error, 1.85e-4, for twice the comparisons).
 pub fn spec(f: u32) -> Spec {
-    reciprocal::fine::spec_for(f, SUM_LO_LOG2, SUM_HI_LOG2, 0.0)
+    reciprocal::fine::spec_on(reciprocal::fine::QUARTER, f, SUM_LO_LOG2, SUM_HI_LOG2, 0.0)
 }
 
 /// Scratch words for `rows x cols`.
