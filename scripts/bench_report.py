@@ -15,6 +15,13 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- tables: begin -->", "<!-- tables: end -->"
 BATCH_BEGIN, BATCH_END = "<!-- batches: begin -->", "<!-- batches: end -->"
 BATCHES, BATCH_NETS = (1, 4, 16), ("loopback", "wan")
+# Runs not re-measured since the protocols last changed (wire protocol 12: truncations that
+# ride in the next opening, the 2Quad softmax's reciprocal on quarter octaves): their rows
+# are marked and keep the previous version's rounds, bytes and times. Empty after a full
+# `scripts/bench_matrix.sh`.
+PREVIOUS = {"base-512-2quad", "large-512-2quad", "large-128-exact", "batch-minilm-2quad-wan-b1",
+            "batch-minilm-2quad-wan-b4", "batch-minilm-2quad-wan-b16", "first-result"}
+MARK = " (previous protocols)"
 
 
 def load(name):
@@ -58,7 +65,8 @@ def tables():
     for n, d in runs:
         if d:
             assert d["online_dealer_bytes"] == 0, n
-            out.append(row(d) + (f" {tags[d['cpu']]} |" if len(cpus) > 1 else ""))
+            r = row(d) + (f" {tags[d['cpu']]} |" if len(cpus) > 1 else "")
+            out.append(r.replace(f"| {d['seq']} |", f"| {d['seq']}{MARK} |", 1) if n in PREVIOUS else r)
         else:
             missing.append(n)
     why = {
@@ -69,7 +77,7 @@ def tables():
     for n in missing:
         out += ["", f"Not measured: {n}" + (f", {why[n]}: more disk than the machine had free "
                                            "(`EXACT_512=1 scripts/bench_matrix.sh` runs it)." if n in why else ".")]
-    comp = [(n, d) for n, d in runs if d and d["net"] == "loopback"]
+    comp = [(n, d) for n, d in runs if d and d["net"] == "loopback" and n not in PREVIOUS]
     out += ["", "Online time per component (seconds, loopback):", "",
             "| run | linear | softmax | GeLU | LayerNorm | others |", "|---|---|---|---|---|---|"]
     for n, d in comp:
@@ -85,7 +93,8 @@ def tables():
             out.append(f"| {model_name(d)} | {d['seq']} | {d['inferences_per_minute']:.1f} |")
     first = BENCH / "first-result.json"
     if first.exists():
-        out += ["", "Time to the first result: from starting `secformer infer` to its result on stdout "
+        out += ["", "Time to the first result" + (MARK if "first-result" in PREVIOUS else "")
+                + ": from starting `secformer infer` to its result on stdout "
                 "(then it keeps the session, saving state and the next prepared pass, until it exits); "
                 "`scripts/first_result.sh`:", "",
                 "| model | fresh client s | resumed client s | fresh, until exit | resumed, until exit |",
@@ -102,6 +111,8 @@ def batches():
     variants = [("exact", "batch-minilm-"), ("2quad", "batch-minilm-2quad-")]
     runs = [(sm, net, b, load(f"{pre}{net}-b{b}"))
             for sm, pre in variants for net in BATCH_NETS for b in BATCHES]
+    stale = {(sm, net, b) for sm, pre in variants for net in BATCH_NETS for b in BATCHES
+             if f"{pre}{net}-b{b}" in PREVIOUS}
     have = [(sm, net, b, d) for sm, net, b, d in runs if d]
     if not have:
         return "Not measured yet (`bash scripts/bench_matrix.sh batch`)."
@@ -117,11 +128,15 @@ def batches():
         assert d["online_dealer_bytes"] == 0, (sm, net, b)
         assert d["pool"]["batch"] == b and d["softmax"] == sm, (sm, net, b)
         out.append("| {} | {} | {} | {:.2f} | {:.3f} | {:.2f} | {} |".format(
-            sm, b, net, d["online_seconds"], d["online_seconds"] / b,
+            sm, b, net + (MARK if (sm, net, b) in stale else ""), d["online_seconds"], d["online_seconds"] / b,
             d["online_bytes_per_party"] / b / 1e6, d["rounds"]))
     got = {(sm, net, b): d for sm, net, b, d in have}
     checks = []
     for sm, _ in variants:
+        if any((sm, "wan", b) in stale for b in BATCHES):
+            # Batch 1 and 16 from different protocol versions do not compare.
+            got = {k: v for k, v in got.items() if not (k[0] == sm and k[1] == "wan")}
+            checks.append(f"* {sm}, wan: not re-measured since the protocols changed.")
         for net in BATCH_NETS:
             one, many = got.get((sm, net, 1)), got.get((sm, net, 16))
             if one and many:
