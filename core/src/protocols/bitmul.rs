@@ -355,29 +355,14 @@ pub fn again_pending<T: Transport, D: Dealer, K: MatMul>(
     let c = 1u64 << (64 - f);
     let o = AShare::raw_slice_mut(out);
     for e in 0..n {
-        let (wi, bi) = (e / 64, e % 64);
-        let alpha = (alpha_w[wi] >> bi) & 1;
-        let beta = (beta_w[wi] >> bi) & 1;
-        let tbit = (tbits[wi] >> bi) & 1;
-        let sa = 1u64.wrapping_sub(alpha << 1);
-        let sb = 1u64.wrapping_sub(beta << 1);
-        let (sab, sba, both) = (
-            sa.wrapping_mul(beta),
-            sb.wrapping_mul(alpha),
-            sa.wrapping_mul(sb),
-        );
-        let both_bits = (alpha & beta).wrapping_neg();
+        let wrap = super::trunc::Wrap::at(p0, alpha_w, beta_w, tbits, uv[e], e);
         // This party's share of v = L + c ab.
-        let v =
-            l[e].wrapping_add(c.wrapping_mul(super::trunc::ab_share(p0, alpha, beta, tbit, uv[e])));
+        let v = l[e].wrapping_add(c.wrapping_mul(wrap.ab()));
         for j in 0..m {
             let idx = e * m + j;
             let dbit = (d[idx / 64] >> (idx % 64)) & 1;
             // This party's share of r ab (r's arithmetic share is `ra`).
-            let rab = (both_bits & mat.ra[idx])
-                .wrapping_add(sab.wrapping_mul(ru[idx]))
-                .wrapping_add(sba.wrapping_mul(rv[idx]))
-                .wrapping_add(both.wrapping_mul(ruv[idx]));
+            let rab = wrap.times(mat.ra[idx], ru[idx], rv[idx], ruv[idx]);
             let rvv = mat.ra[idx]
                 .wrapping_mul(opened[e])
                 .wrapping_add(mat.rb[1][idx])

@@ -192,26 +192,12 @@ pub fn run_pending<T: Transport, D: Dealer, K: MatMul>(
         let p0 = s.party.is_p0();
         let cw = 1u64 << (64 - g);
         for i in 0..rows {
-            let (wi, bi) = (i / 64, i % 64);
-            let alpha = (alpha_w[wi] >> bi) & 1;
-            let beta = (beta_w[wi] >> bi) & 1;
-            let rbit = (rbits[wi] >> bi) & 1;
-            let sa = 1u64.wrapping_sub(alpha << 1);
-            let sb = 1u64.wrapping_sub(beta << 1);
-            let (sab, sba, both) = (
-                sa.wrapping_mul(beta),
-                sb.wrapping_mul(alpha),
-                sa.wrapping_mul(sb),
-            );
-            let ab = trunc::ab_share(p0, alpha, beta, rbit, uv[i]);
-            let both_bits = (alpha & beta).wrapping_neg();
+            let wrap = trunc::Wrap::at(p0, alpha_w, beta_w, rbits, uv[i], i);
+            let ab = wrap.ab();
             for j in 0..cols {
                 let idx = i * cols + j;
                 // This party's share of ab A (see trunc_square's module docs).
-                let aba = (both_bits & a[idx])
-                    .wrapping_add(sab.wrapping_mul(ua[idx]))
-                    .wrapping_add(sba.wrapping_mul(va[idx]))
-                    .wrapping_add(both.wrapping_mul(uva[idx]));
+                let aba = wrap.times(a[idx], ua[idx], va[idx], uva[idx]);
                 let mut z = c[idx]
                     .wrapping_add(e[idx].wrapping_mul(b[i]))
                     .wrapping_add(a[idx].wrapping_mul(f[i]))

@@ -364,10 +364,58 @@ pub fn apply_segments_in<T: Transport, D: Dealer, K: MatMul>(
     Ok(())
 }
 
-/// This party's additive share of the wrap bits' product `ab` (see the module docs) from
-/// the opened bits `alpha`, `beta`, its own random bit `rbit` (`u` at P0, `v'` at P1) and
-/// its share `sh` of `u v'`. Also used by [`super::trunc_square`].
-#[inline(always)]
+/// The opened wrap bits of one element of a truncation that rode in another protocol's
+/// opening (`trunc_square`, `rowmul::run_pending`, `bitmul::again_pending`): this party's
+/// share of `ab` and, for any mask `M` with D's shares of `u M`, `v' M`, `u v' M`, of `ab M`
+/// (`ab M = alpha beta M + beta (1 - 2 alpha) u M + alpha (1 - 2 beta) v' M
+/// + (1 - 2 alpha)(1 - 2 beta) u v' M`).
+#[derive(Clone, Copy)]
+pub(crate) struct Wrap {
+    ab: u64,
+    both_bits: u64,
+    coef_u: u64,
+    coef_v: u64,
+    coef_uv: u64,
+}
+
+impl Wrap {
+    /// Element `i` of the packed opened bits `alpha_w` (P0's), `beta_w` (P1's), with this
+    /// party's own mask bits `rbits` and its share `uv` of `u v'`.
+    pub(crate) fn at(
+        p0: bool,
+        alpha_w: &[u64],
+        beta_w: &[u64],
+        rbits: &[u64],
+        uv: u64,
+        i: usize,
+    ) -> Self {
+        let bit = |w: &[u64]| (w[i / 64] >> (i % 64)) & 1;
+        let (alpha, beta) = (bit(alpha_w), bit(beta_w));
+        let sa = 1u64.wrapping_sub(alpha << 1);
+        let sb = 1u64.wrapping_sub(beta << 1);
+        Wrap {
+            ab: ab_share(p0, alpha, beta, bit(rbits), uv),
+            both_bits: (alpha & beta).wrapping_neg(),
+            coef_u: sa.wrapping_mul(beta),
+            coef_v: sb.wrapping_mul(alpha),
+            coef_uv: sa.wrapping_mul(sb),
+        }
+    }
+
+    /// This party's share of `ab`.
+    pub(crate) fn ab(&self) -> u64 {
+        self.ab
+    }
+
+    /// This party's share of `ab M` from its shares of `M`, `u M`, `v' M`, `u v' M`.
+    pub(crate) fn times(&self, m: u64, um: u64, vm: u64, uvm: u64) -> u64 {
+        (self.both_bits & m)
+            .wrapping_add(self.coef_u.wrapping_mul(um))
+            .wrapping_add(self.coef_v.wrapping_mul(vm))
+            .wrapping_add(self.coef_uv.wrapping_mul(uvm))
+    }
+}
+
 /// The local half of a faithful truncation by `g` bits in the full ring, for protocols that
 /// open its result in their own round: this party's `L_i = (z_i >> g) - c msb(z_i) - bias`
 /// (`z = v + 2^62 + 2^g` with the bias added by P0, `c = 2^(64 - g)`) into `l`, and its
@@ -387,6 +435,10 @@ pub(crate) fn pending(party: PartyId, v: &[u64], g: u32, l: &mut [u64], bits: &m
     }
 }
 
+/// This party's additive share of the wrap bits' product `ab` (see the module docs) from
+/// the opened bits `alpha`, `beta`, its own random bit `rbit` (`u` at P0, `v'` at P1) and
+/// its share `sh` of `u v'`. Also used by [`super::trunc_square`].
+#[inline(always)]
 pub(crate) fn ab_share(p0: bool, alpha: u64, beta: u64, rbit: u64, sh: u64) -> u64 {
     // (1 - 2a)(1 - 2b) sh is sh or -sh; b (1 - 2a) r and a (1 - 2b) r are (1 - 2a) or
     // (1 - 2b) when the bits multiplying them are set: selects, no multiplies.

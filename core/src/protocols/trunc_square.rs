@@ -193,19 +193,10 @@ pub fn trunc_square_to<T: Transport, D: Dealer, K: MatMul>(
     let out = AShare::raw_slice_mut(sq);
     let c2 = c.wrapping_mul(c);
     for i in 0..n {
-        let (wi, bi) = (i / 64, i % 64);
-        let alpha = (alpha_w[wi] >> bi) & 1;
-        let beta = (beta_w[wi] >> bi) & 1;
-        let rbit = (r[wi] >> bi) & 1;
-        let sa = 1u64.wrapping_sub(alpha << 1);
-        let sb = 1u64.wrapping_sub(beta << 1);
-        let both = sa.wrapping_mul(sb);
         // This party's shares of ab and of ab A (see the module docs).
-        let ab = trunc::ab_share(p0, alpha, beta, rbit, uv[i]);
-        let aba = ((alpha & beta).wrapping_neg() & a[i])
-            .wrapping_add(sa.wrapping_mul(beta).wrapping_mul(ua[i]))
-            .wrapping_add(sb.wrapping_mul(alpha).wrapping_mul(va[i]))
-            .wrapping_add(both.wrapping_mul(uva[i]));
+        let wrap = trunc::Wrap::at(p0, alpha_w, beta_w, r, uv[i], i);
+        let ab = wrap.ab();
+        let aba = wrap.times(a[i], ua[i], va[i], uva[i]);
         let e = mine[i].wrapping_add(theirs[i]);
         x[i] = x[i].wrapping_add(c.wrapping_mul(ab));
         let mut z = a2[i]
