@@ -303,14 +303,14 @@ pub fn divide_cost(rows: usize, cols: usize, spec: &Spec) -> super::Cost {
 /// 2. The minimax quadratic `x = d0 + d1 u + d2 u^2` in `u = Y - 1` ([`D`](fine::D),
 ///    `scripts/fit_rsqrt.py --reciprocal`) has relative error at most 2.64e-5; the square
 ///    `u^2` (in the round of the normalization's truncation, [`norm::Quadratic`]) times
-///    `D2` plus the addend `d0 2^S + D1 u`, both at `S = 2W + G` = 60 bits (`G` = 12), and
-///    one truncation give `x` at [`X_FRAC`] bits.
+///    `D2` plus the addend `d0 2^S + D1 u`, both at `S = 2W + G` = 60 bits (`G` = 12), give
+///    `x` at [`X_FRAC`] bits once truncated, which the rescale's opening does.
 /// 3. Rescale by `F_j` (as applied): relative error at most 2.8e-5 (the method's and the
 ///    coefficients' rounding) plus the output's last bit.
 ///
 /// Saturation as for octaves (`u = -1` gives `x = d0 - d1 + d2`, 3.02, below the
-/// truncation's `2^62` at `S` bits). Rounds: `compare::rounds(k) + 1 + 2 + 2` (8 for
-/// `k <= 64`).
+/// truncation's `2^62` at `S` bits). Rounds: `compare::rounds(k) + 1 + 1 + 1 + 1` (7 for
+/// `k <= 64`; 6 in [`divide_by_row_sums`], whose row product takes the last truncation).
 pub mod fine {
     use super::*;
 

@@ -24,11 +24,12 @@
 //! without wrapping over every non-negative ring value): relative error <= 2^-10 (the
 //! method's is 5.5e-5; the rest is the output's last bit) where the result is >= 2^-6,
 //! absolute <= 2^-14 below.
-//! Rounds: `compare::rounds(k) + 1 + 2 + 2` (the normalization's comparisons and bit
-//! products; its truncation with the square of `u`, then the quadratic's truncation; the
-//! rescale: 8 at `k <= 64`); bits per element per party: `J` comparisons on `k` bits (P1's
-//! leaf bits once for all `J`), `J + 64` for the bit products, `64 + 1` for the
-//! truncation and square, 1 for the quadratic's truncation, `64 + 1` for the rescale. (Two Goldschmidt steps from half octaves took two
+//! Rounds: `compare::rounds(k) + 1 + 1 + 1 + 1` (the normalization's comparisons and bit
+//! products; its truncation with the square of `u`; the rescale's bit products with the
+//! quadratic's truncation; the rescale's truncation, which [`super::layernorm`] leaves to
+//! its row product: 7 at `k <= 64`); bits per element per party: `J` comparisons on `k` bits
+//! (P1's leaf bits once for all `J`), `J + 64` for the bit products, `64 + 1` for the
+//! truncation and square, `64 + 1` for the rescale, 1 for its truncation. (Two Goldschmidt steps from half octaves took two
 //! product levels, 4 rounds and `3 (128 + 1)` bits, for an error of 1.1e-4.)
 
 use crate::arena::Arena;
