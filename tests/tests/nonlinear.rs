@@ -527,17 +527,29 @@ fn gelu_meets_the_error_bounds() {
         lim - 1.0,
         -lim + 1.0,
     ]);
-    let g = dec(&enc(&x));
-    // Inputs at f bits, the same inputs at 2f bits (an untruncated product's scale), and
-    // at 2f bits known only modulo 2^56 (a product in the 7-byte ring: each share carries
-    // garbage above bit 56, which the protocol must ignore).
-    let ring = Width::bytes(7);
-    let modes = [None, Some(Width::FULL), Some(ring)];
+    let all = dec(&enc(&x));
+    // Inputs at f bits, the same inputs at 2f bits (an untruncated product's scale, opened
+    // rounded to f bits), and at 2f bits known only modulo 2^56 or 2^48 (a product in the
+    // 7- or 6-byte ring: each share carries garbage above the ring, which the protocol must
+    // ignore; the 6-byte ring holds inputs below 2^13 and compares on 20 bits).
+    let modes = [
+        None,
+        Some(Width::FULL),
+        Some(Width::bytes(7)),
+        Some(Width::bytes(6)),
+    ];
     for (net, wide) in NETS.into_iter().flat_map(|n| modes.map(|m| (n, m))) {
+        let k = wide.map_or(gelu::DEFAULT_BITS, |w| gelu::bits_in(w, 16));
+        let limit = match wide {
+            Some(w) if w.bits() < 56 => 2f64.powi(w.bits() as i32 - 35),
+            _ => f64::INFINITY,
+        };
+        let g: Vec<f64> = all.iter().copied().filter(|v| v.abs() < limit).collect();
+        let x = &g;
         let (r, _) = run(net, |s| {
-            let mut xs = share(s, PartyId::P0, &x)?;
+            let mut xs = share(s, PartyId::P0, x)?;
             let mut out = vec![AShare::default(); x.len()];
-            let mut scratch = vec![0u64; gelu::scratch_words(x.len(), gelu::DEFAULT_BITS)];
+            let mut scratch = vec![0u64; gelu::scratch_words(x.len(), k)];
             let junk = if s.party().is_p0() { 0x9e37 } else { 0x7f4a };
             let before = s.peer_stats();
             if let Some(w) = wide {
@@ -547,12 +559,15 @@ fn gelu_meets_the_error_bounds() {
                         *v = v.wrapping_add(((i as u64 + 1) * junk) << w.bits());
                     }
                 }
-                gelu::gelu_wide_in(s, &xs, gelu::DEFAULT_BITS, w, &mut out, &mut scratch)?;
+                gelu::gelu_wide_in(s, &xs, k, w, &mut out, &mut scratch)?;
             } else {
-                gelu::gelu(s, &xs, gelu::DEFAULT_BITS, &mut out, &mut scratch)?;
+                gelu::gelu(s, &xs, k, &mut out, &mut scratch)?;
             }
             let st = s.peer_stats().since(&before);
-            let want = gelu::cost_in(x.len(), gelu::DEFAULT_BITS, 16, wide.unwrap_or(Width::FULL));
+            let want = match wide {
+                Some(w) => gelu::cost_in(x.len(), k, 16, w),
+                None => gelu::cost(x.len(), k, 16),
+            };
             assert_eq!(
                 (st.rounds, st.payload_sent),
                 (want.rounds, want.bytes(s.party()))

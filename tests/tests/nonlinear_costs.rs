@@ -211,6 +211,19 @@ fn measured_costs_equal_the_documented_formulas() {
     // E's mask with their first-level products), 2 for the bits, 1 truncation.
     assert_eq!(gelu::cost(64, 28, F).sent.map(|b| b * 8 / 64), [93, 93]);
     assert_eq!(gelu::cost(64, 22, F).sent.map(|b| b * 8 / 64), [89, 89]);
+    // In a BERT layer: the input at 2f bits in the 6-byte ring, opened rounded to f bits
+    // (4 bytes), comparisons on 20 bits: 51 bits per element, the same 5 rounds.
+    let ring = Width::bytes(6);
+    assert_eq!(gelu::bits_in(ring, F), 20);
+    let layer_gelu = gelu::cost_in(64, gelu::bits_in(ring, F), F, ring);
+    assert_eq!(
+        (layer_gelu.rounds, layer_gelu.sent.map(|b| b * 8 / 64)),
+        (5, [51, 51])
+    );
+    // The exact softmax's comparisons in a BERT layer (scores below 2^14, the padding's
+    // offset of 512): 23 bits, the same 36 rounds at 128 keys.
+    assert_eq!(softmax_exact::bits_for_spread(32768.0 + 512.0, F), 23);
+    assert_eq!(softmax_exact::cost(12 * 128, 128, 23).rounds, 36);
     assert_eq!(layernorm::cost(128, 768, F).rounds, 11);
     assert_eq!(softmax_2quad::cost(12 * 128, 128, F).rounds, 10);
     assert_eq!(softmax_exact::cost(12 * 128, 128, 28).rounds, 36);

@@ -4,8 +4,8 @@
 use secformer_core::dealer::Dealer as _;
 use secformer_core::party::PartyId;
 use secformer_core::protocols::{
-    input, linear, lookup, matmul, mul, reveal, rowmul, sqscale, square, trunc, trunc_square,
-    weight, Width,
+    input, linear, lookup, matmul, mul, open_rounded, reveal, rounded_entry_bytes, rowmul, sqscale,
+    square, trunc, trunc_square, weight, Width,
 };
 use secformer_core::share::AShare;
 use secformer_tests::*;
@@ -26,6 +26,63 @@ fn open(s: &mut TestSession, x: &[AShare]) -> secformer_core::Result<Vec<f64>> {
 /// Rounds values to the fixed-point grid (what the parties actually share).
 fn grid(xs: &[f64]) -> Vec<f64> {
     dec(&enc(xs))
+}
+
+/// A rounded opening (`open_rounded`): both parties get the same value, within `2^d` of
+/// the shared one modulo the ring (the two shares' roundings), the ring's ends included;
+/// one round and `rounded_entry_bytes` per entry from each party.
+#[test]
+fn a_rounded_opening_is_within_its_precision() {
+    let mut vals: Vec<u64> = vec![0, 1, u64::MAX, 1 << 47, (1 << 47) - 1, 1 << 63];
+    let mut st = 0x9e37_79b9_7f4a_7c15u64;
+    while vals.len() < 333 {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        vals.push(st);
+    }
+    for (ring, d) in [
+        (Width::FULL, 0),
+        (Width::FULL, 16),
+        (Width::bytes(6), 16),
+        (Width::bytes(7), 20),
+    ] {
+        for net in NETS {
+            let (p0, p1) = run(net, |s| {
+                let mut xs = vec![AShare::default(); vals.len()];
+                let own = (s.party() == PartyId::P0).then_some(&vals[..]);
+                input::share_input(s, PartyId::P0, own, &mut xs)?;
+                let mut mine = AShare::raw_slice(&xs).to_vec();
+                let mut theirs = vec![0u64; vals.len()];
+                let before = s.peer_stats();
+                open_rounded(s.peer_mut(), &mut mine, &mut theirs, ring, d)?;
+                let st = s.peer_stats().since(&before);
+                let bytes = rounded_entry_bytes(ring, d) as u64 * vals.len() as u64;
+                assert_eq!((st.rounds, st.payload_sent), (1, bytes));
+                Ok(mine)
+            })
+            .unwrap();
+            let m = ring.bits();
+            let low = if m == 64 { u64::MAX } else { (1u64 << m) - 1 };
+            for (i, v) in vals.iter().enumerate() {
+                assert_eq!(
+                    p0[i] & low,
+                    p1[i] & low,
+                    "both parties hold the same opening"
+                );
+                // The difference as a signed number modulo 2^m.
+                let diff = (p0[i].wrapping_sub(*v) & low) << (64 - m);
+                let diff = (diff as i64) >> (64 - m);
+                assert!(
+                    diff.unsigned_abs() <= 1 << d,
+                    "ring {m}, d {d}: {v:#x} off by {diff}"
+                );
+                if d == 0 {
+                    assert_eq!(diff, 0);
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -247,8 +304,8 @@ fn square_scale_is_exact_with_one_opening() {
 /// factor `v / 2^g` (faithful: within one unit) times each row, truncated by `shift`,
 /// against the same product on the opened truncated factor, within one LSB of the output
 /// plus the factor's unit times the row's value; at the factor's range ends (`|v|` near
-/// `2^62`), for shifts below and above 32; one round plus the output's truncation, with
-/// `rowmul::cost_pending`'s bytes.
+/// `2^62`), for shifts below and above 32, in the full ring and in 7 bytes; one round plus
+/// the output's truncation, with `rowmul::cost_pending`'s bytes.
 #[test]
 fn row_product_truncates_its_factor_in_its_round() {
     let (rows, cols) = (67, 9);
@@ -270,7 +327,17 @@ fn row_product_truncates_its_factor_in_its_round() {
             v.push((st % (1u64 << (g + 21))) as i64 - (1i64 << (g + 20)));
         }
         let vals: Vec<u64> = v.iter().map(|x| *x as u64).collect();
-        for net in NETS {
+        // In the 7-byte ring the products must stay below 2^54 units: the range-end
+        // factors of g = 8 (2^54 units) are out of it.
+        let rings = if g < 20 {
+            vec![Width::FULL]
+        } else {
+            vec![Width::FULL, Width::bytes(7)]
+        };
+        for (net, ring) in NETS
+            .into_iter()
+            .flat_map(|n| rings.iter().map(move |w| (n, *w)))
+        {
             let (r, _) = run(net, |s| {
                 let xs = share(s, PartyId::P1, &x)?;
                 let mut vs = vec![AShare::default(); rows];
@@ -279,9 +346,9 @@ fn row_product_truncates_its_factor_in_its_round() {
                 let mut out = vec![AShare::default(); rows * cols];
                 let mut scratch = vec![0u64; rowmul::pending_scratch_words(rows, cols)];
                 let before = s.peer_stats();
-                rowmul::run_pending(s, rows, cols, &xs, &vs, g, 16, &mut out, &mut scratch)?;
+                rowmul::run_pending(s, rows, cols, &xs, &vs, g, 16, ring, &mut out, &mut scratch)?;
                 let st = s.peer_stats().since(&before);
-                let c = rowmul::cost_pending(rows, cols);
+                let c = rowmul::cost_pending(rows, cols, ring);
                 assert_eq!((st.rounds, st.payload_sent), (c.rounds, c.bytes(s.party())));
                 let mut o = vec![0u64; rows * cols];
                 reveal::reveal(s, &out, &mut o)?;

@@ -33,7 +33,7 @@ use crate::prg::words_for_bits;
 use crate::transport::Stats;
 
 /// Version of the dealer and party wire protocol; both ends must agree.
-pub const PROTOCOL_VERSION: u16 = 12;
+pub const PROTOCOL_VERSION: u16 = 13;
 
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 24;

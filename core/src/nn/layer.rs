@@ -84,11 +84,14 @@ pub fn product_ring<T: Transport, D: Dealer, K: MatMul>(s: &Session<T, D, K>) ->
     trunc::usable(s.trunc_mode, Width::holding(2 * s.enc.frac_bits() + 16))
 }
 
-/// The ring of the FFN's first product and of GeLU's opening: inputs up to `2^17` (GeLU's
-/// comparison range at its default width), whose output at `2f + 1` fractional bits needs
-/// `m = 2f + 20` bits (56 at `f = 16`). The full ring under the local truncation.
+/// The ring of the FFN's first product and of GeLU's opening: the product's outputs (GeLU's
+/// inputs) below `2^13` in magnitude, since GeLU's sum at `2f + 1` fractional bits must
+/// stay below `2^(m - 2)` for its truncation from that ring (`m = 2f + 16` bits: 48 at
+/// `f = 16`, the same ring as the other products; a 100 times margin over the activations
+/// of BERT models). GeLU opens its input rounded to `f` bits in it (4 bytes per element)
+/// and compares on [`gelu::bits_in`] bits (20). The full ring under the local truncation.
 pub fn ffn_ring<T: Transport, D: Dealer, K: MatMul>(s: &Session<T, D, K>) -> Width {
-    trunc::usable(s.trunc_mode, Width::holding(2 * s.enc.frac_bits() + 20))
+    trunc::usable(s.trunc_mode, Width::holding(2 * s.enc.frac_bits() + 16))
 }
 
 /// The vector parameters of a layer (biases, LayerNorm) as shares.
@@ -515,9 +518,20 @@ fn add_bias_wide(x: &mut [AShare], bias: &[AShare], extra: u32) {
 /// How far the exact softmax pushes a masked score below the real ones: masked keys get
 /// `x - MASK_OFFSET`, so `exp` clips them to 0 while the real scores' row spread stays
 /// under `MASK_OFFSET - 64` (448); past that, masked keys get weights below `e^-64`... up to
-/// `e^-(MASK_OFFSET - spread)`. The comparisons see spreads up to `spread + MASK_OFFSET`,
-/// inside their 2048 range for real spreads below 1536.
+/// `e^-(MASK_OFFSET - spread)`. The comparisons see spreads up to `spread + MASK_OFFSET`
+/// ([`exact_softmax_bits`]).
 pub const MASK_OFFSET: f64 = 512.0;
+
+/// The exact softmax's comparison bits in a layer: the scores come out of the
+/// [`product_ring`] below `2^(m - 2 - 2f)` in magnitude (`2^14` at 48 bits), so with
+/// [`MASK_OFFSET`] their row spreads stay below `2^(m - 1 - 2f) + MASK_OFFSET` (33280),
+/// which 23-bit comparisons cover at `f = 16` ([`softmax_exact::bits_for_spread`]; the
+/// full ring of the local truncation takes [`softmax_exact::DEFAULT_BITS`]).
+pub fn exact_softmax_bits<T: Transport, D: Dealer, K: MatMul>(s: &Session<T, D, K>) -> u32 {
+    let f = s.enc.frac_bits();
+    let magnitude = product_ring(s).bits().saturating_sub(2 + 2 * f).min(62);
+    softmax_exact::bits_for_spread(libm::exp2(magnitude as f64 + 1.0) + MASK_OFFSET, f)
+}
 
 /// Softmax over the scores (`batch x heads` blocks of `seq x seq`), keys masked as `keys`.
 /// The exact softmax takes truncated scores; 2Quad takes them at `2f` bits modulo `2^m`
@@ -562,7 +576,7 @@ fn masked_softmax<T: Transport, D: Dealer, K: MatMul>(
             t,
             scores,
             mask,
-            softmax_exact::DEFAULT_BITS,
+            exact_softmax_bits(s),
             probs,
             ar.rest(),
         ),
@@ -670,7 +684,8 @@ pub fn encoder_layer<T: Transport, D: Dealer, K: MatMul, P: LayerProducts>(
     let g = AShare::from_raw_slice_mut(ar.take(r * i)?);
     probe.mark(Component::Gelu, s.peer_stats());
     let ring = ffn_ring(s);
-    gelu::gelu_wide_in(s, f1, gelu::DEFAULT_BITS, ring, g, ar.sub().rest())?;
+    let k = gelu::bits_in(ring, s.enc.frac_bits());
+    gelu::gelu_wide_in(s, f1, k, ring, g, ar.sub().rest())?;
     probe.mark(Component::Linear, s.peer_stats());
     let f2 = merged; // reuse: rows x H
     products.apply(Product::FfnOut, s, g, f2, ar.sub().rest())?;

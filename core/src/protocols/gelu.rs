@@ -32,6 +32,13 @@
 //! coefficients: no value is opened a second time. The sum is at `2f` fractional bits and
 //! is truncated once.
 //!
+//! An input at `2f` fractional bits (an untruncated product, [`gelu_wide`]) carries `f`
+//! bits below the output's precision, so `E` is opened rounded to `2^-f`
+//! ([`super::open_rounded`]: each party rounds its share and sends the bits above):
+//! everything above reads `x' = E' + B`, within `2^-f` of `x`, while the products' local
+//! terms keep `x` itself, so the output moves by at most about `3 x 2^-f` (4.6e-5 at
+//! `f = 16`, below the fit's error).
+//!
 //! The segment comparisons are coarse ([`SHIFT`] = 12 bits, the carry of the low bits
 //! dropped): the thresholds are exact to `2^(12-f)` = 1/16 (within `[-T, -T + 1/16)` and
 //! `[T, T + 1/16)` either piece is used: 0 or `x` is within 1.6e-4 of GeLU there, the
@@ -44,7 +51,8 @@
 //!
 //! Cost per element, `k`-bit comparisons: rounds `1 (E) + (rounds(k) - 1) (the carry
 //! trees above their first level) + 1 (bits) + 1 (truncation)` = 5 at k = 22; bits sent
-//! by each party `64 + 2 upper(k) + 2 + 1` = 89 at k = 22 (81 with `E` in 7 bytes,
+//! by each party `64 + 2 upper(k) + 2 + 1` = 89 at k = 22 (51 for an input at `2f` bits
+//! in the 6-byte ring of a BERT layer: `E` rounded to 4 bytes and `k = 20`,
 //! [`gelu_wide_in`]; 157 with the first tree level opened online, 199 and 178 with
 //! comparisons on the additive shares, whose leaves cost a round and `k - 1` bits per
 //! threshold; 355 with 28-bit comparisons on a binary carry tree, a separate sine opening
@@ -262,9 +270,11 @@ pub fn gelu_wide<T: Transport, D: Dealer, K: MatMul>(
 }
 
 /// [`gelu_wide`] for an input known modulo `2^m` (`m` = `ring`'s bits, an untruncated
-/// product computed in that ring): `E` is opened in `m / 8` bytes per element and
-/// the output is truncated from that ring. Valid for `|x| < 2^(m - 3 - 2f)` (and the
-/// comparisons' range): `2^21` at 56 bits and `f = 16`, above the comparisons' `2^17`.
+/// product computed in that ring): `E` is opened rounded to `2^-f` in `(m - f) / 8` bytes
+/// per element (4 at 48 bits and `f = 16`) and the output is truncated from that ring.
+/// The ring must hold the comparisons' `SHIFT + f + k` bits ([`bits_in`]). Valid for
+/// `|x| < 2^(m - 3 - 2f)` (and the comparisons' range): `2^13` at 48 bits and `f = 16`
+/// (comparisons on 20 bits cover `2^15`), `2^21` at 56.
 pub fn gelu_wide_in<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     x: &[AShare],
@@ -306,13 +316,13 @@ fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
     let xs = AShare::raw_slice(x);
     let mat = take_material(&mut s.dealer, item(n, k, f, xf), n, k, &mut ar)?;
 
-    // 1. E = x - B, opened once: its low p bits are the series' opening.
+    // 1. E = x - B, opened once (to the output's precision 2^-f: an input at 2f bits
+    //    drops its low f bits): its low p bits are the series' opening.
     let e = ar.take(n)?;
     {
         let theirs = ar.take(n)?;
         crate::ring::sub_into(e, xs, mat.b);
-        s.peer.exchange_narrow(e, theirs, ring.entry_bytes())?;
-        crate::ring::add_assign(e, theirs);
+        super::open_rounded(&mut s.peer, e, theirs, ring, xf - f)?;
     }
 
     // 2. The series S (the even part of M) and r_1 S, at 2f bits.
@@ -407,14 +417,26 @@ fn gelu_at<T: Transport, D: Dealer, K: MatMul>(
 
 /// Cost of GeLU on `n` elements with `k`-bit comparisons (at `f` fractional bits).
 pub fn cost(n: usize, k: u32, f: u32) -> super::Cost {
-    cost_in(n, k, f, Width::FULL)
+    let _ = f;
+    cost_opening(n, k, 8)
 }
 
-/// Cost of [`gelu_wide_in`]: `E` in `m / 8` bytes per element.
+/// Cost of [`gelu_wide_in`]: `E` rounded to `2^-f` in `(m - f) / 8` bytes per element.
 pub fn cost_in(n: usize, k: u32, f: u32, ring: Width) -> super::Cost {
-    let _ = f;
-    super::Cost::new(1, ring.entry_bytes() as u64 * n as u64)
+    cost_opening(n, k, super::rounded_entry_bytes(ring, f))
+}
+
+/// Cost with `E` opened in `bytes` bytes per element.
+fn cost_opening(n: usize, k: u32, bytes: u8) -> super::Cost {
+    super::Cost::new(1, bytes as u64 * n as u64)
         + compare::public_cost(n, 2, k)
         + super::Cost::new(1, 8 * words_for_bits(2 * n) as u64)
         + trunc::cost(n)
+}
+
+/// The comparison bits GeLU uses on an input at `2f` bits read modulo `2^m` (`m` =
+/// `ring`'s bits): [`DEFAULT_BITS`], or fewer where the ring does not hold the
+/// comparisons' `shift + k` bits (20 at 48 bits and `f = 16`).
+pub fn bits_in(ring: Width, f: u32) -> u32 {
+    DEFAULT_BITS.min(ring.bits().saturating_sub(SHIFT + f))
 }

@@ -27,8 +27,9 @@
 //! large) uses `1/sqrt(2^(31-L))`.
 //!
 //! Rounds: `1 + 1 + 1 + 6 + 1 + 2 = 12` (SecFormer: 24) for `H < 2^24`. Bits per element
-//! per party: 64 for the products (plus 64 per column), 1 for the truncation, `64 + 1` for
-//! the row-broadcast product (130 in all; 322 with two Beaver products); per row, the
+//! per party: 64 for the products (plus 64 per column), 1 for the truncation, `56 + 1` for
+//! the row-broadcast product (its ring: `f + 24 + 16` bits, [`SCALE_FRAC`]; 122 in all;
+//! 322 with two Beaver products); per row, the
 //! mean's truncation and the inverse square root on
 //! `4 (31 - L) + 81` thresholds of `57 - L` bits (169 of 48 bits at H = 768), each
 //! decided only to 1/256 of itself (the inverse square root's undershoot bound), so the
@@ -43,10 +44,18 @@ use crate::share::AShare;
 use crate::transport::Transport;
 
 use super::norm::{self, Spec};
-use super::{rowmul, rsqrt, sqscale, trunc};
+use super::{rowmul, rsqrt, sqscale, trunc, Width};
 
-/// Fractional bits of the per-row scale.
-const SCALE_FRAC: u32 = 32;
+/// Fractional bits of the per-row scale: `R = 1 / sd` to a relative `6e-5` at the largest
+/// variance (`1e6`), far finer at the usual ones.
+const SCALE_FRAC: u32 = 24;
+
+/// The ring of the row product `(gamma d) R` at `f + SCALE_FRAC` fractional bits: outputs
+/// below `2^14` (the range of every LayerNorm output) need `m = f + SCALE_FRAC + 16` bits
+/// (56 at `f = 16`, 7 bytes per opened entry instead of 8).
+fn row_ring(f: u32) -> Width {
+    Width::holding(f + SCALE_FRAC + 16)
+}
 /// Fractional bits of `V` (more than `f`: small variances need the precision).
 const V_FRAC: u32 = 24;
 /// Lowest threshold exponent of `V` in quarter octaves (`2^-20`).
@@ -201,6 +210,7 @@ pub fn layernorm<T: Transport, D: Dealer, K: MatMul>(
         AShare::from_raw_slice(big_r),
         g,
         SCALE_FRAC,
+        trunc::usable(s.trunc_mode, row_ring(f)),
         out,
         ar.rest(),
     )?;
@@ -221,5 +231,5 @@ pub fn cost(rows: usize, h: usize, f: u32) -> super::Cost {
         + sqscale::cost(rows, h)
         + trunc::cost(rows + n)
         + rsqrt::cost_scale_raw(rows, &spec(h, f))
-        + rowmul::cost_pending(rows, h)
+        + rowmul::cost_pending(rows, h, row_ring(f))
 }

@@ -75,6 +75,47 @@ impl Width {
     }
 }
 
+/// Opens a masked value modulo `2^m` (`m` = `ring`'s bits) to the precision `2^drop`: each
+/// party rounds its share `E_i` of `E = x - B` to a multiple of `2^drop` and sends only the
+/// `m - drop` bits above (`ceil((m - drop) / 8)` bytes per entry instead of `m / 8`); both
+/// then hold the same public `E' = E - delta`, `|delta| <= 2^drop` (the two roundings), in
+/// `mine` (correct modulo `2^m`; the bits above are not reduced). For a value whose
+/// consumer reads it to a coarser precision than it is held at (an untruncated product at
+/// `2f` bits read to `f`), `x' = E' + B` is `x` to within `2^drop` units.
+///
+/// Each party sends less than in the full opening, and what it sends is a function of
+/// it, so the opening reveals no more. One round.
+pub fn open_rounded<T: crate::transport::Transport>(
+    peer: &mut T,
+    mine: &mut [u64],
+    theirs: &mut [u64],
+    ring: Width,
+    drop: u32,
+) -> crate::Result<()> {
+    if drop + 8 > ring.bits() {
+        return Err(crate::Error::Param(
+            "a rounded opening keeps at least 8 bits of its ring",
+        ));
+    }
+    if drop > 0 {
+        let (half, ring_mask) = (1u64 << (drop - 1), crate::ring::low_mask(ring.bits()));
+        let kept = crate::ring::low_mask(ring.bits() - drop);
+        for v in mine.iter_mut() {
+            *v = ((*v & ring_mask).wrapping_add(half) >> drop) & kept;
+        }
+    }
+    peer.exchange_narrow(mine, theirs, rounded_entry_bytes(ring, drop))?;
+    for (m, t) in mine.iter_mut().zip(theirs.iter()) {
+        *m = m.wrapping_add(*t) << drop;
+    }
+    Ok(())
+}
+
+/// Bytes per entry of [`open_rounded`].
+pub const fn rounded_entry_bytes(ring: Width, drop: u32) -> u8 {
+    ring.bits().saturating_sub(drop).div_ceil(8) as u8
+}
+
 /// Communication of one protocol call: rounds waited and the payload bytes each party
 /// sends. Every protocol documents its cost and exposes it as a `cost` function, which the
 /// tests compare with the transport counters. Most protocols send the same from both

@@ -259,7 +259,18 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
             ar.sub().rest(),
         )?;
         let r = AShare::from_raw_slice(r);
-        return super::rowmul::run_pending(s, rows, cols, q, r, g, shift, out, ar.rest());
+        return super::rowmul::run_pending(
+            s,
+            rows,
+            cols,
+            q,
+            r,
+            g,
+            shift,
+            super::Width::FULL,
+            out,
+            ar.rest(),
+        );
     }
     reciprocal(
         s,
@@ -284,7 +295,7 @@ pub fn divide_by_row_sums<T: Transport, D: Dealer, K: MatMul>(
 /// Cost of [`divide_by_row_sums`].
 pub fn divide_cost(rows: usize, cols: usize, spec: &Spec) -> super::Cost {
     if fine::grid(spec.steps).is_some() {
-        fine::cost_raw(rows, spec) + super::rowmul::cost_pending(rows, cols)
+        fine::cost_raw(rows, spec) + super::rowmul::cost_pending(rows, cols, super::Width::FULL)
     } else {
         cost(rows, spec) + super::rowmul::cost(rows, cols)
     }

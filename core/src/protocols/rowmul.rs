@@ -21,7 +21,7 @@ use crate::session::Session;
 use crate::share::AShare;
 use crate::transport::Transport;
 
-use super::trunc;
+use super::{trunc, Width};
 
 /// Scratch words for `rows x cols`.
 pub fn scratch_words(rows: usize, cols: usize) -> usize {
@@ -113,6 +113,10 @@ pub fn run<T: Transport, D: Dealer, K: MatMul>(
 /// `c ab`, `c = 2^(64 - g)`) with `x - A` and its wrap bit, and then
 /// `x r = (E + A)(F + B) + c ab (E + A)`: `ab E` is local and `ab A` is linear in D's
 /// shares of `u A`, `v' A`, `u v' A` ([`Item::TruncRowTriple`]).
+/// In a ring of `m < 64` bits (`ring`), `E` is opened modulo `2^m` (`m / 8` bytes per
+/// entry; the row values and the wrap bits in full) and the truncation lifts the product,
+/// known modulo `2^m`, to full shares ([`super::trunc::run_in`]): valid while every
+/// `|x_ij r_i| < 2^(m - 2)` ring units before the shift.
 /// Requests its material. Valid input range: `|v| < 2^62 - 2^g` ring units and the
 /// product's as [`rowmul`]. Cost: [`cost_pending`] (one round fewer than truncating `v`
 /// first).
@@ -125,6 +129,7 @@ pub fn run_pending<T: Transport, D: Dealer, K: MatMul>(
     v: &[AShare],
     g: u32,
     shift: u32,
+    ring: Width,
     out: &mut [AShare],
     scratch: &mut [u64],
 ) -> Result<()> {
@@ -142,7 +147,7 @@ pub fn run_pending<T: Transport, D: Dealer, K: MatMul>(
         cols: cols as u32,
         f: g as u8,
     };
-    s.dealer.request(&[it, trunc::item(n, shift)])?;
+    s.dealer.request(&[it, trunc::item_in(n, shift, ring)])?;
     {
         let nw = words_for_bits(rows);
         let mut ar = Arena::new(scratch);
@@ -179,7 +184,8 @@ pub fn run_pending<T: Transport, D: Dealer, K: MatMul>(
                 *w ^= *r;
             }
         }
-        s.peer.exchange_u64(mine, theirs)?;
+        s.peer
+            .exchange_narrow_then_words(mine, theirs, n, ring.entry_bytes())?;
         crate::prg::clear_tail(&mut theirs[n + rows..], rows);
         let (opened, their_bits) = theirs.split_at_mut(n + rows);
         let (mine_open, my_bits) = mine.split_at(n + rows);
@@ -209,7 +215,7 @@ pub fn run_pending<T: Transport, D: Dealer, K: MatMul>(
             }
         }
     }
-    trunc::run_by(s, out, shift, scratch)
+    trunc::run_in(s, out, shift, ring, scratch)
 }
 
 /// Scratch words of [`run_pending`] for `rows x cols`.
@@ -218,10 +224,11 @@ pub fn pending_scratch_words(rows: usize, cols: usize) -> usize {
     (nw + 3 * rows + 4 * n + 2 * (n + rows + nw) + rows).max(trunc::scratch_words(n))
 }
 
-/// Cost of [`run_pending`] on `rows x cols`.
-pub fn cost_pending(rows: usize, cols: usize) -> super::Cost {
-    let words = rows * cols + rows + words_for_bits(rows);
-    super::Cost::new(1, 8 * words as u64) + trunc::cost(rows * cols)
+/// Cost of [`run_pending`] on `rows x cols` in `ring`.
+pub fn cost_pending(rows: usize, cols: usize, ring: Width) -> super::Cost {
+    let n = rows * cols;
+    let bytes = ring.entry_bytes() as u64 * n as u64 + 8 * (rows + words_for_bits(rows)) as u64;
+    super::Cost::new(1, bytes) + trunc::cost(n)
 }
 
 /// Cost of [`rowmul`] on `rows x cols`.

@@ -30,8 +30,9 @@
 //!    bits.
 //!
 //! Valid input range: rows of up to 2^14 keys whose spread (max - min over the unmasked
-//! entries) is below `2^(k-1+10-f)` (2^21 at the default k = 28 and f = 16; 2048 with
-//! exact 28-bit comparisons): max |error| <= 2e-3. Entries more than 32 below the row's
+//! entries) is below `2^(k-1+10-f)` (2^21 at the default k = 28 and f = 16, 2^16 at the
+//! k = 23 of a BERT layer, whose scores are below 2^14 in magnitude; 2048 with exact
+//! 28-bit comparisons, [`bits_for_spread`]): max |error| <= 2e-3. Entries more than 32 below the row's
 //! maximum get probability 0 (their true value is below 1.3e-14, 2.1e-10 for 2^14 of
 //! them, far below the output's last bit). All-masked rows give
 //! zeros. Beyond the spread limit the comparisons see differences modulo `2^(k+10-f)`
@@ -78,6 +79,15 @@ pub fn shift(k: u32) -> u32 {
 /// The largest row spread (real, at `f` fractional bits) with `k`-bit comparisons.
 pub fn spread_limit(k: u32, f: u32) -> f64 {
     compare::coarse_limit(k, shift(k)) as f64 / libm::exp2(f as f64)
+}
+
+/// The fewest comparison bits (at most [`DEFAULT_BITS`]) whose spread limit covers row
+/// spreads up to `spread` (real) at `f` fractional bits: 23 for spreads up to 65535 at
+/// `f = 16`.
+pub fn bits_for_spread(spread: f64, f: u32) -> u32 {
+    (18..DEFAULT_BITS)
+        .find(|&k| spread_limit(k, f) >= spread)
+        .unwrap_or(DEFAULT_BITS)
 }
 
 /// The reciprocal's spec: row sums in `[1, 1.25 cols]` (at 28 fractional bits) inside
