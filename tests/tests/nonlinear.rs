@@ -336,7 +336,8 @@ fn select_b2a_and_bit_products() {
 }
 
 /// The maximum of four from its six comparison bits in one round, exactly one of the
-/// candidates, also among ties (the first maximal one wins), on both transports.
+/// candidates, also among ties (the first maximal one wins), on both transports; in the
+/// full ring and modulo 2^48 (its openings in 6 bytes, the exact softmax's ring).
 #[test]
 fn max_of_four_from_six_comparisons() {
     let groups = 200;
@@ -354,7 +355,8 @@ fn max_of_four_from_six_comparisons() {
             x[c * groups + g] = *v;
         }
     }
-    for net in NETS {
+    let rings = [Width::FULL, Width::bytes(6)];
+    for (net, ring) in NETS.into_iter().flat_map(|n| rings.map(|w| (n, w))) {
         let (r, _) = run(net, |s| {
             let xs = share(s, PartyId::P0, &x)?;
             let raw = AShare::raw_slice(&xs);
@@ -370,14 +372,24 @@ fn max_of_four_from_six_comparisons() {
                 vec![0u64; compare::scratch_words(6 * m, 32).max(max4::scratch_words(m))];
             compare::msb(s, AShare::from_raw_slice(&diff), 32, &mut lt, &mut scratch)?;
             let mut out = vec![0u64; m];
-            max4::max4(s, m, raw, &lt, &mut out, &mut scratch)?;
-            open(s, AShare::from_raw_slice(&out))
+            let before = s.peer_stats();
+            max4::max4(s, m, raw, &lt, ring, &mut out, &mut scratch)?;
+            let st = s.peer_stats().since(&before);
+            let c = max4::cost(m, ring);
+            assert_eq!((st.rounds, st.payload_sent), (c.rounds, c.bytes(s.party())));
+            let mut v = vec![0u64; m];
+            reveal::reveal(s, AShare::from_raw_slice(&out), &mut v)?;
+            // Sign-extended from the ring's top bit.
+            let top = 64 - ring.bits();
+            Ok(v.iter()
+                .map(|w| ((w << top) as i64 >> top) as f64 / 65536.0)
+                .collect::<Vec<_>>())
         })
         .unwrap();
         let g = dec(&enc(&x));
         for i in 0..groups {
             let want = (0..4).map(|c| g[c * groups + i]).fold(f64::MIN, f64::max);
-            assert_eq!(r[i], want, "group {i} on {net:?}");
+            assert_eq!(r[i], want, "group {i} on {net:?}, {} bits", ring.bits());
         }
     }
 }

@@ -115,9 +115,17 @@ fn progs() -> Vec<(&'static str, Vec<f64>, Prog, Cost)> {
                 let bits = vec![0u64; words_for_bits(6 * groups)];
                 let mut o = vec![0u64; groups];
                 let mut sc = vec![0u64; max4::scratch_words(groups)];
-                max4::max4(s, groups, AShare::raw_slice(x), &bits, &mut o, &mut sc)
+                max4::max4(
+                    s,
+                    groups,
+                    AShare::raw_slice(x),
+                    &bits,
+                    Width::FULL,
+                    &mut o,
+                    &mut sc,
+                )
             },
-            max4::cost(n / 4),
+            max4::cost(n / 4, Width::FULL),
         ),
         (
             "fourier",

@@ -21,8 +21,11 @@
 //! once.
 //!
 //! Valid input range: any ring values (the result is one of the candidates exactly).
-//! Cost for `g` groups: 1 round, `8 (ceil(6g / 64) + 3g)` bytes sent per party (198 bits
-//! per group); D sends P1 `42 x 8` bytes per group.
+//! A caller that reads the maximum only modulo `2^m` (the exact softmax, whose
+//! comparisons and exponential read `x - max` in 48 bits) opens the `F_i` modulo `2^m`
+//! (`m / 8` bytes each) and gets the maximum's shares correct modulo `2^m`.
+//! Cost for `g` groups: 1 round, `8 ceil(6g / 64) + 3g m / 8` bytes sent per party (198
+//! bits per group in the full ring, 150 in 6 bytes); D sends P1 `42 x 8` bytes per group.
 
 use crate::arena::Arena;
 use crate::dealer::{Dealer, Item};
@@ -31,6 +34,8 @@ use crate::kernel::MatMul;
 use crate::prg::words_for_bits;
 use crate::session::Session;
 use crate::transport::Transport;
+
+use super::Width;
 
 /// The compared pairs `(x, y)` of candidates `0..4` (`a, b, c, d`): bit `j` is
 /// `[x < y]` for `PAIRS[j]`.
@@ -53,11 +58,12 @@ pub fn item(groups: usize) -> Item {
     }
 }
 
-/// Cost of [`max4`] on `groups` groups.
-pub fn cost(groups: usize) -> super::Cost {
+/// Cost of [`max4`] on `groups` groups in `ring`.
+pub fn cost(groups: usize, ring: Width) -> super::Cost {
     super::Cost::new(
         1,
-        8 * (words_for_bits(PAIRS.len() * groups) + LITERALS.len() * groups) as u64,
+        8 * words_for_bits(PAIRS.len() * groups) as u64
+            + ring.entry_bytes() as u64 * (LITERALS.len() * groups) as u64,
     )
 }
 
@@ -102,12 +108,14 @@ pub fn corrections(
 
 /// `out[g] = max(a, b, c, d)` of group `g`, with the candidates in `cand` as four planes
 /// of `groups` values (`a` first) and XOR shares of their comparison bits in `lt`
-/// (`[x < y]` for `PAIRS[j]` at bit `j groups + g`). Requests its material.
+/// (`[x < y]` for `PAIRS[j]` at bit `j groups + g`), correct modulo `2^m` for `m` =
+/// `ring`'s bits (exactly, in the full ring). Requests its material.
 pub fn max4<T: Transport, D: Dealer, K: MatMul>(
     s: &mut Session<T, D, K>,
     groups: usize,
     cand: &[u64],
     lt: &[u64],
+    ring: Width,
     out: &mut [u64],
     scratch: &mut [u64],
 ) -> Result<()> {
@@ -138,19 +146,22 @@ pub fn max4<T: Transport, D: Dealer, K: MatMul>(
         let x = &cand[(i + 1) * groups..(i + 2) * groups];
         crate::ring::sub_into(&mut v[i * groups..(i + 1) * groups], x, a);
     }
-    let mine = ar.take(bw + LITERALS.len() * groups)?;
-    let theirs = ar.take(bw + LITERALS.len() * groups)?;
+    // [F (3 groups, narrow) | e (bits)] in one message.
+    let nf = LITERALS.len() * groups;
+    let mine = ar.take(nf + bw)?;
+    let theirs = ar.take(nf + bw)?;
+    crate::ring::sub_into(&mut mine[..nf], v, bmask);
     for w in 0..bw {
-        mine[w] = lt[w] ^ r[w];
+        mine[nf + w] = lt[w] ^ r[w];
     }
-    crate::prg::clear_tail(&mut mine[..bw], PAIRS.len() * groups);
-    crate::ring::sub_into(&mut mine[bw..], v, bmask);
-    s.peer.exchange_u64(mine, theirs)?;
+    crate::prg::clear_tail(&mut mine[nf..], PAIRS.len() * groups);
+    s.peer
+        .exchange_narrow_then_words(mine, theirs, nf, ring.entry_bytes())?;
     for w in 0..bw {
-        mine[w] ^= theirs[w];
+        mine[nf + w] ^= theirs[nf + w];
     }
-    crate::ring::add_assign(&mut mine[bw..], &theirs[bw..]);
-    let (e, f) = mine.split_at(bw);
+    crate::ring::add_assign(&mut mine[..nf], &theirs[..nf]);
+    let (f, e) = mine.split_at(nf);
     out.copy_from_slice(a);
     for (i, lits) in LITERALS.iter().enumerate() {
         for g in 0..groups {

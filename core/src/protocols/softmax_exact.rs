@@ -76,6 +76,18 @@ pub fn shift(k: u32) -> u32 {
     SHIFT.min(64u32.saturating_sub(k))
 }
 
+/// The ring the row maxima are computed in: the comparisons read `x - max` in their
+/// `shift + k` low bits and the exponential in [`EXP_RING`], so the max tree opens its
+/// candidates in that ring when the comparisons fit in it (with faithful truncations;
+/// the local truncation's exponential runs in the full ring).
+fn max_ring(mode: trunc::TruncMode, k: u32) -> Width {
+    if shift(k) + k <= EXP_RING.bits() {
+        trunc::usable(mode, EXP_RING)
+    } else {
+        Width::FULL
+    }
+}
+
 /// The largest row spread (real, at `f` fractional bits) with `k`-bit comparisons.
 pub fn spread_limit(k: u32, f: u32) -> f64 {
     compare::coarse_limit(k, shift(k)) as f64 / libm::exp2(f as f64)
@@ -274,7 +286,15 @@ fn max_level<T: Transport, D: Dealer, K: MatMul>(
     }
     let lt = ar.take(words_for_bits(diff.len()))?;
     compare::msb(s, AShare::from_raw_slice(diff), k, lt, ar.sub().rest())?;
-    max4::max4(s, m, cand, lt, &mut cur[..m], ar.rest())
+    max4::max4(
+        s,
+        m,
+        cand,
+        lt,
+        max_ring(s.trunc_mode, k),
+        &mut cur[..m],
+        ar.rest(),
+    )
 }
 
 /// Scratch words of [`max_level`] on `rows x width`.
@@ -373,7 +393,9 @@ pub fn cost(rows: usize, cols: usize, k: u32) -> super::Cost {
     let mut width = cols;
     while width > 1 {
         let m = rows * width.div_ceil(4);
-        c = c + compare::cost(max4::PAIRS.len() * m, k) + max4::cost(m);
+        c = c
+            + compare::cost(max4::PAIRS.len() * m, k)
+            + max4::cost(m, max_ring(trunc::TruncMode::Faithful, k));
         width = width.div_ceil(4);
     }
     // y^2, the fused truncations and squares, the last truncation.
