@@ -19,8 +19,7 @@ BATCHES, BATCH_NETS = (1, 4, 16), ("loopback", "wan")
 # ride in the next opening, the 2Quad softmax's reciprocal on quarter octaves): their rows
 # are marked and keep the previous version's rounds, bytes and times. Empty after a full
 # `scripts/bench_matrix.sh`.
-PREVIOUS = {"base-512-2quad", "large-512-2quad", "large-128-exact", "batch-minilm-2quad-wan-b1",
-            "batch-minilm-2quad-wan-b4", "batch-minilm-2quad-wan-b16", "first-result"}
+PREVIOUS = {"base-512-2quad", "large-512-2quad", "first-result"}
 MARK = " (previous protocols)"
 
 
