@@ -5,6 +5,7 @@ use secformer_core::bits;
 use secformer_core::dealer::Dealer as _;
 use secformer_core::party::PartyId;
 use secformer_core::prg::words_for_bits;
+use secformer_core::protocols::norm::Spec;
 use secformer_core::protocols::{
     bitmul, compare, fourier, gelu, input, layernorm, max4, reciprocal, reveal, rsqrt,
     softmax_2quad, softmax_exact, tanh, Mask, Width,
@@ -705,10 +706,40 @@ fn reciprocal_over_its_range_and_beyond() {
     }
 }
 
+/// The reciprocal of `y` (shared by P1 at 16 fractional bits, moved `up` bits higher to
+/// `spec.in_frac`) at `frac` output bits, with its rounds and bytes asserted equal to
+/// `reciprocal::cost`; the opened outputs as reals.
+fn run_reciprocal(net: Net, y: &[f64], spec: &Spec, up: u32, frac: u32) -> Vec<f64> {
+    let (r, _) = run(net, |s| {
+        let mut ys = share(s, PartyId::P1, y)?;
+        for v in AShare::raw_slice_mut(&mut ys) {
+            *v <<= up;
+        }
+        let mut o = vec![AShare::default(); y.len()];
+        let mut scratch = vec![0u64; reciprocal::scratch_words(y.len(), spec)];
+        let before = s.peer_stats();
+        reciprocal::reciprocal(s, &ys, spec, frac, &mut o, &mut scratch)?;
+        let st = s.peer_stats().since(&before);
+        let want = reciprocal::cost(y.len(), spec);
+        assert_eq!(
+            (st.rounds, st.payload_sent),
+            (want.rounds, want.bytes(s.party()))
+        );
+        let mut out = vec![0u64; o.len()];
+        reveal::reveal(s, &o, &mut out)?;
+        Ok(out
+            .iter()
+            .map(|v| *v as i64 as f64 / 2f64.powi(frac as i32))
+            .collect::<Vec<f64>>())
+    })
+    .unwrap();
+    r
+}
+
 #[test]
 fn reciprocal_on_eighth_octaves_of_a_narrow_range() {
     // The exact softmax's row sums: [1/2, 512) at 28 fractional bits, eighth octaves.
-    let spec = secformer_core::protocols::norm::Spec {
+    let spec = Spec {
         in_frac: 28,
         steps: reciprocal::fine::STEPS,
         lo: -8,
@@ -727,29 +758,8 @@ fn reciprocal_on_eighth_octaves_of_a_narrow_range() {
     y.retain(|v| *v >= 0.5 && *v < 511.0); // 2^9 and above saturate (to 0 here)
     let g = dec(&enc(&y));
     for net in NETS {
-        let (r, _) = run(net, |s| {
-            let mut ys = share(s, PartyId::P1, &y)?;
-            for v in AShare::raw_slice_mut(&mut ys) {
-                *v <<= 12; // 16 -> 28 fractional bits, exactly
-            }
-            let mut o = vec![AShare::default(); y.len()];
-            let mut scratch = vec![0u64; reciprocal::scratch_words(y.len(), &spec)];
-            let before = s.peer_stats();
-            reciprocal::reciprocal(s, &ys, &spec, 28, &mut o, &mut scratch)?;
-            let st = s.peer_stats().since(&before);
-            let want = reciprocal::cost(y.len(), &spec);
-            assert_eq!(
-                (st.rounds, st.payload_sent),
-                (want.rounds, want.bytes(s.party()))
-            );
-            let mut out = vec![0u64; o.len()];
-            reveal::reveal(s, &o, &mut out)?;
-            Ok(out
-                .iter()
-                .map(|v| *v as i64 as f64 / 2f64.powi(28))
-                .collect::<Vec<f64>>())
-        })
-        .unwrap();
+        // 16 -> 28 fractional bits, exactly.
+        let r = run_reciprocal(net, &y, &spec, 12, 28);
         for (v, got) in g.iter().zip(&r) {
             let want = 1.0 / v;
             let rel = (got - want).abs() / want;
@@ -780,26 +790,7 @@ fn reciprocal_on_quarter_octaves_of_the_softmax_range() {
     y.extend(outside);
     let g = dec(&enc(&y));
     for net in NETS {
-        let (r, _) = run(net, |s| {
-            let ys = share(s, PartyId::P1, &y)?;
-            let mut o = vec![AShare::default(); y.len()];
-            let mut scratch = vec![0u64; reciprocal::scratch_words(y.len(), &spec)];
-            let before = s.peer_stats();
-            reciprocal::reciprocal(s, &ys, &spec, 40, &mut o, &mut scratch)?;
-            let st = s.peer_stats().since(&before);
-            let want = reciprocal::cost(y.len(), &spec);
-            assert_eq!(
-                (st.rounds, st.payload_sent),
-                (want.rounds, want.bytes(s.party()))
-            );
-            let mut out = vec![0u64; o.len()];
-            reveal::reveal(s, &o, &mut out)?;
-            Ok(out
-                .iter()
-                .map(|v| *v as i64 as f64 / 2f64.powi(40))
-                .collect::<Vec<f64>>())
-        })
-        .unwrap();
+        let r = run_reciprocal(net, &y, &spec, 0, 40);
         let n_in = y.len() - outside.len();
         for (v, got) in g[..n_in].iter().zip(&r[..n_in]) {
             let want = 1.0 / v;
